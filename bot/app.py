@@ -1,0 +1,85 @@
+"""The composition root: build the Application from settings, with its database and jobs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.request import BaseRequest
+
+import handlers
+from bot import db
+from bot.config import Settings
+from handlers.base import Deps
+from handlers.i18n import LOCALES
+from handlers.onboarding import bot_commands
+from models.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    clock: Clock | None = None,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    rate_limit: bool = True,
+) -> Application:  # type: ignore[type-arg]
+    """The bot, wired: handlers, one session per update, the expiry job, start-up work."""
+    tg = settings.telegram
+    builder = (
+        ApplicationBuilder()
+        .token(tg.token)
+        .base_url(f"{tg.base_url}/bot")
+        .base_file_url(f"{tg.base_url}/file/bot")
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if request is not None:
+        builder = builder.request(request)
+    if get_updates_request is not None:
+        builder = builder.get_updates_request(get_updates_request)
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    application = builder.build()
+    if engine is None:
+        engine = db.create_engine(settings.database.url, echo=settings.database.echo)
+        application.bot_data["engine"] = engine  # ours to dispose at shutdown
+    deps = Deps(
+        sessions=db.sessionmaker(engine),
+        policy=settings.policy(),
+        clock=clock or SystemClock(),
+        default_locale=settings.i18n.default_locale,
+    )
+    application.bot_data["deps"] = deps
+    application.add_handlers(handlers.all_handlers())
+    application.add_error_handler(_on_error)
+    return application
+
+
+async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+    """Register the command menu in both languages."""
+    for locale in LOCALES:
+        language_code = "zh" if locale == "zh-Hans" else None
+        try:
+            await application.bot.set_my_commands(bot_commands(locale), language_code=language_code)
+        except TelegramError as exc:
+            log.warning("could not register the command menu (%s): %s", locale, exc)
+
+
+async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    engine = application.bot_data.get("engine")
+    if isinstance(engine, AsyncEngine):
+        await engine.dispose()
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log unexpected errors with the update id only (no personal data)."""
+    update_id: Any = update.update_id if isinstance(update, Update) else None
+    log.error("error while handling update %s", update_id, exc_info=context.error)

@@ -1,0 +1,216 @@
+"""Configuration: ``config.toml`` (or defaults) with secrets overridable from the environment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.policy import DEFAULT_MODULES, DEFAULT_PRESETS, Module, Policy, Preset
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+TELEGRAM_API = "https://api.telegram.org"
+
+
+class ConfigError(Exception):
+    """A configuration problem, explained in one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WebhookSettings(_Section):
+    listen: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=1, le=65535)
+    url: str = ""
+    path: str = "telegram"
+    secret_token: str = ""
+
+    @field_validator("secret_token")
+    @classmethod
+    def _secret_chars(cls, value: str) -> str:
+        if value and (len(value) > 256 or not all(c.isalnum() or c in "_-" for c in value)):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+
+class TelegramSettings(_Section):
+    token: str = ""
+    base_url: str = TELEGRAM_API
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout: int = Field(default=30, ge=0, le=50)
+    webhook: WebhookSettings = WebhookSettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///data/subaccount-bot.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite://"):
+            value = "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return value
+
+
+class I18nSettings(_Section):
+    default_locale: Literal["en", "zh-Hans"] = "en"
+
+
+class PhoneSettings(_Section):
+    default_region: str = "CN"
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region code such as CN, US or GB")
+        return value.upper()
+
+
+class VerificationSettings(_Section):
+    code_ttl_seconds: int = Field(default=300, ge=1, le=3600)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    resend_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    codes_per_phone_per_hour: int = Field(default=5, ge=1, le=100)
+
+
+class ShopSettings(_Section):
+    max_sub_accounts: int = Field(default=50, ge=1, le=10_000)
+
+
+class ModuleSettings(_Section):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,23}$")
+    en: str = Field(min_length=1, max_length=30)
+    zh_Hans: str = Field(alias="zh-Hans", min_length=1, max_length=30)
+
+
+class PresetSettings(ModuleSettings):
+    modules: list[str] = Field(min_length=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _default_modules() -> list[ModuleSettings]:
+    return [
+        ModuleSettings.model_validate({"key": m.key, "en": m.names["en"], "zh-Hans": m.names["zh-Hans"]})
+        for m in DEFAULT_MODULES
+    ]
+
+
+def _default_presets() -> list[PresetSettings]:
+    return [
+        PresetSettings.model_validate(
+            {"key": p.key, "en": p.names["en"], "zh-Hans": p.names["zh-Hans"], "modules": list(p.modules)}
+        )
+        for p in DEFAULT_PRESETS
+    ]
+
+
+class Settings(_Section):
+    telegram: TelegramSettings = TelegramSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    i18n: I18nSettings = I18nSettings()
+    phone: PhoneSettings = PhoneSettings()
+    verification: VerificationSettings = VerificationSettings()
+    shop: ShopSettings = ShopSettings()
+    logging: LoggingSettings = LoggingSettings()
+    modules: list[ModuleSettings] = Field(default_factory=_default_modules, min_length=1)
+    presets: list[PresetSettings] = Field(default_factory=_default_presets)
+
+    @model_validator(mode="after")
+    def _presets_know_modules(self) -> Settings:
+        keys = [m.key for m in self.modules]
+        if len(set(keys)) != len(keys):
+            raise ValueError("module keys must be unique")
+        for preset in self.presets:
+            unknown = [m for m in preset.modules if m not in keys]
+            if unknown:
+                raise ValueError(
+                    f"preset {preset.key!r} names unknown module {unknown[0]!r}"
+                    f" (known: {', '.join(keys)})"
+                )
+        return self
+
+    def policy(self) -> Policy:
+        """The domain rules these settings describe."""
+        return Policy(
+            code_ttl_seconds=self.verification.code_ttl_seconds,
+            max_attempts=self.verification.max_attempts,
+            resend_cooldown_seconds=self.verification.resend_cooldown_seconds,
+            codes_per_phone_per_hour=self.verification.codes_per_phone_per_hour,
+            default_region=self.phone.default_region,
+            max_sub_accounts=self.shop.max_sub_accounts,
+            modules=tuple(Module(m.key, {"en": m.en, "zh-Hans": m.zh_Hans}) for m in self.modules),
+            presets=tuple(
+                Preset(p.key, {"en": p.en, "zh-Hans": p.zh_Hans}, tuple(p.modules))
+                for p in self.presets
+            ),
+        )
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{where}'"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{source}: {where}: {message}"
+
+
+def load_settings(
+    path: Path | None = None, *, environ: dict[str, str] | None = None, required: bool = False
+) -> Settings:
+    """Read ``path`` (default ``./config.toml``; defaults when absent), then the environment.
+
+    ``BOT_TOKEN``, ``DATABASE_URL`` and ``LOG_LEVEL`` win over the file. Raises ``ConfigError``
+    with one line naming the problem.
+    """
+    env = os.environ if environ is None else environ
+    source = str(path or DEFAULT_CONFIG_PATH)
+    data: dict[str, Any] = {}
+    file = path or DEFAULT_CONFIG_PATH
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read the file ({exc})") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML ({exc})") from exc
+    elif path is not None or required:
+        raise ConfigError(f"{source}: no such file (copy config.example.toml to start)")
+    overrides = {
+        ("telegram", "token"): env.get("BOT_TOKEN"),
+        ("database", "url"): env.get("DATABASE_URL"),
+        ("logging", "level"): env.get("LOG_LEVEL"),
+    }
+    for (section, key), value in overrides.items():
+        if value:
+            table = data.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: '{section}' must be a table")
+            table[key] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc

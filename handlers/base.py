@@ -1,0 +1,316 @@
+"""The per-update context every handler works with: one session, the user, their locale.
+
+``entry`` wraps a PTB callback: it refuses groups, opens one ``AsyncSession`` for the update,
+loads (or creates) the user, runs the handler and commits. A ``DomainError`` that escapes a
+handler is rolled back and shown to the user in their language.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import ContextTypes
+
+from handlers.i18n import t
+from models.clock import Clock
+from models.drafts import clear_draft, get_draft, save_draft
+from models.errors import DomainError
+from models.policy import Policy
+from models.tables import Draft, User
+from models.users import touch_user
+
+log = logging.getLogger(__name__)
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+Handler = Callable[["Ctx"], Awaitable[None]]
+Scheduler = Callable[[datetime], None]
+
+
+@dataclass
+class Deps:
+    """What the composition root hands to the handlers (kept in ``bot_data['deps']``)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    policy: Policy
+    clock: Clock
+    default_locale: str = "en"
+    #: called with a code deadline whenever a code is issued (the expiry job wiring)
+    schedule_expiry: Scheduler = field(default=lambda _deadline: None)
+
+
+def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
+    """The dependencies the application was built with."""
+    deps = context.application.bot_data["deps"]
+    assert isinstance(deps, Deps)
+    return deps
+
+
+def not_modified(exc: BadRequest) -> bool:
+    """Telegram's harmless answers to an edit: nothing changed, or the message is gone."""
+    text = str(exc).lower()
+    return "message is not modified" in text or "message to edit not found" in text
+
+
+@dataclass
+class Ctx:
+    """One update being handled."""
+
+    update: Update
+    context: ContextTypes.DEFAULT_TYPE
+    session: AsyncSession
+    user: User
+    deps: Deps
+    #: plain copies, still readable after a rollback has expired ``user``
+    user_id: int = 0
+    locale: str = "en"
+    draft: Draft | None = None
+    _draft_loaded: bool = False
+
+    # --- basics -------------------------------------------------------------------------
+    @property
+    def policy(self) -> Policy:
+        return self.deps.policy
+
+    def now(self) -> datetime:
+        return self.deps.clock.now()
+
+    def t(self, key: str, /, **params: Any) -> str:
+        return t(self.locale, key, **params)
+
+    @property
+    def chat_id(self) -> int:
+        chat = self.update.effective_chat
+        assert chat is not None
+        return chat.id
+
+    # --- drafts -------------------------------------------------------------------------
+    async def load_draft(self) -> Draft | None:
+        if not self._draft_loaded:
+            self.draft = await get_draft(self.session, self.user_id)
+            self._draft_loaded = True
+        return self.draft
+
+    async def goto(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
+        """Move the user to ``flow.step``, keeping (and optionally updating) the draft's data."""
+        current = await self.load_draft()
+        merged: dict[str, Any] = dict(current.data) if current and current.flow == flow else {}
+        if data:
+            merged.update(data)
+        self.draft = await save_draft(self.session, self.user_id, flow, step, merged, self.now())
+
+    async def start_flow(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
+        """Begin ``flow`` afresh (whatever the user was doing before is dropped)."""
+        self.draft = await save_draft(
+            self.session, self.user_id, flow, step, dict(data or {}), self.now()
+        )
+        self._draft_loaded = True
+
+    async def end_flow(self) -> None:
+        await clear_draft(self.session, self.user_id)
+        self.draft, self._draft_loaded = None, True
+
+    # --- output -------------------------------------------------------------------------
+    async def commit(self) -> None:
+        """Make the update's writes durable (always before telling anyone about them)."""
+        if self.session.in_transaction():
+            await self.session.commit()
+
+    async def reply(self, text: str, markup: Markup = None) -> Message:
+        """Send a new message to this chat (after committing what was written)."""
+        await self.commit()
+        return await self.context.bot.send_message(
+            self.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+            disable_web_page_preview=True,
+        )
+
+    async def show(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        """Replace the pressed menu's message, or send one when this is not a button press."""
+        query = self.update.callback_query
+        if query is not None and query.message is not None:
+            await self.commit()
+            try:
+                await self.context.bot.edit_message_text(
+                    text, chat_id=self.chat_id, message_id=query.message.message_id,
+                    parse_mode=ParseMode.HTML, reply_markup=markup,
+                    disable_web_page_preview=True,
+                )
+                return
+            except BadRequest as exc:
+                if "message is not modified" in str(exc).lower():
+                    return
+                if "message to edit not found" not in str(exc).lower():
+                    raise
+        await self.reply(text, markup)
+
+    async def answer(self, text: str | None = None, *, alert: bool = False) -> None:
+        """Answer the button press (a short toast, or nothing)."""
+        query = self.update.callback_query
+        if query is not None:
+            await self.commit()
+            try:
+                await query.answer(text, show_alert=alert)
+            except BadRequest:
+                log.debug("callback query too old to answer")
+
+    async def stale(self) -> None:
+        """The button belongs to a menu that is no longer valid."""
+        await self.answer(self.t("common.stale"), alert=False)
+
+    async def notify(
+        self, user: User, key: str, markup: Markup = None, **params: Any
+    ) -> Message | None:
+        """Tell another user something in their language; ``None`` if they blocked the bot."""
+        await self.commit()
+        locale = user.locale or self.deps.default_locale
+        return await send_safely(self.context, user.id, t(locale, key, **params), markup)
+
+    async def edit_other(
+        self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Edit a message in someone else's chat; quietly skip if it is gone or unchanged."""
+        await self.commit()
+        await edit_safely(self.context, chat_id, message_id, text, markup)
+
+
+async def send_safely(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, markup: Markup = None
+) -> Message | None:
+    """Send, or return ``None`` when the user blocked the bot or the chat is gone."""
+    try:
+        return await context.bot.send_message(
+            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+            disable_web_page_preview=True,
+        )
+    except Forbidden:
+        log.info("user %s cannot be reached (blocked the bot)", chat_id)
+        return None
+    except BadRequest as exc:
+        if "chat not found" in str(exc).lower():
+            log.info("chat %s not found", chat_id)
+            return None
+        raise
+
+
+async def edit_safely(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    message_id: int,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Edit a message, ignoring "not modified", "not found" and blocked users."""
+    try:
+        await context.bot.edit_message_text(
+            text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+        )
+    except Forbidden:
+        log.info("user %s cannot be reached (blocked the bot)", chat_id)
+    except BadRequest as exc:
+        if not not_modified(exc):
+            raise
+
+
+def button(text: str, data: str) -> InlineKeyboardButton:
+    """An inline button; callback data must fit Telegram's 64 bytes."""
+    if len(data.encode()) > 64:
+        raise ValueError(f"callback data too long: {data!r}")
+    return InlineKeyboardButton(text, callback_data=data)
+
+
+def keyboard(*rows: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+    """An inline keyboard from rows of buttons (empty rows dropped)."""
+    return InlineKeyboardMarkup([row for row in rows if row])
+
+
+def is_private(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+async def refuse_group(update: Update, context: ContextTypes.DEFAULT_TYPE, deps: Deps) -> None:
+    """Commands in groups answer with a link to the private chat."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+        return
+    message = update.effective_message
+    if message is None:
+        return
+    from_user = update.effective_user
+    locale = deps.default_locale
+    if from_user is not None:
+        async with deps.sessions() as session:
+            known = await session.get(User, from_user.id)
+        if known is not None and known.locale:
+            locale = known.locale
+    link = f"https://t.me/{context.bot.username}"
+    await message.reply_text(
+        t(locale, "common.private_only", link=link), parse_mode=ParseMode.HTML,
+        disable_web_page_preview=True,
+    )
+
+
+def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    """Wrap a handler: private chats only, one session per update, domain errors shown."""
+
+    @functools.wraps(func)
+    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        deps = deps_of(context)
+        if not is_private(update):
+            await refuse_group(update, context, deps)
+            return
+        tg_user = update.effective_user
+        if tg_user is None:
+            return
+        async with deps.sessions() as session:
+            user = await touch_user(
+                session,
+                tg_user.id,
+                first_name=tg_user.first_name or "",
+                username=tg_user.username,
+                language_code=tg_user.language_code,
+                default_locale=deps.default_locale,
+                now=deps.clock.now(),
+            )
+            if session.new or session.dirty:
+                await session.commit()  # a first contact survives a refused action
+            ctx = Ctx(
+                update, context, session, user, deps,
+                user_id=tg_user.id, locale=user.locale or deps.default_locale,
+            )
+            try:
+                await func(ctx)
+                await ctx.commit()
+            except DomainError as exc:
+                await session.rollback()
+                await show_error(ctx, exc)
+
+    return callback  # type: ignore[return-value]
+
+
+async def show_error(ctx: Ctx, exc: DomainError) -> None:
+    """Tell the user why an action was refused (a toast for buttons, a message otherwise)."""
+    text = ctx.t(f"errors.{exc.key}", **exc.params)
+    if ctx.update.callback_query is not None:
+        if exc.key in ("stale_button", "role_not_found", "account_not_found", "code_not_found"):
+            await ctx.answer(ctx.t("common.stale"))
+            return
+        await ctx.answer()
+    await ctx.reply(text)

@@ -1,0 +1,63 @@
+"""Texts per locale: one TOML catalogue per locale in ``handlers/locales``; keys are dotted."""
+
+from __future__ import annotations
+
+import html
+import string
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+LOCALES = ("en", "zh-Hans")
+FALLBACK = "en"
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@cache
+def catalogue(locale: str) -> dict[str, str]:
+    """Every text of one locale, by dotted key."""
+    path = LOCALES_DIR / f"{locale}.toml"
+    return _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def placeholders(text: str) -> set[str]:
+    """The ``{names}`` a text expects."""
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
+
+
+class _Escaped(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def t(locale: str, key: str, /, **params: Any) -> str:
+    """The text ``key`` in ``locale`` (English if missing), with HTML-escaped parameters.
+
+    Parameters whose name ends in ``_html`` are inserted as they are (already safe markup).
+    """
+    texts = catalogue(locale if locale in LOCALES else FALLBACK)
+    template = texts.get(key) or catalogue(FALLBACK).get(key) or key
+    safe = _Escaped(
+        {
+            name: value if name.endswith("_html") else html.escape(str(value), quote=False)
+            for name, value in params.items()
+        }
+    )
+    return template.format_map(safe)
+
+
+def has(key: str) -> bool:
+    """Whether ``key`` exists in the fallback catalogue."""
+    return key in catalogue(FALLBACK)

@@ -1,0 +1,3 @@
+"""The domain: tables and the rules that guard them. Never imports telegram."""
+
+from models import tables as tables  # registers every table on SQLModel.metadata

@@ -1,0 +1,293 @@
+"""Sub-accounts (子账号): the binding checks, confirmation, and every later change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import audit
+from models.errors import DomainError
+from models.phones import mask_phone
+from models.roles import get_role
+from models.tables import (
+    AccountStatus,
+    BindingKind,
+    CodeStatus,
+    PhoneBinding,
+    Role,
+    Shop,
+    SubAccount,
+    User,
+    VerificationCode,
+)
+
+NICKNAME_MAX = 30
+PAGE_SIZE = 10
+
+
+def clean_nickname(raw: str) -> str:
+    """Trim a nickname and check it is 1–30 characters."""
+    name = " ".join(raw.split())
+    if not name:
+        raise DomainError("nickname_empty")
+    if len(name) > NICKNAME_MAX:
+        raise DomainError("nickname_too_long", max=NICKNAME_MAX, length=len(name))
+    return name
+
+
+async def seats_used(session: AsyncSession, shop_id: int) -> int:
+    """How many sub-accounts the shop has."""
+    result = await session.exec(
+        select(func.count()).select_from(SubAccount).where(SubAccount.shop_id == shop_id)
+    )
+    return int(result.one())
+
+
+async def check_phone_available(session: AsyncSession, shop: Shop, phone: str) -> None:
+    """The three conflicts of SPEC §2, in their order of meaning, then the seat cap."""
+    binding = await session.get(PhoneBinding, phone)
+    if binding is not None:
+        if binding.kind == BindingKind.OWNER.value:
+            raise DomainError("phone_is_main_account")
+        if binding.shop_id == shop.id:
+            raise DomainError("phone_bound_here")
+        raise DomainError("phone_bound_elsewhere")
+    if await seats_used(session, shop.id or 0) >= shop.max_sub_accounts:
+        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+
+
+@dataclass
+class Membership:
+    """A holder's sub-account with its shop and role."""
+
+    account: SubAccount
+    shop: Shop
+    role: Role
+
+
+async def confirm_sub_account(
+    session: AsyncSession,
+    *,
+    shop: Shop,
+    owner_id: int,
+    code_id: int,
+    role_id: int,
+    nickname: str,
+    im_enabled: bool,
+    now: datetime,
+) -> SubAccount:
+    """Create the sub-account (status Authorized) from a verified code, in one transaction.
+
+    Everything is checked again here; if another transaction bound the phone first, the unique
+    constraints refuse the insert and the matching conflict is raised (the session is rolled
+    back).
+    """
+    code = (
+        await session.exec(
+            select(VerificationCode).where(VerificationCode.id == code_id).with_for_update()
+        )
+    ).first()
+    if code is None or code.shop_id != shop.id or code.owner_id != owner_id:
+        raise DomainError("code_not_found")
+    if code.status != CodeStatus.VERIFIED.value or code.holder_id is None:
+        raise DomainError("code_not_verified")
+    role = await get_role(session, shop.id or 0, role_id)
+    name = clean_nickname(nickname)
+    await check_phone_available(session, shop, code.phone)
+    account = SubAccount(
+        shop_id=shop.id or 0,
+        phone=code.phone,
+        holder_id=code.holder_id,
+        nickname=name,
+        role_id=role_id,
+        im_enabled=im_enabled,
+        status=AccountStatus.AUTHORIZED.value,
+        code_id=code_id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        session.add(
+            PhoneBinding(
+                phone=code.phone, shop_id=shop.id or 0, kind=BindingKind.SUB.value, created_at=now
+            )
+        )
+        await session.flush()
+        session.add(account)
+        code.status = CodeStatus.USED.value
+        code.ended_at = now
+        session.add(code)
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        shop = await session.get(Shop, shop.id) or shop
+        await check_phone_available(session, shop, code.phone)
+        raise DomainError("phone_bound_elsewhere") from exc
+    audit.record(
+        session,
+        now=now,
+        shop_id=shop.id,
+        actor_id=owner_id,
+        action="account.created",
+        object_type="account",
+        object_id=account.id,
+        phone=mask_phone(account.phone),
+        nickname=name,
+        role=role.name,
+        im=im_enabled,
+    )
+    return account
+
+
+async def list_accounts(
+    session: AsyncSession, shop_id: int, *, offset: int = 0, limit: int = PAGE_SIZE
+) -> list[tuple[SubAccount, Role]]:
+    """A page of the shop's sub-accounts with their roles, oldest first."""
+    result = await session.exec(
+        select(SubAccount, Role)
+        .join(Role, col(Role.id) == SubAccount.role_id)
+        .where(SubAccount.shop_id == shop_id)
+        .order_by(col(SubAccount.id))
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(a, r) for a, r in result.all()]
+
+
+async def all_accounts(session: AsyncSession, shop_id: int) -> list[tuple[SubAccount, Role]]:
+    """Every sub-account of the shop (for export)."""
+    return await list_accounts(session, shop_id, offset=0, limit=1_000_000)
+
+
+async def get_account(session: AsyncSession, shop_id: int, account_id: int) -> SubAccount:
+    """A sub-account of this shop, or ``account_not_found`` (also for another shop's)."""
+    account = await session.get(SubAccount, account_id)
+    if account is None or account.shop_id != shop_id:
+        raise DomainError("account_not_found")
+    return account
+
+
+async def membership_of(session: AsyncSession, holder_id: int) -> Membership | None:
+    """The holder's sub-account, shop and role, if they have one."""
+    result = await session.exec(
+        select(SubAccount, Shop, Role)
+        .join(Shop, col(Shop.id) == SubAccount.shop_id)
+        .join(Role, col(Role.id) == SubAccount.role_id)
+        .where(SubAccount.holder_id == holder_id)
+    )
+    row = result.first()
+    return Membership(*row) if row else None
+
+
+def _changed(
+    session: AsyncSession,
+    account: SubAccount,
+    *,
+    actor_id: int,
+    action: str,
+    now: datetime,
+    **detail: object,
+) -> None:
+    account.updated_at = now
+    session.add(account)
+    audit.record(
+        session,
+        now=now,
+        shop_id=account.shop_id,
+        actor_id=actor_id,
+        action=action,
+        object_type="account",
+        object_id=account.id,
+        phone=mask_phone(account.phone),
+        nickname=account.nickname,
+        **detail,
+    )
+
+
+async def change_role(
+    session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, role_id: int,
+    now: datetime,
+) -> tuple[SubAccount, Role]:
+    """Give the sub-account another role of the same shop."""
+    account = await get_account(session, shop_id, account_id)
+    role = await get_role(session, shop_id, role_id)
+    before = await get_role(session, shop_id, account.role_id)
+    if role.id == account.role_id:
+        raise DomainError("nothing_changed")
+    account.role_id = role_id
+    _changed(session, account, actor_id=actor_id, action="account.role", now=now,
+             before=before.name, after=role.name)
+    return account, role
+
+
+async def rename_account(
+    session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, nickname: str,
+    now: datetime,
+) -> SubAccount:
+    """Change the nickname (1–30 characters)."""
+    account = await get_account(session, shop_id, account_id)
+    name = clean_nickname(nickname)
+    before = account.nickname
+    account.nickname = name
+    _changed(session, account, actor_id=actor_id, action="account.renamed", now=now,
+             before=before)
+    return account
+
+
+async def set_im(
+    session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, enabled: bool,
+    now: datetime,
+) -> SubAccount:
+    """Turn customer-chat (IM) permission on or off."""
+    account = await get_account(session, shop_id, account_id)
+    if account.im_enabled == enabled:
+        raise DomainError("nothing_changed")
+    account.im_enabled = enabled
+    _changed(session, account, actor_id=actor_id, action="account.im", now=now, im=enabled)
+    return account
+
+
+async def set_suspended(
+    session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, suspended: bool,
+    now: datetime,
+) -> SubAccount:
+    """Suspend (freeze, reversible; the phone stays bound) or resume a sub-account."""
+    account = await get_account(session, shop_id, account_id)
+    target = AccountStatus.SUSPENDED if suspended else AccountStatus.AUTHORIZED
+    if account.status == target.value:
+        raise DomainError("nothing_changed")
+    account.status = target.value
+    _changed(session, account, actor_id=actor_id,
+             action="account.suspended" if suspended else "account.resumed", now=now)
+    return account
+
+
+async def _remove(session: AsyncSession, account: SubAccount) -> None:
+    await session.delete(account)
+    await session.flush()
+    await session.exec(delete(PhoneBinding).where(col(PhoneBinding.phone) == account.phone))
+
+
+async def unbind(
+    session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, now: datetime
+) -> SubAccount:
+    """Delete the membership (解绑) and free the phone for any shop."""
+    account = await get_account(session, shop_id, account_id)
+    _changed(session, account, actor_id=actor_id, action="account.unbound", now=now)
+    await _remove(session, account)
+    return account
+
+
+async def leave_shop(session: AsyncSession, *, holder: User, now: datetime) -> Membership:
+    """The holder leaves their shop: the membership goes and the phone is freed."""
+    membership = await membership_of(session, holder.id)
+    if membership is None:
+        raise DomainError("no_membership")
+    _changed(session, membership.account, actor_id=holder.id, action="account.left", now=now)
+    await _remove(session, membership.account)
+    return membership

@@ -1,0 +1,82 @@
+"""Shops and their main accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import audit
+from models.errors import DomainError
+from models.phones import mask_phone
+from models.tables import BindingKind, PhoneBinding, Shop, User
+
+SHOP_NAME_MAX = 40
+
+
+def clean_shop_name(raw: str) -> str:
+    """Trim and check a shop name: 1–40 characters on one line."""
+    name = " ".join(raw.split())
+    if not name:
+        raise DomainError("shop_name_empty")
+    if len(name) > SHOP_NAME_MAX:
+        raise DomainError("shop_name_too_long", max=SHOP_NAME_MAX, length=len(name))
+    return name
+
+
+async def owned_shop(session: AsyncSession, user_id: int) -> Shop | None:
+    """The shop this user is the main account of."""
+    result = await session.exec(select(Shop).where(Shop.owner_id == user_id))
+    return result.first()
+
+
+async def binding_of(session: AsyncSession, phone: str) -> PhoneBinding | None:
+    """Where this phone is bound, if anywhere."""
+    return await session.get(PhoneBinding, phone)
+
+
+async def check_can_create_shop(session: AsyncSession, user: User) -> None:
+    """Refuse before asking for a name: no phone, already an owner, or a sub-account."""
+    if user.phone is None:
+        raise DomainError("phone_not_linked")
+    if await owned_shop(session, user.id) is not None:
+        raise DomainError("shop_already_owned")
+    binding = await binding_of(session, user.phone)
+    if binding is not None:
+        raise DomainError("shop_phone_is_sub_account")
+
+
+async def create_shop(
+    session: AsyncSession, user: User, raw_name: str, *, max_sub_accounts: int, now: datetime
+) -> Shop:
+    """Create a shop with ``user`` as its main account; their phone becomes the main-account phone."""
+    name = clean_shop_name(raw_name)
+    await check_can_create_shop(session, user)
+    assert user.phone is not None
+    shop = Shop(name=name, owner_id=user.id, max_sub_accounts=max_sub_accounts, created_at=now)
+    session.add(shop)
+    try:
+        await session.flush()
+        session.add(
+            PhoneBinding(
+                phone=user.phone, shop_id=shop.id, kind=BindingKind.OWNER.value, created_at=now
+            )
+        )
+        audit.record(
+            session,
+            now=now,
+            shop_id=shop.id,
+            actor_id=user.id,
+            action="shop.created",
+            object_type="shop",
+            object_id=shop.id,
+            name=name,
+            phone=mask_phone(user.phone),
+        )
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise DomainError("shop_create_conflict") from exc
+    return shop

@@ -1,0 +1,182 @@
+"""SQLModel tables. Phones are E.164 strings; times are naive UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+def _ts(*, nullable: bool = False) -> Any:
+    """A naive-UTC timestamp column (the same type on SQLite and PostgreSQL)."""
+    if nullable:
+        return Field(default=None, sa_type=DateTime(timezone=False), nullable=True)
+    return Field(sa_type=DateTime(timezone=False))
+
+
+def _bigint_fk(target: str, *, nullable: bool, ondelete: str | None = None, **kw: Any) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(BigInteger, ForeignKey(target, ondelete=ondelete), nullable=nullable, **kw),
+    )
+
+
+class User(SQLModel, table=True):
+    """A Telegram user who has talked to the bot. ``id`` is the Telegram user id."""
+
+    __tablename__ = "app_user"
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    phone: str | None = Field(default=None, max_length=20, unique=True)
+    first_name: str = Field(default="", max_length=64)
+    username: str | None = Field(default=None, max_length=64)
+    locale: str | None = Field(default=None, max_length=10)
+    created_at: datetime = _ts()
+
+
+class BindingKind(StrEnum):
+    OWNER = "owner"
+    SUB = "sub"
+
+
+class Shop(SQLModel, table=True):
+    """A shop; its owner is its main account (主账号)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=40)
+    owner_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("app_user.id"), nullable=False, unique=True)
+    )
+    max_sub_accounts: int = 50
+    created_at: datetime = _ts()
+
+
+class PhoneBinding(SQLModel, table=True):
+    """The one place a phone is bound: main account or sub-account of one shop (SPEC §2)."""
+
+    __tablename__ = "phone_binding"
+
+    phone: str = Field(primary_key=True, max_length=20)
+    shop_id: int = Field(foreign_key="shop.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=5)
+    created_at: datetime = _ts()
+
+
+class Role(SQLModel, table=True):
+    """A role (岗位): a named set of modules within a shop."""
+
+    __table_args__ = (UniqueConstraint("shop_id", "name_key", name="uq_role_shop_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=30)
+    name_key: str = Field(max_length=30)
+    description: str = Field(default="", max_length=200)
+    modules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class AccountStatus(StrEnum):
+    AUTHORIZED = "authorized"
+    SUSPENDED = "suspended"
+
+
+class SubAccount(SQLModel, table=True):
+    """A holder's membership in one shop (子账号)."""
+
+    __tablename__ = "sub_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", ondelete="CASCADE", index=True)
+    phone: str = Field(
+        sa_column=Column(
+            String(20), ForeignKey("phone_binding.phone"), nullable=False, unique=True
+        )
+    )
+    holder_id: int = Field(
+        sa_column=Column(BigInteger, ForeignKey("app_user.id"), nullable=False, unique=True)
+    )
+    nickname: str = Field(max_length=30)
+    role_id: int = Field(foreign_key="role.id", ondelete="RESTRICT", index=True)
+    im_enabled: bool = False
+    status: str = Field(default=AccountStatus.AUTHORIZED.value, max_length=10)
+    code_id: int = Field(foreign_key="verification_code.id", unique=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class CodeStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    USED = "used"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+
+class VerificationCode(SQLModel, table=True):
+    """A one-time code for binding ``phone`` to ``shop_id``; only its salted hash is kept."""
+
+    __tablename__ = "verification_code"
+    __table_args__ = (
+        Index("ix_code_status_expires", "status", "expires_at"),
+        Index("ix_code_phone_created", "phone", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", ondelete="CASCADE")
+    owner_id: int = Field(sa_column=Column(BigInteger, ForeignKey("app_user.id"), nullable=False))
+    role_id: int | None = Field(default=None, foreign_key="role.id", ondelete="SET NULL")
+    phone: str = Field(max_length=20)
+    salt: str = Field(max_length=32)
+    code_hash: str = Field(max_length=64)
+    status: str = Field(default=CodeStatus.PENDING.value, max_length=10)
+    attempts: int = 0
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    ended_at: datetime | None = _ts(nullable=True)
+    holder_id: int | None = _bigint_fk("app_user.id", nullable=True)
+    holder_message_id: int | None = None
+    invite_token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    delivery: str = Field(default="pending", max_length=10)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when, to which object."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_shop_id", "shop_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int | None = Field(default=None, foreign_key="shop.id", ondelete="CASCADE")
+    actor_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    action: str = Field(max_length=40)
+    object_type: str = Field(max_length=20)
+    object_id: str = Field(default="", max_length=40)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class Draft(SQLModel, table=True):
+    """A conversation in progress: where a user is and what they entered (SPEC §5)."""
+
+    user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    flow: str = Field(max_length=20)
+    step: str = Field(max_length=20)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts()

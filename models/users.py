@@ -1,0 +1,86 @@
+"""Users and their one linked phone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.errors import DomainError
+from models.tables import User
+
+SUPPORTED_LOCALES = ("en", "zh-Hans")
+
+
+def locale_from_language_code(language_code: str | None, default: str) -> str:
+    """Map Telegram's ``language_code`` (``zh-hans``, ``zh``, ``en-US``…) to a supported locale."""
+    code = (language_code or "").lower()
+    if code.startswith("zh"):
+        return "zh-Hans"
+    if code.startswith("en"):
+        return "en"
+    return default
+
+
+async def touch_user(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    first_name: str,
+    username: str | None,
+    language_code: str | None,
+    default_locale: str,
+    now: datetime,
+) -> User:
+    """Fetch the user, creating them on first contact and refreshing their Telegram name."""
+    user = await session.get(User, user_id)
+    if user is None:
+        user = User(
+            id=user_id,
+            first_name=first_name[:64],
+            username=(username or None) and username[:64],
+            locale=locale_from_language_code(language_code, default_locale),
+            created_at=now,
+        )
+        session.add(user)
+    else:
+        if user.first_name != first_name[:64]:
+            user.first_name = first_name[:64]
+        if username is not None and user.username != username[:64]:
+            user.username = username[:64]
+    return user
+
+
+async def user_by_phone(session: AsyncSession, phone: str) -> User | None:
+    """The user who linked this phone, if any."""
+    result = await session.exec(select(User).where(User.phone == phone))
+    return result.first()
+
+
+async def link_phone(session: AsyncSession, user: User, phone: str) -> User:
+    """Link ``phone`` (E.164) to ``user``. A phone belongs to one Telegram user; linking is once."""
+    if user.phone == phone:
+        return user
+    if user.phone is not None:
+        raise DomainError("phone_already_linked")
+    other = await user_by_phone(session, phone)
+    if other is not None and other.id != user.id:
+        raise DomainError("phone_linked_to_other_user")
+    user.phone = phone
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise DomainError("phone_linked_to_other_user") from exc
+    return user
+
+
+async def set_locale(session: AsyncSession, user: User, locale: str) -> None:
+    """Switch the user's language."""
+    if locale not in SUPPORTED_LOCALES:
+        raise DomainError("locale_unknown")
+    user.locale = locale
+    session.add(user)

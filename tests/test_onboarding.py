@@ -1,0 +1,172 @@
+"""Onboarding through the Application: phone linking, /newshop, language, /cancel, groups."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from models.tables import PhoneBinding, Shop, User
+from tests.conftest import HOLDER, OWNER, OWNER_PHONE, STRANGER, make_owner, onboard
+from tests.harness import Harness
+
+
+async def rows(h: Harness, model):  # type: ignore[no-untyped-def]
+    async with h.app.bot_data["deps"].sessions() as session:
+        return list((await session.exec(select(model))).all())
+
+
+async def test_start_asks_for_own_contact_with_a_request_contact_button(harness: Harness) -> None:
+    await harness.command(OWNER, "/start")
+    last = harness.last(OWNER)
+    assert "Share my phone number" in last.text
+    assert last.reply_keyboard is not None
+    assert last.reply_keyboard[0][0]["request_contact"] is True
+
+
+async def test_own_contact_is_linked_in_e164_and_home_is_shown(harness: Harness) -> None:
+    await harness.command(OWNER, "/start")
+    shown = await harness.contact(OWNER, "8613800138000")
+    assert any("phone number is linked" in s.text for s in shown)
+    assert "/newshop" in harness.last(OWNER).text
+    users = await rows(harness, User)
+    assert [(u.id, u.phone) for u in users] == [(OWNER.id, OWNER_PHONE)]
+
+
+async def test_someone_elses_contact_is_refused(harness: Harness) -> None:
+    await harness.command(OWNER, "/start")
+    await harness.contact(OWNER, "8613900139000", user_id=HOLDER.id)
+    assert "someone else's contact" in harness.last(OWNER).text
+    assert (await rows(harness, User))[0].phone is None
+
+
+async def test_malformed_phone_is_refused_and_asked_again(harness: Harness) -> None:
+    await harness.command(OWNER, "/start")
+    shown = await harness.contact(OWNER, "12345")
+    assert "valid phone number" in shown[0].text
+    assert harness.last(OWNER).reply_keyboard is not None
+    assert (await rows(harness, User))[0].phone is None
+
+
+async def test_typed_phone_is_not_accepted(harness: Harness) -> None:
+    await harness.command(OWNER, "/start")
+    await harness.text(OWNER, "+86 138 0013 8000")
+    assert "don't type the number" in harness.last(OWNER).text
+    assert (await rows(harness, User))[0].phone is None
+
+
+async def test_phone_of_another_telegram_user_is_refused(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
+    await harness.command(STRANGER, "/start")
+    await harness.contact(STRANGER, "8613800138000")
+    assert "another Telegram account" in harness.last(STRANGER).text
+
+
+async def test_newshop_creates_shop_and_binds_the_main_account(harness: Harness) -> None:
+    await make_owner(harness, shop="  Tea   House ")
+    texts = [m.text for m in harness.messages(OWNER)]
+    assert any("Shop Tea House created" in t for t in texts)
+    assert "Tea House — main account" in harness.last(OWNER).text
+    assert "Sub-accounts: 0 of 50" in harness.last(OWNER).text
+    shops = await rows(harness, Shop)
+    assert [(s.name, s.owner_id) for s in shops] == [("Tea House", OWNER.id)]
+    bindings = await rows(harness, PhoneBinding)
+    assert [(b.phone, b.kind) for b in bindings] == [(OWNER_PHONE, "owner")]
+
+
+async def test_newshop_name_too_long_and_empty_are_asked_again(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
+    await harness.command(OWNER, "/newshop")
+    shown = await harness.text(OWNER, "x" * 41)
+    assert "too long (41 characters); 40 at most" in shown[0].text
+    assert "What is your shop called?" in shown[1].text
+    shown = await harness.text(OWNER, "   ")
+    assert "can't be empty" in shown[0].text
+    await harness.sticker(OWNER)
+    assert "What is your shop called?" in harness.last(OWNER).text
+    assert await rows(harness, Shop) == []
+    await harness.text(OWNER, "y" * 40)
+    assert [s.name for s in await rows(harness, Shop)] == ["y" * 40]
+
+
+async def test_second_shop_is_refused(harness: Harness) -> None:
+    await make_owner(harness)
+    await harness.command(OWNER, "/newshop")
+    assert "already own a shop" in harness.last(OWNER).text
+    assert len(await rows(harness, Shop)) == 1
+
+
+async def test_newshop_before_linking_asks_for_the_phone(harness: Harness) -> None:
+    await harness.command(OWNER, "/newshop")
+    assert "link your phone number first" in harness.messages(OWNER)[-2].text
+    assert harness.last(OWNER).reply_keyboard is not None
+
+
+async def test_cancel_mid_flow_writes_nothing(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
+    await harness.command(OWNER, "/newshop")
+    await harness.command(OWNER, "/cancel")
+    assert "Cancelled. Nothing was saved." in harness.last(OWNER).text
+    await harness.text(OWNER, "Tea House")
+    assert "not waiting for anything" in harness.last(OWNER).text
+    assert await rows(harness, Shop) == []
+    await harness.command(OWNER, "/cancel")
+    assert "nothing to cancel" in harness.last(OWNER).text
+
+
+async def test_language_switch_changes_texts_and_chat_menu(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
+    await harness.command(OWNER, "/language")
+    await harness.click(OWNER, "简体中文")
+    assert "语言：简体中文" in harness.last(OWNER).text
+    await harness.command(OWNER, "/help")
+    assert "可用功能" in harness.last(OWNER).text
+    menus = harness.api.methods("setMyCommands")
+    assert menus[-1].params["scope"] == {"type": "chat", "chat_id": OWNER.id}
+    assert (await rows(harness, User))[0].locale == "zh-Hans"
+
+
+async def test_chinese_telegram_users_start_in_chinese(harness: Harness) -> None:
+    from tests.harness import Person
+
+    chen = Person(5005, "陈", "zh-hans")
+    await harness.command(chen, "/start")
+    assert "分享我的手机号" in harness.last(chen).text
+
+
+async def test_commands_in_a_group_point_to_the_private_chat(harness: Harness) -> None:
+    await harness.command(OWNER, "/newshop", group=True)
+    sent = harness.api.methods("sendMessage")[-1]
+    assert sent.params["chat_id"] == -100123
+    assert "only in a private chat" in harness.api.chat(-100123)[-1]["text"]
+    assert "https://t.me/subaccount_test_bot" in harness.api.chat(-100123)[-1]["text"]
+    assert await rows(harness, Shop) == []
+
+
+async def test_commands_are_registered_in_both_languages_at_start(harness: Harness) -> None:
+    menus = harness.api.methods("setMyCommands")
+    codes = {m.params.get("language_code") for m in menus}
+    assert codes == {None, "zh"}
+
+
+async def test_help_depends_on_who_asks(harness: Harness) -> None:
+    await harness.command(OWNER, "/help")
+    assert "/start — link your phone" in harness.last(OWNER).text
+    await make_owner(harness)
+    await harness.command(OWNER, "/help")
+    text = harness.last(OWNER).text
+    assert "/newaccount" in text and "/roles" in text and "/newshop" not in text
+
+
+async def test_unknown_command_edits_and_stickers_get_polite_answers(harness: Harness) -> None:
+    await harness.command(OWNER, "/frobnicate")
+    assert "don't know that command" in harness.last(OWNER).text
+    await harness.sticker(OWNER)
+    assert "not waiting for anything" in harness.last(OWNER).text
+    await harness.edited(OWNER, "hello")
+    assert "edited messages" in harness.last(OWNER).text
+
+
+async def test_forged_callback_data_gets_a_short_answer(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
+    for data in ("lang:set:klingon", "nope", "m:roles:1", "lang:set", "x" * 64):
+        await harness.press(OWNER, data)
+    assert harness.answers()[-5:] == ["This menu is no longer valid."] * 5
