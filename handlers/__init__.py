@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from telegram.ext import BaseHandler
 
-from handlers import home, onboarding, router
+# Import order is the owner menu's order (each module adds its own entry to ``home.MENU``).
+from handlers import (
+    accounts,
+    auditlog,
+    holder,
+    home,
+    onboarding,
+    provisioning,
+    roles,
+    router,
+)
+
+CONVERSATIONS = (onboarding, provisioning, accounts, roles, auditlog, holder)
 
 
 def all_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """Every handler in the order they must be tried: commands first, then the routers."""
     home.register_menu_buttons()
-    return [*onboarding.command_handlers(), *router.routing_handlers()]
+    commands = [h for module in CONVERSATIONS for h in module.command_handlers()]
+    return [*commands, *router.routing_handlers()]

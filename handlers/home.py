@@ -13,8 +13,9 @@ from handlers.router import Prompt, abandon, buttons, cb
 from models.accounts import membership_of, seats_used
 from models.shops import owned_shop
 
-#: menu key → action, in the order the owner menu shows them
+#: menu key → action; shown in MENU_ORDER
 MENU: dict[str, Prompt] = {}
+MENU_ORDER = ("newaccount", "accounts", "roles", "log")
 HOLDER_VIEW: list[Prompt] = []
 INVITE_OPENER: list[Callable[[Ctx, str], Awaitable[None]]] = []
 
@@ -32,9 +33,10 @@ async def show_home(ctx: Ctx) -> None:
     shop = await owned_shop(ctx.session, ctx.user_id)
     if shop is not None:
         used = await seats_used(ctx.session, shop.id or 0)
+        keys = [key for key in MENU_ORDER if key in MENU]
         rows = [
-            [button(ctx.t(f"home.menu_{key}"), cb("m", key)) for key in list(MENU)[i : i + 2]]
-            for i in range(0, len(MENU), 2)
+            [button(ctx.t(f"home.menu_{key}"), cb("m", key)) for key in keys[i : i + 2]]
+            for i in range(0, len(keys), 2)
         ]
         await ctx.reply(
             ctx.t("home.owner", shop=shop.name, used=used, cap=shop.max_sub_accounts),

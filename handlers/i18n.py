@@ -1,4 +1,9 @@
-"""Texts per locale: one TOML catalogue per locale in ``handlers/locales``; keys are dotted."""
+"""Texts per locale: one catalogue per locale, ``handlers/locales/<locale>/``, keys dotted.
+
+A catalogue is split into one TOML file per conversation (``core.toml``, ``roles.toml``…) so
+that each conversation's texts sit together; every file of every locale is merged, and a key
+defined twice is an error.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,14 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
 @cache
 def catalogue(locale: str) -> dict[str, str]:
     """Every text of one locale, by dotted key."""
-    path = LOCALES_DIR / f"{locale}.toml"
-    return _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+    merged: dict[str, str] = {}
+    for path in sorted((LOCALES_DIR / locale).glob("*.toml")):
+        texts = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
+        twice = merged.keys() & texts.keys()
+        if twice:
+            raise ValueError(f"{path}: key(s) defined twice: {', '.join(sorted(twice))}")
+        merged.update(texts)
+    return merged
 
 
 def placeholders(text: str) -> set[str]:

@@ -162,6 +162,10 @@ def routing_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     ]
 
 
+ReturnHandler = Callable[[Ctx, "int | None", dict[str, object]], Awaitable[None]]
+#: parent flow → where a nested role creation returns: (ctx, new role id or None, parent data)
+RETURNS: dict[str, ReturnHandler] = {}
+
 #: what a flow must undo when it is cancelled or replaced (e.g. a pending code dies)
 CANCEL_HOOKS: dict[str, Prompt] = {}
 
