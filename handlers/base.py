@@ -33,7 +33,8 @@ from models.clock import Clock
 from models.drafts import clear_draft, get_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
-from models.tables import Draft, User
+from models.shops import owned_shop
+from models.tables import Draft, Shop, User
 from models.users import touch_user
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,13 @@ class Ctx:
             self.session, self.user_id, flow, step, dict(data or {}), self.now()
         )
         self._draft_loaded = True
+
+    async def owned_shop(self) -> Shop:
+        """The shop this user is the main account of, or ``no_shop``."""
+        shop = await owned_shop(self.session, self.user_id)
+        if shop is None:
+            raise DomainError("no_shop")
+        return shop
 
     async def end_flow(self) -> None:
         await clear_draft(self.session, self.user_id)
