@@ -14,6 +14,7 @@ from telegram.request import BaseRequest
 import handlers
 from bot import db
 from bot.config import Settings
+from bot.scheduler import reconcile
 from handlers.base import Deps
 from handlers.i18n import LOCALES
 from handlers.onboarding import bot_commands
@@ -29,7 +30,7 @@ def build_application(
     clock: Clock | None = None,
     request: BaseRequest | None = None,
     get_updates_request: BaseRequest | None = None,
-    rate_limit: bool = True,
+    rate_limit: bool | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """The bot, wired: handlers, one session per update, the expiry job, start-up work."""
     tg = settings.telegram
@@ -45,7 +46,7 @@ def build_application(
         builder = builder.request(request)
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
-    if rate_limit:
+    if settings.telegram.rate_limit if rate_limit is None else rate_limit:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
     application = builder.build()
     if engine is None:
@@ -64,13 +65,14 @@ def build_application(
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    """Register the command menu in both languages."""
+    """Register the command menu in both languages; reconcile pending codes."""
     for locale in LOCALES:
         language_code = "zh" if locale == "zh-Hans" else None
         try:
             await application.bot.set_my_commands(bot_commands(locale), language_code=language_code)
         except TelegramError as exc:
             log.warning("could not register the command menu (%s): %s", locale, exc)
+    await reconcile(application)
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]

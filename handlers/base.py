@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
+    Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 Handler = Callable[["Ctx"], Awaitable[None]]
-Scheduler = Callable[[datetime], None]
 
 
 @dataclass
@@ -52,8 +52,6 @@ class Deps:
     policy: Policy
     clock: Clock
     default_locale: str = "en"
-    #: called with a code deadline whenever a code is issued (the expiry job wiring)
-    schedule_expiry: Scheduler = field(default=lambda _deadline: None)
 
 
 def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
@@ -187,22 +185,20 @@ class Ctx:
         """Tell another user something in their language; ``None`` if they blocked the bot."""
         await self.commit()
         locale = user.locale or self.deps.default_locale
-        return await send_safely(self.context, user.id, t(locale, key, **params), markup)
+        return await send_safely(self.context.bot, user.id, t(locale, key, **params), markup)
 
     async def edit_other(
         self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> None:
         """Edit a message in someone else's chat; quietly skip if it is gone or unchanged."""
         await self.commit()
-        await edit_safely(self.context, chat_id, message_id, text, markup)
+        await edit_safely(self.context.bot, chat_id, message_id, text, markup)
 
 
-async def send_safely(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, markup: Markup = None
-) -> Message | None:
+async def send_safely(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message | None:
     """Send, or return ``None`` when the user blocked the bot or the chat is gone."""
     try:
-        return await context.bot.send_message(
+        return await bot.send_message(
             chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
             disable_web_page_preview=True,
         )
@@ -217,7 +213,7 @@ async def send_safely(
 
 
 async def edit_safely(
-    context: ContextTypes.DEFAULT_TYPE,
+    bot: Bot,
     chat_id: int,
     message_id: int,
     text: str,
@@ -225,7 +221,7 @@ async def edit_safely(
 ) -> None:
     """Edit a message, ignoring "not modified", "not found" and blocked users."""
     try:
-        await context.bot.edit_message_text(
+        await bot.edit_message_text(
             text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
             reply_markup=markup,
         )

@@ -1,10 +1,668 @@
-"""(being written)"""
+"""/newaccount — provisioning a sub-account, in the order of Douyin Shop's 新建账号:
+
+role → phone → verification code (relayed by the holder) → nickname → IM → summary → confirm.
+
+Also the holder's side of a code: the code message with its "Not me" button, the invite link
+for holders who have not used the bot yet, and the expiry job that ends codes at their deadline.
+Every step is written to the user's draft, so a restart finds the owner where they were.
+"""
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler
+import logging
+from datetime import datetime
+from typing import Any
+
+from telegram import Bot, Contact, InlineKeyboardMarkup
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue
+
+from handlers import accounts, home, roles
+from handlers.base import Ctx, Deps, button, deps_of, edit_safely, entry, keyboard, send_safely
+from handlers.i18n import t
+from handlers.onboarding import accept_contact, ask_phone, contact_keyboard
+from handlers.router import RETURNS, abandon, buttons, cb, on_cancel, step
+from models import codes
+from models.accounts import (
+    check_phone_available,
+    clean_nickname,
+    confirm_sub_account,
+    seats_used,
+)
+from models.clock import as_aware
+from models.drafts import get_draft, save_draft
+from models.errors import DomainError
+from models.phones import mask_phone, normalize_phone
+from models.policy import IM_MODULE
+from models.roles import get_role, list_roles
+from models.tables import Role, Shop, User, VerificationCode
+
+log = logging.getLogger(__name__)
+
+FLOW = "newaccount"
+INVITE_FLOW = "invite"
+EXPIRY_JOB = "code-expiry"
+NS = "na"  # the owner's flow buttons
+HOLDER_NS = "hc"  # the holder's code message
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%H:%M UTC")
+
+
+def module_names(locale: str, deps: Deps, keys: list[str]) -> str:
+    """Module keys as names in a locale, catalogue order."""
+    names = []
+    for key in deps.policy.sorted_modules(keys):
+        module = deps.policy.module(key)
+        names.append(module.name(locale) if module else key)
+    return ", ".join(names) if names else "—"
+
+
+async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
+    """The flow's data if the user's draft is at one of ``steps`` (else the button is stale)."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != FLOW or draft.step not in steps:
+        return None
+    return dict(draft.data)
+
+
+def _cancel_button(ctx: Ctx) -> list[Any]:
+    return [button(ctx.t("common.cancel_button"), cb(NS, "cancel"))]
+
+
+# --- 1. role ----------------------------------------------------------------------------------
+
+
+async def ask_role(ctx: Ctx) -> None:
+    """Step 1: choose the new account's role, or create one."""
+    shop = await ctx.owned_shop()
+    found = await list_roles(ctx.session, shop.id or 0)
+    if not found:
+        await ctx.reply(ctx.t("newaccount.no_roles_yet"))
+        await roles.begin_create(ctx, parent=FLOW, parent_data={})
+        return
+    rows = [[button(role.name, cb(NS, "role", role.id))] for role, _used in found]
+    rows.append([button(ctx.t("newaccount.create_role"), cb(NS, "newrole"))])
+    rows.append(_cancel_button(ctx))
+    await ctx.reply(ctx.t("newaccount.choose_role", shop=shop.name), keyboard(*rows))
+
+
+async def back_from_role_creation(
+    ctx: Ctx, role_id: int | None, parent_data: dict[str, object]
+) -> None:
+    """The nested role flow is done: with a new role go on to the phone, else choose again."""
+    await ctx.start_flow(FLOW, "role", dict(parent_data))
+    if role_id is None:
+        shop = await ctx.owned_shop()
+        if not await list_roles(ctx.session, shop.id or 0):
+            await ctx.end_flow()
+            await ctx.reply(ctx.t("common.cancelled"))
+            return
+        await ask_role(ctx)
+        return
+    await _role_chosen(ctx, role_id)
+
+
+RETURNS[FLOW] = back_from_role_creation
+
+
+async def _role_chosen(ctx: Ctx, role_id: int) -> None:
+    shop = await ctx.owned_shop()
+    role = await get_role(ctx.session, shop.id or 0, role_id)
+    await ctx.goto(FLOW, "phone", {"role_id": role.id})
+    await ask_holder_phone(ctx)
+
+
+step(FLOW, "role", prompt=ask_role)
+
+
+# --- 2. phone ---------------------------------------------------------------------------------
+
+
+async def ask_holder_phone(ctx: Ctx) -> None:
+    """Step 2: the staff member's phone number."""
+    data = await _at(ctx, "phone") or {}
+    shop = await ctx.owned_shop()
+    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    await ctx.reply(
+        ctx.t("newaccount.ask_phone", role=role.name, region=ctx.policy.default_region),
+        keyboard(_cancel_button(ctx)),
+    )
+
+
+async def on_holder_phone(ctx: Ctx, text: str) -> None:
+    """Check the phone (format, the three conflicts, seat cap) and send a code."""
+    shop = await ctx.owned_shop()
+    try:
+        phone = normalize_phone(text, ctx.policy.default_region)
+        await check_phone_available(ctx.session, shop, phone)
+    except DomainError as exc:
+        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        if exc.key == "seat_cap_reached":
+            await ctx.end_flow()
+            return
+        await ask_holder_phone(ctx)
+        return
+    data = await _at(ctx, "phone") or {}
+    await ctx.goto(FLOW, "phone", {"phone": phone})
+    await send_code(ctx, shop, int(data["role_id"]), phone)
+
+
+step(FLOW, "phone", prompt=ask_holder_phone, on_text=on_holder_phone)
+
+
+# --- sending a code ---------------------------------------------------------------------------
+
+
+def holder_code_text(
+    locale: str, *, plain: str, shop: Shop, owner: User, role: Role | None, code: VerificationCode
+) -> str:
+    """The holder's code message: who asks, for which role, give it to them only."""
+    return t(
+        locale,
+        "holder_code.message",
+        code=plain,
+        shop=shop.name,
+        owner=owner.first_name or "—",
+        owner_phone=mask_phone(owner.phone),
+        role=role.name if role else "—",
+        minutes=max(1, round((code.expires_at - code.created_at).total_seconds() / 60)),
+        until=_time(code.expires_at),
+    )
+
+
+def not_me_keyboard(locale: str, code_id: int) -> InlineKeyboardMarkup:
+    return keyboard([button(t(locale, "holder_code.not_me"), cb(HOLDER_NS, "no", code_id))])
+
+
+async def deliver(
+    bot: Bot, deps: Deps, session_code: VerificationCode, holder: User, plain: str,
+    shop: Shop, owner: User, role: Role | None,
+) -> int | None:
+    """Send the code to the holder's chat; the message id, or ``None`` if they blocked the bot."""
+    locale = holder.locale or deps.default_locale
+    text = holder_code_text(locale, plain=plain, shop=shop, owner=owner, role=role,
+                            code=session_code)
+    message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, session_code.id or 0))
+    return message.message_id if message else None
+
+
+def code_keyboard(ctx: Ctx) -> InlineKeyboardMarkup:
+    return keyboard(
+        [button(ctx.t("newaccount.resend"), cb(NS, "resend"))], _cancel_button(ctx)
+    )
+
+
+async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
+    """Issue a code for ``phone`` and deliver it (direct, or an invite link for the owner)."""
+    try:
+        issued = await codes.issue_code(
+            ctx.session, ctx.policy, shop_id=shop.id or 0, owner_id=ctx.user_id,
+            role_id=role_id, phone=phone, now=ctx.now(),
+        )
+    except DomainError as exc:
+        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        draft = await ctx.load_draft()
+        if draft is not None and draft.step == "code":
+            await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
+        else:
+            await ask_holder_phone(ctx)
+        return
+    code = issued.code
+    await ctx.goto(FLOW, "code", {"code_id": code.id, "holder_name": None})
+    await ctx.commit()
+    schedule_expiry(ctx.context.job_queue, code.expires_at)
+    for old in issued.superseded:
+        await _end_holder_message(ctx.context.bot, ctx.deps, old, "holder_code.superseded")
+    role = await ctx.session.get(Role, role_id)
+    masked = mask_phone(phone)
+    if issued.holder is not None:
+        message_id = await deliver(ctx.context.bot, ctx.deps, code, issued.holder, issued.plain,
+                                   shop, ctx.user, role)
+        if message_id is None:
+            await codes.mark_undeliverable(ctx.session, code, now=ctx.now())
+            await ctx.reply(ctx.t("newaccount.holder_blocked", phone=masked), code_keyboard(ctx))
+            return
+        await codes.mark_delivered(ctx.session, code, holder_id=issued.holder.id,
+                                   message_id=message_id)
+        await ctx.goto(FLOW, "code", {"holder_name": issued.holder.first_name})
+        await ctx.reply(
+            ctx.t("newaccount.code_sent", name=issued.holder.first_name or masked, phone=masked,
+                  until=_time(code.expires_at)),
+            code_keyboard(ctx),
+        )
+        return
+    link = f"https://t.me/{ctx.context.bot.username}?start={issued.invite_token}"
+    await ctx.reply(
+        ctx.t("newaccount.invite", phone=masked, link=link, until=_time(code.expires_at)),
+        code_keyboard(ctx),
+    )
+
+
+# --- 3. code ----------------------------------------------------------------------------------
+
+
+async def ask_code(ctx: Ctx) -> None:
+    """Step 3: the code the holder relays."""
+    await ctx.reply(ctx.t("newaccount.ask_code"), code_keyboard(ctx))
+
+
+async def on_code(ctx: Ctx, text: str) -> None:
+    """Verify what the owner typed; wrong codes count, the last try locks the code."""
+    digits = "".join(text.split())
+    if not (len(digits) == codes.CODE_DIGITS and digits.isdigit()):
+        await ctx.reply(ctx.t("newaccount.code_format"), code_keyboard(ctx))
+        return
+    data = await _at(ctx, "code") or {}
+    result = await codes.verify_code(
+        ctx.session, ctx.policy, code_id=int(data["code_id"]), owner_id=ctx.user_id,
+        entered=digits, now=ctx.now(),
+    )
+    outcome = result.outcome
+    if outcome is codes.VerifyOutcome.OK:
+        await ctx.goto(FLOW, "nickname")
+        await ctx.reply(ctx.t("newaccount.code_ok"))
+        await ask_nickname(ctx)
+        return
+    if outcome is codes.VerifyOutcome.WRONG:
+        await ctx.reply(ctx.t("newaccount.code_wrong", left=result.tries_left), code_keyboard(ctx))
+        return
+    if result.just_ended:
+        reason = "holder_code.locked" if outcome is codes.VerifyOutcome.LOCKED else "holder_code.expired"
+        await _end_holder_message(ctx.context.bot, ctx.deps, result.code, reason)
+    key = {
+        codes.VerifyOutcome.LOCKED: "newaccount.code_locked",
+        codes.VerifyOutcome.EXPIRED: "newaccount.code_expired",
+        codes.VerifyOutcome.DECLINED: "newaccount.code_declined",
+    }.get(outcome, "newaccount.code_dead")
+    await ctx.reply(ctx.t(key), code_keyboard(ctx))
+
+
+step(FLOW, "code", prompt=ask_code, on_text=on_code)
+
+
+# --- 4. nickname ------------------------------------------------------------------------------
+
+
+async def ask_nickname(ctx: Ctx) -> None:
+    """Step 4: the nickname, with the holder's Telegram name offered."""
+    data = await _at(ctx, "nickname") or {}
+    name = data.get("holder_name")
+    rows = []
+    if isinstance(name, str) and name.strip():
+        rows.append([button(ctx.t("newaccount.use_name", name=name.strip()[:30]), cb(NS, "nick"))])
+    rows.append(_cancel_button(ctx))
+    await ctx.reply(ctx.t("newaccount.ask_nickname"), keyboard(*rows))
+
+
+async def on_nickname(ctx: Ctx, text: str) -> None:
+    """Check the nickname (1–30 characters) and go on to IM."""
+    try:
+        nickname = clean_nickname(text)
+    except DomainError as exc:
+        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ask_nickname(ctx)
+        return
+    await ctx.goto(FLOW, "im", {"nickname": nickname})
+    await ask_im(ctx)
+
+
+step(FLOW, "nickname", prompt=ask_nickname, on_text=on_nickname)
+
+
+# --- 5. IM ------------------------------------------------------------------------------------
+
+
+async def ask_im(ctx: Ctx) -> None:
+    """Step 5: customer-chat (IM) permission on or off."""
+    data = await _at(ctx, "im") or {}
+    shop = await ctx.owned_shop()
+    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    recommended = IM_MODULE in role.modules
+    on_label = ctx.t("newaccount.im_on_recommended" if recommended else "newaccount.im_on")
+    await ctx.reply(
+        ctx.t("newaccount.ask_im", role=role.name),
+        keyboard(
+            [button(on_label, cb(NS, "im", 1)), button(ctx.t("newaccount.im_off"), cb(NS, "im", 0))],
+            _cancel_button(ctx),
+        ),
+    )
+
+
+step(FLOW, "im", prompt=ask_im)
+
+
+# --- 6. summary and confirm -------------------------------------------------------------------
+
+
+async def ask_confirm(ctx: Ctx) -> None:
+    """Step 6: the summary, with Confirm and Cancel."""
+    data = await _at(ctx, "confirm") or {}
+    shop = await ctx.owned_shop()
+    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    await ctx.reply(
+        ctx.t(
+            "newaccount.summary",
+            shop=shop.name,
+            role=role.name,
+            modules=module_names(ctx.locale, ctx.deps, role.modules),
+            phone=mask_phone(str(data.get("phone"))),
+            nickname=str(data.get("nickname")),
+            im=ctx.t("common.on" if data.get("im") else "common.off"),
+        ),
+        keyboard([button(ctx.t("newaccount.confirm"), cb(NS, "ok"))], _cancel_button(ctx)),
+    )
+
+
+step(FLOW, "confirm", prompt=ask_confirm)
+
+
+async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
+    """Create the sub-account (Authorized), tell the holder, show the account list."""
+    shop = await ctx.owned_shop()
+    try:
+        account = await confirm_sub_account(
+            ctx.session, shop=shop, owner_id=ctx.user_id, code_id=int(data["code_id"]),
+            role_id=int(data["role_id"]), nickname=str(data["nickname"]),
+            im_enabled=bool(data["im"]), now=ctx.now(),
+        )
+    except DomainError as exc:
+        await ctx.answer()
+        await _cancel_code(ctx, data)
+        await ctx.end_flow()
+        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ctx.reply(ctx.t("newaccount.not_created"))
+        return
+    role = await get_role(ctx.session, shop.id or 0, account.role_id)
+    holder = await ctx.session.get(User, account.holder_id)
+    await ctx.end_flow()
+    await ctx.answer()
+    await ctx.show(ctx.t("newaccount.created", nickname=account.nickname,
+                         phone=mask_phone(account.phone), role=role.name))
+    if holder is not None:
+        sent = await ctx.notify(
+            holder, "holder_code.added", shop=shop.name, role=role.name,
+            modules=module_names(holder.locale or ctx.deps.default_locale, ctx.deps, role.modules),
+            im=t(holder.locale or ctx.deps.default_locale,
+                 "common.on" if account.im_enabled else "common.off"),
+        )
+        if sent is None:
+            await ctx.reply(ctx.t("newaccount.holder_not_told", nickname=account.nickname))
+    await accounts.show_accounts(ctx)
+
+
+# --- buttons ----------------------------------------------------------------------------------
+
+
+async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
+    """The owner's buttons in /newaccount; each checks the flow is at its step."""
+    if action == "cancel":
+        if await _at(ctx, "role", "phone", "code", "nickname", "im", "confirm") is None:
+            await ctx.stale()
+            return
+        await cancel_flow(ctx)
+        await ctx.end_flow()
+        await ctx.answer()
+        await ctx.show(ctx.t("common.cancelled"))
+        return
+    if action == "role":
+        if await _at(ctx, "role") is None:
+            await ctx.stale()
+            return
+        shop = await ctx.owned_shop()
+        try:
+            await get_role(ctx.session, shop.id or 0, int(args[0]))
+        except DomainError:
+            await ctx.stale()
+            return
+        await ctx.answer()
+        await _role_chosen(ctx, int(args[0]))
+        return
+    if action == "newrole":
+        data = await _at(ctx, "role")
+        if data is None:
+            await ctx.stale()
+            return
+        await ctx.answer()
+        await roles.begin_create(ctx, parent=FLOW, parent_data=data)
+        return
+    if action == "resend":
+        data = await _at(ctx, "code")
+        if data is None:
+            await ctx.stale()
+            return
+        await ctx.answer()
+        shop = await ctx.owned_shop()
+        await send_code(ctx, shop, int(data["role_id"]), str(data["phone"]))
+        return
+    if action == "nick":
+        data = await _at(ctx, "nickname")
+        name = (data or {}).get("holder_name")
+        if data is None or not isinstance(name, str) or not name.strip():
+            await ctx.stale()
+            return
+        await ctx.answer()
+        await on_nickname(ctx, name[:30])
+        return
+    if action == "im":
+        if await _at(ctx, "im") is None:
+            await ctx.stale()
+            return
+        await ctx.answer()
+        await ctx.goto(FLOW, "confirm", {"im": args[0] == "1"})
+        await ask_confirm(ctx)
+        return
+    if action == "ok":
+        data = await _at(ctx, "confirm")
+        if data is None:
+            await ctx.stale()
+            return
+        await confirm(ctx, data)
+
+
+buttons(
+    NS,
+    {"cancel": (), "role": ("int",), "newrole": (), "resend": (), "nick": (), "im": ("int",),
+     "ok": ()},
+    on_button,
+)
+
+
+async def _cancel_code(ctx: Ctx, data: dict[str, Any]) -> None:
+    code_id = data.get("code_id")
+    if code_id is None:
+        return
+    ended = await codes.cancel_code(ctx.session, code_id=int(code_id), actor_id=ctx.user_id,
+                                    now=ctx.now())
+    if ended is not None:
+        await _end_holder_message(ctx.context.bot, ctx.deps, ended, "holder_code.cancelled")
+
+
+async def cancel_flow(ctx: Ctx) -> None:
+    """/cancel (or another command) during /newaccount: a live code dies with the flow."""
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow == FLOW:
+        await _cancel_code(ctx, dict(draft.data))
+
+
+on_cancel(FLOW, cancel_flow)
+
+
+async def start_newaccount(ctx: Ctx) -> None:
+    """Begin /newaccount (the owner menu's "New account" too)."""
+    shop = await ctx.owned_shop()
+    if await seats_used(ctx.session, shop.id or 0) >= shop.max_sub_accounts:
+        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+    await ctx.start_flow(FLOW, "role")
+    await ask_role(ctx)
+
+
+@entry
+async def newaccount_command(ctx: Ctx) -> None:
+    """/newaccount: add a staff sub-account."""
+    await abandon(ctx)
+    await start_newaccount(ctx)
+
+
+home.menu_entry("newaccount", start_newaccount)
+
+
+# --- the holder's side ------------------------------------------------------------------------
+
+
+async def _end_holder_message(bot: Bot, deps: Deps, code: VerificationCode, key: str) -> None:
+    """Replace the holder's code message (the digits disappear) with why it ended."""
+    if code.holder_id is None or code.holder_message_id is None:
+        return
+    async with deps.sessions() as session:
+        holder = await session.get(User, code.holder_id)
+        shop = await session.get(Shop, code.shop_id)
+    locale = (holder.locale if holder else None) or deps.default_locale
+    await edit_safely(bot, code.holder_id, code.holder_message_id,
+                      t(locale, key, shop=shop.name if shop else "—"))
+
+
+async def on_holder_button(ctx: Ctx, action: str, args: list[str]) -> None:
+    """"Not me": the holder declines; the code dies and the owner is told."""
+    try:
+        code = await codes.decline_code(ctx.session, code_id=int(args[0]), holder_id=ctx.user_id,
+                                        now=ctx.now())
+    except DomainError:
+        await ctx.stale()
+        return
+    await ctx.answer()
+    await ctx.show(ctx.t("holder_code.declined_by_you"))
+    owner = await ctx.session.get(User, code.owner_id)
+    if owner is not None:
+        locale = owner.locale or ctx.deps.default_locale
+        await send_safely(
+            ctx.context.bot, owner.id,
+            t(locale, "newaccount.declined_notice", phone=mask_phone(code.phone)),
+            keyboard([button(t(locale, "newaccount.resend"), cb(NS, "resend"))],
+                     [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))]),
+        )
+
+
+buttons(HOLDER_NS, {"no": ("int",)}, on_holder_button)
+
+
+async def open_invite(ctx: Ctx, token: str) -> None:
+    """``/start <token>``: link the phone first if needed, then deliver the code."""
+    await codes.code_for_invite(ctx.session, token, now=ctx.now())
+    if ctx.user.phone is None:
+        await ctx.start_flow(INVITE_FLOW, "contact", {"token": token})
+        await ctx.reply(ctx.t("holder_code.invite_welcome"))
+        await ask_phone(ctx)
+        return
+    await claim(ctx, token)
+
+
+home.INVITE_OPENER.append(open_invite)
+
+
+async def on_invite_contact(ctx: Ctx, contact: Contact) -> None:
+    """The invited holder shared their contact: link it and deliver the code if it matches."""
+    draft = await ctx.load_draft()
+    token = str((draft.data if draft else {}).get("token", ""))
+    phone = await accept_contact(ctx, contact)
+    if phone is None:
+        return
+    await ctx.end_flow()
+    await claim(ctx, token)
+
+
+async def on_invite_text(ctx: Ctx, _text: str) -> None:
+    """A typed number cannot prove ownership."""
+    await ctx.reply(ctx.t("onboarding.use_contact_button"), contact_keyboard(ctx))
+
+
+step(INVITE_FLOW, "contact", prompt=ask_phone, on_text=on_invite_text,
+     on_contact=on_invite_contact)
+
+
+async def claim(ctx: Ctx, token: str) -> None:
+    """Use up the invite and send the holder their code; tell the owner."""
+    code, plain = await codes.claim_invite(ctx.session, token, ctx.user, now=ctx.now())
+    shop = await ctx.session.get(Shop, code.shop_id)
+    owner = await ctx.session.get(User, code.owner_id)
+    role = await ctx.session.get(Role, code.role_id) if code.role_id else None
+    assert shop is not None and owner is not None
+    await ctx.commit()
+    message_id = await deliver(ctx.context.bot, ctx.deps, code, ctx.user, plain, shop, owner, role)
+    if message_id is None:
+        return
+    await codes.mark_delivered(ctx.session, code, holder_id=ctx.user_id, message_id=message_id)
+    await ctx.commit()
+    owner_locale = owner.locale or ctx.deps.default_locale
+    await send_safely(
+        ctx.context.bot, owner.id,
+        t(owner_locale, "newaccount.invite_opened", name=ctx.user.first_name or "—",
+          phone=mask_phone(code.phone)),
+    )
+    async with ctx.deps.sessions() as session:
+        owner_draft = await get_draft(session, owner.id)
+        if owner_draft is not None and owner_draft.flow == FLOW and \
+                owner_draft.data.get("code_id") == code.id:
+            await save_draft(session, owner.id, FLOW, owner_draft.step,
+                             {**owner_draft.data, "holder_name": ctx.user.first_name},
+                             ctx.now())
+            await session.commit()
+
+
+# --- expiry -----------------------------------------------------------------------------------
+
+
+def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # type: ignore[type-arg]
+    """Make sure the expiry job runs no later than ``deadline``."""
+    if job_queue is None:
+        return
+    when = as_aware(deadline)
+    jobs = job_queue.get_jobs_by_name(EXPIRY_JOB)
+    if any(job.next_t is not None and job.next_t <= when for job in jobs):
+        return
+    for job in jobs:
+        job.schedule_removal()
+    job_queue.run_once(expiry_job, when=when, name=EXPIRY_JOB)
+
+
+async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
+    """End every pending code past its deadline, tell owners and holders; the next deadline."""
+    while True:
+        async with deps.sessions() as session:
+            expired = await codes.expire_due(session, now=deps.clock.now())
+            await session.commit()
+            notices = []
+            for code in expired:
+                owner = await session.get(User, code.owner_id)
+                notices.append((code, owner))
+        for code, owner in notices:
+            await _end_holder_message(bot, deps, code, "holder_code.expired")
+            if owner is None:
+                continue
+            locale = owner.locale or deps.default_locale
+            await send_safely(
+                bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
+                keyboard([button(t(locale, "newaccount.resend_new"), cb(NS, "resend"))],
+                         [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))]),
+            )
+        if len(expired) < 500:
+            break
+    async with deps.sessions() as session:
+        return await codes.next_deadline(session)
+
+
+async def expiry_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The scheduler's job: expire due codes, then plan the next run."""
+    deps = deps_of(context)
+    upcoming = await expire_and_notify(context.bot, deps)
+    if upcoming is not None:
+        schedule_expiry(context.job_queue, upcoming)
 
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return []
+    return [CommandHandler("newaccount", newaccount_command)]
+

@@ -190,6 +190,7 @@ class Harness:
         for job in list(queue.jobs()):
             due = job.next_t
             if due is not None and due.replace(tzinfo=None) <= self.clock.now():
+                job.schedule_removal()  # as APScheduler does with a run_once job that fires
                 await job.run(self.app)
                 ran += 1
         return ran
