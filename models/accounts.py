@@ -96,9 +96,10 @@ async def confirm_sub_account(
         raise DomainError("code_not_found")
     if code.status != CodeStatus.VERIFIED.value or code.holder_id is None:
         raise DomainError("code_not_verified")
-    role = await get_role(session, shop.id or 0, role_id)
+    shop_id, phone = shop.id or 0, code.phone
+    role = await get_role(session, shop_id, role_id)
     name = clean_nickname(nickname)
-    await check_phone_available(session, shop, code.phone)
+    await check_phone_available(session, shop, phone)
     account = SubAccount(
         shop_id=shop.id or 0,
         phone=code.phone,
@@ -124,9 +125,12 @@ async def confirm_sub_account(
         session.add(code)
         await session.flush()
     except IntegrityError as exc:
+        # Someone bound the phone first. The rollback expires every loaded object, so only
+        # plain values are used from here on.
         await session.rollback()
-        shop = await session.get(Shop, shop.id) or shop
-        await check_phone_available(session, shop, code.phone)
+        fresh = await session.get(Shop, shop_id)
+        if fresh is not None:
+            await check_phone_available(session, fresh, phone)
         raise DomainError("phone_bound_elsewhere") from exc
     audit.record(
         session,
