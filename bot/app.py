@@ -47,7 +47,7 @@ def build_application(
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     if settings.telegram.rate_limit if rate_limit is None else rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = builder.build()
     if engine is None:
         engine = db.create_engine(settings.database.url, echo=settings.database.echo)

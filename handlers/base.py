@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -271,7 +271,7 @@ async def refuse_group(update: Update, context: ContextTypes.DEFAULT_TYPE, deps:
     )
 
 
-def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     """Wrap a handler: private chats only, one session per update, domain errors shown."""
 
     @functools.wraps(func)
@@ -306,7 +306,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaita
                 await session.rollback()
                 await show_error(ctx, exc)
 
-    return callback  # type: ignore[return-value]
+    return callback
 
 
 async def show_error(ctx: Ctx, exc: DomainError) -> None:

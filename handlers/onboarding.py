@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -195,10 +197,10 @@ async def on_language_button(ctx: Ctx, action: str, args: list[str]) -> None:
     ctx.locale = code
     await ctx.answer()
     await ctx.show(ctx.t("language.switched"))
-    try:
-        await ctx.context.bot.set_my_commands(bot_commands(code), scope=BotCommandScopeChat(ctx.chat_id))
-    except TelegramError:
-        pass  # the menu is a convenience; the switch itself is done
+    with contextlib.suppress(TelegramError):  # the menu is a convenience; the switch is done
+        await ctx.context.bot.set_my_commands(
+            bot_commands(code), scope=BotCommandScopeChat(ctx.chat_id)
+        )
 
 
 buttons("lang", {"set": ("key",)}, on_language_button)

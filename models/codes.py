@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,8 +78,11 @@ async def issue_code(
     recent_times = list(recent.all())
     if len(recent_times) >= policy.codes_per_phone_per_hour:
         wait = recent_times[0] + timedelta(hours=1) - now
-        raise DomainError("code_hourly_cap", cap=policy.codes_per_phone_per_hour,
-                          minutes=max(1, -(-int(wait.total_seconds()) // 60)))
+        raise DomainError(
+            "code_hourly_cap",
+            cap=policy.codes_per_phone_per_hour,
+            minutes=max(1, math.ceil(wait.total_seconds() / 60)),
+        )
     last_own = await session.exec(
         select(func.max(VerificationCode.created_at)).where(
             VerificationCode.phone == phone, VerificationCode.shop_id == shop_id
@@ -88,7 +92,8 @@ async def issue_code(
     if last is not None:
         ready = last + timedelta(seconds=policy.resend_cooldown_seconds)
         if now < ready:
-            raise DomainError("code_cooldown", seconds=max(1, -(-int((ready - now).total_seconds()))))
+            seconds = max(1, math.ceil((ready - now).total_seconds()))
+            raise DomainError("code_cooldown", seconds=seconds)
 
     superseded_rows = await session.exec(
         select(VerificationCode).where(
@@ -316,7 +321,10 @@ async def expire_due(
     # Conditional update: a code verified or declined meanwhile is left alone.
     await session.exec(
         update(VerificationCode)
-        .where(col(VerificationCode.id).in_(ids), VerificationCode.status == CodeStatus.PENDING.value)
+        .where(
+            col(VerificationCode.id).in_(ids),
+            col(VerificationCode.status) == CodeStatus.PENDING.value,
+        )
         .values(status=CodeStatus.EXPIRED.value, ended_at=now, invite_token_hash=None)
     )
     for code in due:

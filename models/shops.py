@@ -59,6 +59,7 @@ async def create_shop(
     session.add(shop)
     try:
         await session.flush()
+        assert shop.id is not None
         session.add(
             PhoneBinding(
                 phone=user.phone, shop_id=shop.id, kind=BindingKind.OWNER.value, created_at=now

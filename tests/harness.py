@@ -86,12 +86,12 @@ class Harness:
         await self.app.process_update(update)
         touched: list[Shown] = []
         for call in self.api.calls[before:]:
-            if call.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
-                if isinstance(call.result, dict):
-                    message = dict(call.result)
-                    stored = self.api.messages[message["chat"]["id"]][message["message_id"]]
-                    message["_keyboard"] = stored.get("_keyboard")
-                    touched.append(_shown(message))
+            shows = call.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup")
+            if shows and isinstance(call.result, dict):
+                message = dict(call.result)
+                stored = self.api.messages[message["chat"]["id"]][message["message_id"]]
+                message["_keyboard"] = stored.get("_keyboard")
+                touched.append(_shown(message))
         return touched
 
     def _message(self, who: Person, chat: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
