@@ -1,0 +1,201 @@
+"""Codes, phones and binding rules without Telegram: in-memory database, injected time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models import codes
+from models.accounts import check_phone_available, confirm_sub_account
+from models.errors import DomainError
+from models.phones import mask_phone, normalize_contact_phone, normalize_phone
+from models.policy import Policy
+from models.roles import create_role
+from models.shops import create_shop
+from models.tables import AuditEvent, PhoneBinding, Shop, User, VerificationCode
+from models.users import link_phone, touch_user
+from tests.domain_db import memory_session
+
+T0 = datetime(2026, 11, 28, 12, 0, 0)
+POLICY = Policy()
+
+
+async def person(session, uid: int, phone: str | None):  # type: ignore[no-untyped-def]
+    user = await touch_user(session, uid, first_name=f"u{uid}", username=None,
+                            language_code="en", default_locale="en", now=T0)
+    if phone:
+        await link_phone(session, user, phone)
+    return user
+
+
+async def shop_with_role(session, uid: int = 1, phone: str = "+8613800138000"):  # type: ignore[no-untyped-def]
+    owner = await person(session, uid, phone)
+    shop = await create_shop(session, owner, "Shop", max_sub_accounts=50, now=T0)
+    role = await create_role(session, POLICY, shop_id=shop.id, actor_id=uid, name="CS",
+                             description="", modules=["home"], now=T0)
+    return owner, shop, role
+
+
+def test_phones_are_normalised_and_masked() -> None:
+    assert normalize_phone("138 0013 8000", "CN") == "+8613800138000"
+    assert normalize_phone("0086 138-0013-8000", "CN") == "+8613800138000"
+    assert normalize_contact_phone("8613800138000", "CN") == "+8613800138000"
+    assert normalize_phone("+1 212 555 0100", "CN") == "+12125550100"
+    for bad in ("", "abc", "123", "+86 1", "9" * 40):
+        with pytest.raises(DomainError):
+            normalize_phone(bad, "CN")
+    assert mask_phone("+8613800138000") == "+86 138****8000"
+    assert mask_phone("+12125550100") == "+1 212****0100"
+    assert mask_phone(None) == "—"
+
+
+async def test_code_is_stored_hashed_and_verifies_once() -> None:
+    async with memory_session() as s:
+        owner, shop, role = await shop_with_role(s)
+        await person(s, 2, "+8613900139000")
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        assert len(issued.plain) == 6 and issued.plain.isdigit()
+        row = issued.code
+        assert issued.plain not in (row.code_hash, row.salt)
+        assert row.expires_at == T0 + timedelta(seconds=300)
+        assert issued.holder is not None and issued.invite_token is None
+        ok = await codes.verify_code(s, POLICY, code_id=row.id, owner_id=1,
+                                     entered=issued.plain, now=T0 + timedelta(seconds=10))
+        assert ok.outcome is codes.VerifyOutcome.OK
+        events = (await s.exec(select(AuditEvent.detail))).all()
+        assert issued.plain not in str(events)
+
+
+async def test_deadline_in_the_database_is_the_truth() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        result = await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                         entered=issued.plain, now=T0 + timedelta(seconds=300))
+        assert result.outcome is codes.VerifyOutcome.EXPIRED and result.just_ended
+        assert issued.code.status == "expired"
+
+
+async def test_wrong_entries_lock_and_someone_elses_code_is_refused() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        wrong = f"{(int(issued.plain) + 1) % 1_000_000:06d}"
+        with pytest.raises(DomainError):
+            await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=99,
+                                    entered=issued.plain, now=T0)
+        lefts = []
+        for _ in range(5):
+            r = await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                        entered=wrong, now=T0)
+            lefts.append((r.outcome.value, r.tries_left))
+        assert lefts == [("wrong", 4), ("wrong", 3), ("wrong", 2), ("wrong", 1), ("locked", 0)]
+        r = await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                    entered=issued.plain, now=T0)
+        assert r.outcome is codes.VerifyOutcome.LOCKED
+
+
+async def test_cooldown_and_hourly_cap() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        kw = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
+        await codes.issue_code(s, POLICY, now=T0, **kw)
+        with pytest.raises(DomainError) as err:
+            await codes.issue_code(s, POLICY, now=T0 + timedelta(seconds=59.5), **kw)
+        assert (err.value.key, err.value.params) == ("code_cooldown", {"seconds": 1})
+        for i in range(1, 5):
+            await codes.issue_code(s, POLICY, now=T0 + timedelta(seconds=60 * i), **kw)
+        with pytest.raises(DomainError) as err:
+            await codes.issue_code(s, POLICY, now=T0 + timedelta(seconds=301), **kw)
+        assert err.value.key == "code_hourly_cap"
+        await codes.issue_code(s, POLICY, now=T0 + timedelta(hours=1, seconds=1), **kw)
+        statuses = (await s.exec(select(VerificationCode.status))).all()
+        assert sorted(statuses) == ["pending"] + ["superseded"] * 5
+
+
+async def test_expire_due_and_next_deadline() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        a = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                   phone="+8613900139000", now=T0)
+        b = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                   phone="+8613700137000", now=T0 + timedelta(seconds=100))
+        assert await codes.next_deadline(s) == a.code.expires_at
+        assert await codes.expire_due(s, now=T0 + timedelta(seconds=299)) == []
+        expired = await codes.expire_due(s, now=T0 + timedelta(seconds=300))
+        assert [c.id for c in expired] == [a.code.id]
+        assert await codes.next_deadline(s) == b.code.expires_at
+        assert await codes.expire_due(s, now=T0 + timedelta(hours=1)) != []
+        assert await codes.next_deadline(s) is None
+
+
+async def test_invite_is_single_use_and_bound_to_the_phone() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        assert issued.holder is None and issued.invite_token
+        stranger = await person(s, 3, "+8613600136000")
+        with pytest.raises(DomainError) as err:
+            await codes.claim_invite(s, issued.invite_token, stranger, now=T0)
+        assert err.value.key == "invite_phone_mismatch"
+        holder = await person(s, 2, "+8613900139000")
+        code, plain = await codes.claim_invite(s, issued.invite_token, holder, now=T0)
+        assert code.holder_id == 2 and len(plain) == 6
+        with pytest.raises(DomainError):
+            await codes.claim_invite(s, issued.invite_token, holder, now=T0)
+        ok = await codes.verify_code(s, POLICY, code_id=code.id, owner_id=1, entered=plain, now=T0)
+        assert ok.outcome is codes.VerifyOutcome.OK
+
+
+async def test_conflicts_in_their_order_of_meaning() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        owner2 = await person(s, 5, "+8613500135000")
+        shop2 = await create_shop(s, owner2, "Other", max_sub_accounts=50, now=T0)
+        await person(s, 2, "+8613900139000")
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                entered=issued.plain, now=T0)
+        await confirm_sub_account(s, shop=shop, owner_id=1, code_id=issued.code.id,
+                                  role_id=role.id, nickname="H", im_enabled=True, now=T0)
+        keys = []
+        for target, phone in ((shop, "+8613900139000"), (shop2, "+8613900139000"),
+                              (shop, "+8613800138000"), (shop, "+8613500135000")):
+            with pytest.raises(DomainError) as err:
+                await check_phone_available(s, target, phone)
+            keys.append(err.value.key)
+        assert keys == ["phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account",
+                        "phone_is_main_account"]
+
+
+async def test_the_database_refuses_a_phone_bound_twice() -> None:
+    async with memory_session() as s:
+        owner, shop, _ = await shop_with_role(s)
+        s.add(PhoneBinding(phone="+8613800138000", shop_id=shop.id, kind="sub", created_at=T0))
+        with pytest.raises(IntegrityError):
+            await s.flush()
+
+
+async def test_a_sub_account_phone_cannot_open_a_shop() -> None:
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        holder = await person(s, 2, "+8613900139000")
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                entered=issued.plain, now=T0)
+        await confirm_sub_account(s, shop=shop, owner_id=1, code_id=issued.code.id,
+                                  role_id=role.id, nickname="H", im_enabled=False, now=T0)
+        with pytest.raises(DomainError) as err:
+            await create_shop(s, holder, "Mine", max_sub_accounts=50, now=T0)
+        assert err.value.key == "shop_phone_is_sub_account"
+        assert len((await s.exec(select(Shop))).all()) == 1
+        assert (await s.get(User, 2)) is not None

@@ -1,0 +1,58 @@
+"""Alembic builds the whole schema on an empty database, and it matches the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+from bot import db
+from tests.conftest import PG_URL, _normalise, requires_pg
+
+TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
+          "audit_event", "draft", "alembic_version"}
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection)
+    return list(compare_metadata(context, SQLModel.metadata))
+
+
+async def _check(url: str) -> None:
+    await db.migrate(url)
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert names == TABLES
+        assert await conn.run_sync(_diff) == []
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        assert version == "0001"
+    await engine.dispose()
+    await db.migrate(url)  # running it again is a no-op
+
+
+async def test_upgrade_on_an_empty_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh/bot.db"
+    await _check(url)
+    assert (tmp_path / "fresh" / "bot.db").exists()
+
+
+@requires_pg
+async def test_upgrade_on_an_empty_postgresql_database() -> None:
+    base = make_url(_normalise(PG_URL))
+    name = "subaccount_bot_migration_check"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        await conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        await _check(base.set(database=name).render_as_string(hide_password=False))
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await admin.dispose()
