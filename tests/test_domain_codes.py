@@ -54,7 +54,7 @@ def test_phones_are_normalised_and_masked() -> None:
 
 async def test_code_is_stored_hashed_and_verifies_once() -> None:
     async with memory_session() as s:
-        owner, shop, role = await shop_with_role(s)
+        _, shop, role = await shop_with_role(s)
         await person(s, 2, "+8613900139000")
         issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
                                         phone="+8613900139000", now=T0)
@@ -178,7 +178,7 @@ async def test_conflicts_in_their_order_of_meaning() -> None:
 
 async def test_the_database_refuses_a_phone_bound_twice() -> None:
     async with memory_session() as s:
-        owner, shop, _ = await shop_with_role(s)
+        _, shop, _ = await shop_with_role(s)
         s.add(PhoneBinding(phone="+8613800138000", shop_id=shop.id, kind="sub", created_at=T0))
         with pytest.raises(IntegrityError):
             await s.flush()
