@@ -30,6 +30,21 @@ class WebhookSettings(_Section):
     path: str = "telegram"
     secret_token: str = ""
 
+    @field_validator("url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// behind a local proxy)")
+        return value.rstrip("/")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or not all(c.isalnum() or c in "_-./" for c in value):
+            raise ValueError("must be a URL path such as 'telegram'")
+        return value
+
     @field_validator("secret_token")
     @classmethod
     def _secret_chars(cls, value: str) -> str:
@@ -43,6 +58,7 @@ class TelegramSettings(_Section):
     base_url: str = TELEGRAM_API
     mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: int = Field(default=30, ge=0, le=50)
+    rate_limit: bool = True
     webhook: WebhookSettings = WebhookSettings()
 
     @field_validator("base_url")
@@ -51,6 +67,14 @@ class TelegramSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook.url:
+            raise ValueError(
+                "mode 'webhook' needs telegram.webhook.url (the public https:// address)"
+            )
+        return self
 
 
 class DatabaseSettings(_Section):
