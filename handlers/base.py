@@ -7,12 +7,13 @@ handler is rolled back and shown to the user in their language.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,7 +27,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from telegram.ext import ContextTypes
 
 from handlers.i18n import t
@@ -39,6 +40,7 @@ from models.tables import Draft, Shop, User
 from models.users import touch_user
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 Handler = Callable[["Ctx"], Awaitable[None]]
@@ -59,6 +61,26 @@ def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
     deps = context.application.bot_data["deps"]
     assert isinstance(deps, Deps)
     return deps
+
+
+#: pauses before retrying a send that failed on the network (not a timeout: that may have
+#: been delivered, and a duplicate is worse than a log line)
+RETRY_DELAYS = (0.05, 0.25)
+
+
+async def with_retry(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a Bot API call, retrying connection failures a couple of times."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return await call()
+        except (BadRequest, TimedOut):
+            raise
+        except NetworkError:
+            if delay is None:
+                raise
+            log.warning("network error talking to Telegram; retrying in %.2fs", delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def not_modified(exc: BadRequest) -> bool:
@@ -141,9 +163,11 @@ class Ctx:
     async def reply(self, text: str, markup: Markup = None) -> Message:
         """Send a new message to this chat (after committing what was written)."""
         await self.commit()
-        return await self.context.bot.send_message(
-            self.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-            disable_web_page_preview=True,
+        return await with_retry(
+            lambda: self.context.bot.send_message(
+                self.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                disable_web_page_preview=True,
+            )
         )
 
     async def show(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
@@ -198,9 +222,11 @@ class Ctx:
 async def send_safely(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message | None:
     """Send, or return ``None`` when the user blocked the bot or the chat is gone."""
     try:
-        return await bot.send_message(
-            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-            disable_web_page_preview=True,
+        return await with_retry(
+            lambda: bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                disable_web_page_preview=True,
+            )
         )
     except Forbidden:
         log.info("user %s cannot be reached (blocked the bot)", chat_id)

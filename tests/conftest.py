@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
 
@@ -56,20 +59,44 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_migrated() -> str:
-    """The PostgreSQL test database, emptied and migrated once per run."""
-    url = _normalise(PG_URL)
+def pg_migrated() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, migrated once.
+
+    It is created beside the one TEST_DATABASE_URL names (so that runs in parallel never share
+    tables) and dropped at the end; without CREATEDB rights the named database is used itself.
+    """
+    base = make_url(_normalise(PG_URL))
+    name = f"subaccount_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def admin(statement: str) -> bool:
+        engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text(statement))
+            return True
+        except DBAPIError:
+            return False
+        finally:
+            await engine.dispose()
+
+    if asyncio.run(admin(f"CREATE DATABASE {name}")):
+        url = base.set(database=name).render_as_string(hide_password=False)
+        db.migrate_sync(url)
+        yield url
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        return
 
     async def reset() -> None:
-        engine = create_async_engine(url)
+        engine = create_async_engine(base)
         async with engine.begin() as conn:
             await conn.execute(text("DROP SCHEMA public CASCADE"))
             await conn.execute(text("CREATE SCHEMA public"))
         await engine.dispose()
 
     asyncio.run(reset())
+    url = base.render_as_string(hide_password=False)
     db.migrate_sync(url)
-    return url
+    yield url
 
 
 async def truncate_all(url: str) -> None:

@@ -55,11 +55,12 @@ class FakeBotApi:
     calls: list[Call] = field(default_factory=list)
     messages: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
     blocked: set[int] = field(default_factory=set)
-    failures: dict[str, list[ApiError]] = field(default_factory=dict)
+    failures: dict[str, list[Exception]] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(5000))  # type: ignore[type-arg]
 
-    def fail_next(self, method: str, error: ApiError) -> None:
-        """Make the next call of ``method`` fail with ``error``."""
+    def fail_next(self, method: str, error: Exception) -> None:
+        """Make the next call of ``method`` fail: an ``ApiError`` is Telegram's answer, any
+        other exception (e.g. ``telegram.error.NetworkError``) is raised by the transport."""
         self.failures.setdefault(method, []).append(error)
 
     def handle(self, method: str, params: dict[str, Any]) -> Any:

@@ -33,8 +33,10 @@ CODE = re.compile(r"Verification code: (\d{6})")
 
 
 async def rows(h: Harness, model: Any) -> list[Any]:
+    """Every row of ``model``, in primary-key order."""
+    key = list(model.__table__.primary_key.columns)
     async with h.app.bot_data["deps"].sessions() as session:
-        return list((await session.exec(select(model))).all())
+        return list((await session.exec(select(model).order_by(*key))).all())
 
 
 async def add_role(h: Harness, owner: Person = OWNER, name: str = "Customer service",
