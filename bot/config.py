@@ -134,6 +134,11 @@ class PresetSettings(ModuleSettings):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
 
 def _default_modules() -> list[ModuleSettings]:
     return [

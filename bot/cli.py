@@ -1,0 +1,423 @@
+"""The ``subaccount-bot`` command: run the bot, migrate, check the config, list and export.
+
+Every problem an operator can fix (no token, a bad config, a database that cannot be opened, a
+bad ``--shop``) is reported as ONE line on stderr with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dtm
+import logging
+import os
+import secrets
+import stat
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+# The heavy imports (SQLAlchemy, Alembic, PTB, pydantic) happen inside the commands, so that
+# `--help` and usage errors answer at once.
+
+log = logging.getLogger("bot.cli")
+
+PROG = "subaccount-bot"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SECRET_FILE = "webhook_secret"
+T = TypeVar("T")
+
+
+class Failure(Exception):
+    """A problem the operator can fix; printed as one line, exit ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def one_line(value: object) -> str:
+    """``value`` as a single line (first non-empty line of its text)."""
+    lines = [line.strip() for line in str(value).splitlines() if line.strip()]
+    return lines[0] if lines else type(value).__name__
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database or "").expanduser()
+    return None
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    from bot.config import load_settings
+    from bot.logs import setup_logging
+
+    settings = load_settings(Path(args.config) if args.config else None)
+    setup_logging(args.log_level or settings.logging.level)
+    return settings
+
+
+def _db_error(url: str, exc: BaseException) -> Failure:
+    reason = one_line(getattr(exc, "orig", None) or exc)
+    log.debug("database error", exc_info=exc)
+    return Failure(f"cannot open the database {masked_url(url)}: {reason}")
+
+
+async def _revision(url: str) -> str | None:
+    """The Alembic revision the database is at (``None`` when it was never migrated)."""
+    from sqlalchemy import text
+
+    from bot import db
+
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            has_table = await conn.run_sync(
+                lambda sync: sync.dialect.has_table(sync, "alembic_version")
+            )
+            if not has_table:
+                return None
+            row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+            return None if row is None else str(row[0])
+    finally:
+        await engine.dispose()
+
+
+async def open_and_migrate(url: str) -> str | None:
+    """Check the database can be opened, upgrade it to head, return its revision."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot import db
+
+    try:
+        await _revision(url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _db_error(url, exc) from exc
+    except Exception as exc:  # asyncpg raises its own errors (bad password, no such database…)
+        raise _db_error(url, exc) from exc
+    try:
+        await db.migrate(url)
+    except (SQLAlchemyError, OSError) as exc:
+        log.debug("migration failed", exc_info=exc)
+        raise Failure(f"migrating {masked_url(url)} failed: {one_line(exc)}", 1) from exc
+    return await _revision(url)
+
+
+async def _with_session(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(session)`` on a migrated, existing database (read-only commands)."""
+    from bot import db
+
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise Failure(f"no database at {path} (run `{PROG} migrate` first)")
+    try:
+        revision = await _revision(url)
+    except Exception as exc:
+        raise _db_error(url, exc) from exc
+    if revision is None:
+        raise Failure(f"the database {masked_url(url)} is not migrated (run `{PROG} migrate`)")
+    engine = db.create_engine(url)
+    try:
+        async with db.sessionmaker(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def webhook_secret_path(settings: Settings) -> Path:
+    """Where a generated webhook secret is kept: beside the SQLite file, else ``./data``."""
+    path = _sqlite_path(settings.database.url)
+    return (path.parent if path is not None else Path("data")) / SECRET_FILE
+
+
+def _valid_secret(value: str) -> bool:
+    return 0 < len(value) <= 256 and all(c.isalnum() or c in "_-" for c in value)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret token, or one generated once and kept in a 0600 file."""
+    if settings.telegram.webhook.secret_token:
+        return settings.telegram.webhook.secret_token
+    path = webhook_secret_path(settings)
+    try:
+        if path.exists():
+            value = path.read_text(encoding="ascii").strip()
+            if _valid_secret(value):
+                if stat.S_IMODE(path.stat().st_mode) != 0o600:
+                    path.chmod(0o600)
+                return value
+            log.warning("%s does not hold a valid secret token; making a new one", path)
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(value + "\n")
+        log.info("generated a webhook secret token in %s", path)
+        return value
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Failure(f"cannot keep the webhook secret in {path}: {one_line(exc)}") from exc
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Migrate, then run the bot until SIGTERM/SIGINT."""
+    from telegram import Update
+    from telegram.error import TelegramError
+
+    from bot.app import build_application
+
+    settings = _load(args)
+    tg = settings.telegram
+    if not tg.token:
+        raise Failure(
+            "no bot token: set the BOT_TOKEN environment variable or telegram.token in "
+            "config.toml (ask @BotFather for one)"
+        )
+    secret = webhook_secret(settings) if tg.mode == "webhook" else None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # run_polling/run_webhook go on with this loop and close it
+    try:
+        revision = loop.run_until_complete(open_and_migrate(settings.database.url))
+        log.info("database %s at revision %s", masked_url(settings.database.url), revision)
+        application = build_application(settings)
+        # getMe in our hands first: PTB's own bootstrap would log a refused token as an ERROR
+        # with a traceback. run_polling/run_webhook then skip the initialised application.
+        loop.run_until_complete(application.initialize())
+    except BaseException as exc:
+        loop.close()
+        failure = _startup_failure(exc, tg.base_url)
+        if failure is exc:
+            raise
+        raise failure from exc
+    try:
+        if tg.mode == "webhook":
+            hook = tg.webhook
+            url = f"{hook.url}/{hook.path}"
+            log.info("webhook mode: listening on %s:%s/%s for %s", hook.listen, hook.port,
+                     hook.path, url)
+            application.run_webhook(
+                listen=hook.listen,
+                port=hook.port,
+                url_path=hook.path,
+                webhook_url=url,
+                secret_token=secret,
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+            )
+        else:
+            log.info("polling %s (long-poll timeout %s s)", tg.base_url, tg.poll_timeout)
+            application.run_polling(
+                timeout=dtm.timedelta(seconds=tg.poll_timeout),
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+            )
+    except (TelegramError, OSError) as exc:
+        raise _startup_failure(exc, tg.base_url) from exc  # always a Failure for these
+    log.info("stopped")
+    return 0
+
+
+def _startup_failure(exc: BaseException, base_url: str) -> BaseException:
+    """The one-line ``Failure`` for a start-up problem; any other exception is returned as is."""
+    from telegram.error import InvalidToken, TelegramError
+
+    if isinstance(exc, Failure):
+        return exc
+    if isinstance(exc, InvalidToken):
+        return Failure(
+            f"the Bot API at {base_url} refused the token (check BOT_TOKEN or telegram.token)"
+        )
+    if isinstance(exc, TelegramError):
+        log.debug("start-up failed", exc_info=exc)
+        return Failure(f"cannot start against {base_url}: {one_line(exc)}", 1)
+    if isinstance(exc, OSError):  # e.g. the webhook port is taken
+        log.debug("start-up failed", exc_info=exc)
+        return Failure(f"cannot start: {one_line(exc)}", 1)
+    return exc
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the database to the newest schema."""
+    settings = _load(args)
+    url = settings.database.url
+    revision = asyncio.run(open_and_migrate(url))
+    print(f"{masked_url(url)}: at revision {revision} (head)")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration and summarise it (secrets are never shown)."""
+    settings = _load(args)
+    tg = settings.telegram
+    source = args.config or "config.toml"
+    exists = Path(source).exists()
+    lines = [
+        f"config: {source}" + ("" if exists else " (absent: defaults and environment)"),
+        f"mode: {tg.mode}",
+        f"base_url: {tg.base_url}",
+        "token: " + ("set" if tg.token else "NOT SET (BOT_TOKEN or telegram.token)"),
+    ]
+    if tg.mode == "webhook":
+        hook = tg.webhook
+        lines.append(f"webhook: {hook.url}/{hook.path} (listening on {hook.listen}:{hook.port})")
+        lines.append(
+            "webhook secret: "
+            + ("configured" if hook.secret_token else f"generated in {webhook_secret_path(settings)}")
+        )
+    else:
+        lines.append(f"poll_timeout: {tg.poll_timeout} s")
+    lines += [
+        f"rate_limit: {'on' if tg.rate_limit else 'off'}",
+        f"database: {masked_url(settings.database.url)}",
+        f"locale: {settings.i18n.default_locale}",
+        f"region: {settings.phone.default_region}",
+        f"codes: valid {settings.verification.code_ttl_seconds} s, "
+        f"{settings.verification.max_attempts} attempts, "
+        f"resend after {settings.verification.resend_cooldown_seconds} s, "
+        f"{settings.verification.codes_per_phone_per_hour} per phone per hour",
+        f"max_sub_accounts: {settings.shop.max_sub_accounts}",
+        f"log level: {args.log_level or settings.logging.level}",
+        f"modules ({len(settings.modules)}): " + ", ".join(m.key for m in settings.modules),
+        f"presets ({len(settings.presets)}): "
+        + ", ".join(f"{p.key} [{' '.join(p.modules)}]" for p in settings.presets),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_shops(args: argparse.Namespace) -> int:
+    """List the shops."""
+    from models.export import shop_summaries
+    from models.phones import mask_phone
+
+    settings = _load(args)
+    shops = asyncio.run(_with_session(settings.database.url, shop_summaries))
+    if not shops:
+        print("no shops yet")
+        return 0
+    rows = [("id", "name", "owner phone", "sub-accounts", "created (UTC)")]
+    rows += [
+        (str(s.id), s.name, mask_phone(s.owner_phone), str(s.sub_accounts), s.created_at)
+        for s in shops
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write every sub-account of one shop as CSV or JSON."""
+    from models.export import export_shop, to_csv, to_json
+
+    settings = _load(args)
+    raw = args.shop.strip()
+    if not raw.isdigit():
+        raise Failure(f"--shop must be a shop id (a number, see `{PROG} shops`), not {raw!r}")
+    shop_id = int(raw)
+
+    async def work(session: Any) -> dict[str, Any] | None:
+        return await export_shop(session, shop_id)
+
+    export = asyncio.run(_with_session(settings.database.url, work))
+    if export is None:
+        raise Failure(f"there is no shop with id {shop_id} (see `{PROG} shops`)")
+    body = to_json(export) if args.format == "json" else to_csv(export["accounts"])
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as file:
+                file.write(body)
+        except OSError as exc:
+            raise Failure(f"cannot write {args.output}: {one_line(exc)}", 1) from exc
+        print(f"{len(export['accounts'])} sub-accounts of shop {shop_id} written to {args.output}",
+              file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(body.encode("utf-8"))
+        sys.stdout.flush()
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``subaccount-bot`` argument parser."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH",
+        help="configuration file (default: ./config.toml; built-in defaults when it is absent)",
+    )
+    common.add_argument(
+        "--log-level", type=str.upper, choices=LEVELS, metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (overrides logging.level and LOG_LEVEL)",
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Telegram bot through which a shop owner provisions staff sub-accounts.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], summary: str) -> Any:
+        sub = commands.add_parser(name, parents=[common], help=summary, description=summary)
+        sub.set_defaults(func=func)
+        return sub
+
+    add("run", cmd_run, "migrate the database, then run the bot (polling, or webhook by config) "
+                        "until SIGTERM/SIGINT")
+    add("migrate", cmd_migrate, "upgrade the database to the newest schema and print its revision")
+    add("check-config", cmd_check_config,
+        "validate the configuration and print a summary (no secrets)")
+    add("shops", cmd_shops, "list the shops: id, name, masked owner phone, sub-accounts")
+    export = add("export", cmd_export,
+                 "export one shop's sub-accounts (unmasked phones) as CSV or JSON")
+    export.add_argument("--shop", required=True, metavar="ID", help="the shop id (see `shops`)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="csv (default) or json")
+    export.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``subaccount-bot`` console script and ``python -m bot``."""
+    args = build_parser().parse_args(argv)
+    from bot.config import ConfigError
+
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"{PROG}: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except Failure as exc:
+        print(f"{PROG}: {one_line(exc)}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    return code
