@@ -9,6 +9,7 @@ buttons — from the owner, the holder or a stranger.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -67,7 +68,7 @@ async def _owner_ready(h: Harness) -> int:
     return found[0][0].id or 0
 
 
-async def to_newaccount(h: Harness, step: str) -> Person | None:
+async def to_newaccount(h: Harness, *, step: str) -> Person | None:
     role_id = await _owner_ready(h)
     h.clock.advance(3600)  # clear cooldowns and hourly caps between examples
     holder, phone = fresh_holder()
@@ -127,8 +128,8 @@ STATES: dict[str, Driver] = {
     "onboard.phone": to_onboarding,
     "newshop.name": to_newshop,
     "invite.contact": to_invite,
-    **{f"newaccount.{s}": (lambda s: lambda h: to_newaccount(h, s))(s)
-       for s in ("role", "phone", "code", "nickname", "im", "confirm")},
+    **{f"newaccount.{step}": functools.partial(to_newaccount, step=step)
+       for step in ("role", "phone", "code", "nickname", "im", "confirm")},
 }
 
 
@@ -142,8 +143,8 @@ def forged_callback() -> st.SearchStrategy[str]:
     namespaces = sorted(BUTTONS)
     return st.builds(
         lambda ns, action, args: ":".join([ns, action, *args]),
-        st.sampled_from(namespaces + ["zz", ""]),
-        st.sampled_from(sorted({a for ns in BUTTONS.values() for a in ns[0]}) + ["x", ""]),
+        st.sampled_from([*namespaces, "zz", ""]),
+        st.sampled_from([*sorted({a for ns in BUTTONS.values() for a in ns[0]}), "x", ""]),
         st.lists(st.one_of(st.integers(0, 10**12).map(str), st.sampled_from(
             ["en", "zh-Hans", "home", "-1", "1.5", "", "orders"])), max_size=3),
     )
