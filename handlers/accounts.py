@@ -1,10 +1,452 @@
-"""(being written)"""
+"""Account management (账号管理), the owner's side: /accounts.
+
+The list of the shop's sub-accounts (paged, with the seat count), and one account's screen:
+change role, rename (a draft-backed step), IM on / off, suspend / resume, unbind (confirmed).
+Every change goes through ``models.accounts`` (which writes the audit log) and the holder is
+told in their own language; if they blocked the bot, the owner is told so.
+
+Callback data, namespace ``a`` (ids are re-checked against the presser's shop every time):
+``a:pg:<page>`` list page · ``a:op:<acc>`` open · ``a:rl:<acc>`` role choice ·
+``a:sr:<acc>:<role>`` set role · ``a:rn:<acc>`` rename · ``a:rx:<acc>`` cancel rename ·
+``a:im:<acc>:<0|1>`` IM off / on · ``a:su:<acc>:<0|1>`` resume / suspend ·
+``a:ub:<acc>`` ask to unbind · ``a:uy:<acc>`` unbind.
+"""
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.ext import BaseHandler, CommandHandler
+
+from handlers import home
+from handlers.base import Ctx, button, entry, keyboard
+from handlers.i18n import t
+from handlers.router import abandon, buttons, cb, step
+from models.accounts import (
+    NICKNAME_MAX,
+    PAGE_SIZE,
+    account_position,
+    change_role,
+    clean_nickname,
+    get_account,
+    holder_of,
+    list_accounts,
+    membership_of,
+    rename_account,
+    seats_used,
+    set_im,
+    set_suspended,
+    unbind,
+)
+from models.errors import DomainError
+from models.phones import mask_phone
+from models.policy import Policy
+from models.roles import get_role, list_roles
+from models.shops import owned_shop
+from models.tables import AccountStatus, Shop, SubAccount, User
+
+NS = "a"
+FLOW = "accounts"
+RENAME = "rename"
+
+
+# --- small helpers shared with /me and /log ----------------------------------------------------
+
+
+def module_names(policy: Policy, keys: Iterable[str], locale: str, sep: str) -> str:
+    """Module keys as names in ``locale``, in catalogue order (unknown keys as they are)."""
+    wanted = list(keys)
+    known = policy.sorted_modules(wanted)
+    names = [m.name(locale) for k in known if (m := policy.module(k)) is not None]
+    names += [k for k in wanted if k not in known]
+    return sep.join(names) if names else "—"
+
+
+def status_text(ctx: Ctx, account: SubAccount) -> str:
+    """已授权 / 已暂停, in the reader's language."""
+    suspended = account.status == AccountStatus.SUSPENDED.value
+    return ctx.t("accounts.status_suspended" if suspended else "accounts.status_authorized")
+
+
+def on_off(ctx: Ctx, enabled: bool) -> str:
+    return ctx.t("common.on" if enabled else "common.off")
+
+
+async def owner_shop_or_explain(ctx: Ctx, for_owners_key: str) -> Shop | None:
+    """The presser's shop; a holder is pointed to /me, anyone else gets ``no_shop``."""
+    shop = await owned_shop(ctx.session, ctx.user_id)
+    if shop is not None:
+        return shop
+    if await membership_of(ctx.session, ctx.user_id) is not None:
+        await ctx.reply(ctx.t(for_owners_key))
+        return None
+    raise DomainError("no_shop")
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // PAGE_SIZE))
+
+
+async def list_screen(
+    ctx: Ctx, shop: Shop, page: int, notice: str | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The shop's sub-accounts, one page (clamped to the pages there are)."""
+    shop_id = shop.id or 0
+    total = await seats_used(ctx.session, shop_id)
+    pages = _pages(total)
+    page = min(max(page, 0), pages - 1)
+    rows = await list_accounts(ctx.session, shop_id, offset=page * PAGE_SIZE, limit=PAGE_SIZE)
+    lines = [notice, ""] if notice else []
+    lines.append(ctx.t("accounts.title", shop=shop.name, used=total, cap=shop.max_sub_accounts))
+    if pages > 1:
+        lines.append(ctx.t("accounts.page", page=page + 1, pages=pages))
+    lines.append("")
+    if not rows:
+        lines.append(ctx.t("accounts.empty"))
+    for number, (account, role) in enumerate(rows, start=page * PAGE_SIZE + 1):
+        lines.append(ctx.t(
+            "accounts.row", n=number, nickname=account.nickname, phone=mask_phone(account.phone),
+            role=role.name, im=on_off(ctx, account.im_enabled), status=status_text(ctx, account),
+        ))
+    if rows:
+        lines += ["", ctx.t("accounts.open_hint")]
+    account_rows = [[button(_account_label(account), cb(NS, "op", account.id))]
+                    for account, _ in rows]
+    nav: list[InlineKeyboardButton] = []
+    if page > 0:
+        nav.append(button(ctx.t("accounts.prev"), cb(NS, "pg", page - 1)))
+    if page < pages - 1:
+        nav.append(button(ctx.t("accounts.next"), cb(NS, "pg", page + 1)))
+    extra: list[InlineKeyboardButton] = []
+    if "newaccount" in home.MENU and total < shop.max_sub_accounts:
+        extra.append(button(ctx.t("home.menu_newaccount"), cb("m", "newaccount")))
+    return "\n".join(lines), keyboard(*account_rows, nav, extra)
+
+
+def _account_label(account: SubAccount) -> str:
+    """A button label (plain text, not HTML)."""
+    mark = "⏸ " if account.status == AccountStatus.SUSPENDED.value else ""
+    return f"{mark}{account.nickname} · {mask_phone(account.phone)}"
+
+
+async def show_accounts(ctx: Ctx, page: int = 0) -> None:
+    """Send the shop's account list as a new message (also used after a sub-account is added)."""
+    shop = await ctx.owned_shop()
+    text, markup = await list_screen(ctx, shop, page)
+    await ctx.reply(text, markup)
+
+
+async def open_accounts(ctx: Ctx) -> None:
+    """The owner menu's "Accounts" button."""
+    await show_accounts(ctx)
+
+
+@entry
+async def accounts_command(ctx: Ctx) -> None:
+    """/accounts: the shop's sub-accounts."""
+    if await owner_shop_or_explain(ctx, "accounts.for_owners") is None:
+        return
+    await abandon(ctx)
+    await show_accounts(ctx)
+
+
+home.menu_entry("accounts", open_accounts)
+
+
+# --- one account -------------------------------------------------------------------------------
+
+
+async def details_screen(
+    ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
+    """One sub-account and what the owner can do with it."""
+    shop_id = shop.id or 0
+    role = await get_role(ctx.session, shop_id, account.role_id)
+    page = await account_position(ctx.session, shop_id, account.id or 0) // PAGE_SIZE
+    lines = [notice, ""] if notice else []
+    lines.append(ctx.t(
+        "accounts.details", nickname=account.nickname, phone=mask_phone(account.phone),
+        role=role.name,
+        modules=module_names(ctx.policy, role.modules, ctx.locale, ctx.t("accounts.sep")),
+        im=on_off(ctx, account.im_enabled), status=status_text(ctx, account),
+        since=account.created_at.strftime("%Y-%m-%d"),
+    ))
+    acc = account.id
+    suspended = account.status == AccountStatus.SUSPENDED.value
+    markup = keyboard(
+        [button(ctx.t("accounts.change_role"), cb(NS, "rl", acc)),
+         button(ctx.t("accounts.rename"), cb(NS, "rn", acc))],
+        [button(ctx.t("accounts.im_turn_off" if account.im_enabled else "accounts.im_turn_on"),
+                cb(NS, "im", acc, 0 if account.im_enabled else 1)),
+         button(ctx.t("accounts.resume" if suspended else "accounts.suspend"),
+                cb(NS, "su", acc, 0 if suspended else 1))],
+        [button(ctx.t("accounts.unbind"), cb(NS, "ub", acc))],
+        [button(ctx.t("accounts.back_to_list"), cb(NS, "pg", page))],
+    )
+    return "\n".join(lines), markup
+
+
+async def _show_details(
+    ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None
+) -> None:
+    text, markup = await details_screen(ctx, shop, account, notice)
+    await ctx.show(text, markup)
+
+
+async def _tell_holder(
+    ctx: Ctx, holder: User | None, holder_name: str, key: str, /, **params: Any
+) -> None:
+    """Tell the holder in their language; if they can't be reached, tell the owner plainly."""
+    sent = await ctx.notify(holder, key, **params) if holder is not None else None
+    if sent is None:
+        await ctx.reply(ctx.t("accounts.not_notified", nickname=holder_name))
+
+
+def _locale_of(ctx: Ctx, user: User | None) -> str:
+    return (user.locale if user is not None else None) or ctx.deps.default_locale
+
+
+# --- button actions ----------------------------------------------------------------------------
+
+
+async def _page(ctx: Ctx, shop: Shop, page: int) -> None:
+    await ctx.answer()
+    text, markup = await list_screen(ctx, shop, page)
+    await ctx.show(text, markup)
+
+
+async def _open(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    account = await get_account(ctx.session, shop.id or 0, account_id)
+    await ctx.answer()
+    await _show_details(ctx, shop, account)
+
+
+async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    account = await get_account(ctx.session, shop.id or 0, account_id)
+    current = await get_role(ctx.session, shop.id or 0, account.role_id)
+    roles = await list_roles(ctx.session, shop.id or 0)
+    lines = [ctx.t("accounts.choose_role", nickname=account.nickname,
+                   phone=mask_phone(account.phone), role=current.name)]
+    if len(roles) < 2:
+        lines.append(ctx.t("accounts.only_role"))
+    labels = [(("✓ " if role.id == current.id else "") + role.name, role.id) for role, _ in roles]
+    rows = [[button(label, cb(NS, "sr", account_id, role_id)) for label, role_id in
+             labels[i : i + 2]] for i in range(0, len(labels), 2)]
+    await ctx.answer()
+    await ctx.show("\n".join(lines),
+                   keyboard(*rows, [button(ctx.t("common.back"), cb(NS, "op", account_id))]))
+
+
+async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None:
+    shop_id = shop.id or 0
+    account = await get_account(ctx.session, shop_id, account_id)
+    before = (await get_role(ctx.session, shop_id, account.role_id)).name
+    account, role = await change_role(
+        ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
+        role_id=role_id, now=ctx.now(),
+    )
+    holder = await holder_of(ctx.session, account)
+    locale = _locale_of(ctx, holder)
+    modules = module_names(ctx.policy, role.modules, locale, t(locale, "accounts.sep"))
+    await ctx.answer()
+    await _show_details(ctx, shop, account,
+                        ctx.t("accounts.done_role", before=before, after=role.name))
+    await _tell_holder(ctx, holder, account.nickname, "accounts.notify_role", shop=shop.name,
+                       role=role.name, before=before, modules=modules)
+
+
+async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
+    if enabled not in (0, 1):
+        raise DomainError("stale_button")
+    account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
+                           account_id=account_id, enabled=bool(enabled), now=ctx.now())
+    holder = await holder_of(ctx.session, account)
+    suffix = "on" if enabled else "off"
+    await ctx.answer()
+    await _show_details(ctx, shop, account,
+                        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname))
+    await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
+                       shop=shop.name)
+
+
+async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
+    if suspended not in (0, 1):
+        raise DomainError("stale_button")
+    account = await set_suspended(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
+                                  account_id=account_id, suspended=bool(suspended),
+                                  now=ctx.now())
+    holder = await holder_of(ctx.session, account)
+    what = "suspended" if suspended else "resumed"
+    await ctx.answer()
+    await _show_details(ctx, shop, account,
+                        ctx.t(f"accounts.done_{what}", nickname=account.nickname))
+    await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}", shop=shop.name)
+
+
+async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    account = await get_account(ctx.session, shop.id or 0, account_id)
+    await ctx.answer()
+    await ctx.show(
+        ctx.t("accounts.unbind_confirm", nickname=account.nickname,
+              phone=mask_phone(account.phone)),
+        keyboard([button(ctx.t("accounts.unbind_yes"), cb(NS, "uy", account_id)),
+                  button(ctx.t("common.cancel_button"), cb(NS, "op", account_id))]),
+    )
+
+
+async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    shop_id = shop.id or 0
+    account = await get_account(ctx.session, shop_id, account_id)
+    holder = await holder_of(ctx.session, account)
+    nickname, phone = account.nickname, mask_phone(account.phone)
+    page = await account_position(ctx.session, shop_id, account_id) // PAGE_SIZE
+    await unbind(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
+                 now=ctx.now())
+    await ctx.answer()
+    text, markup = await list_screen(
+        ctx, shop, page, ctx.t("accounts.done_unbound", nickname=nickname, phone=phone))
+    await ctx.show(text, markup)
+    await _tell_holder(ctx, holder, nickname, "accounts.notify_unbound", shop=shop.name)
+
+
+async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    account = await get_account(ctx.session, shop.id or 0, account_id)
+    await abandon(ctx)
+    await ctx.start_flow(FLOW, RENAME, {"account_id": account.id})
+    await ctx.answer()
+    await ask_nickname(ctx)
+
+
+async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    account = await get_account(ctx.session, shop.id or 0, account_id)
+    draft = await ctx.load_draft()
+    notice = None
+    if draft is not None and (draft.flow, draft.step) == (FLOW, RENAME) \
+            and draft.data.get("account_id") == account_id:
+        await ctx.end_flow()
+        notice = ctx.t("accounts.rename_cancelled")
+    await ctx.answer()
+    await _show_details(ctx, shop, account, notice)
+
+
+_ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
+    "pg": _page,
+    "op": _open,
+    "rl": _choose_role,
+    "sr": _set_role,
+    "rn": _rename,
+    "rx": _cancel_rename,
+    "im": _set_im,
+    "su": _set_suspended,
+    "ub": _ask_unbind,
+    "uy": _unbind,
+}
+
+
+async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
+    """Every ``a:`` button: only the shop's owner, only the shop's own accounts and roles."""
+    shop = await owned_shop(ctx.session, ctx.user_id)
+    if shop is None:
+        await ctx.stale()
+        return
+    values = [int(a) for a in args]
+    try:
+        await _ACTIONS[action](ctx, shop, *values)
+    except DomainError as exc:
+        await ctx.session.rollback()
+        if exc.key == "nothing_changed":
+            # a toggle pressed on an outdated screen: say so and show the account as it is now
+            await ctx.answer(ctx.t("errors.nothing_changed"))
+            shop = await ctx.owned_shop()
+            await _show_details(ctx, shop, await get_account(ctx.session, shop.id or 0, values[0]))
+            return
+        if exc.key in ("account_not_found", "role_not_found", "stale_button"):
+            await ctx.stale()
+            return
+        raise
+
+
+buttons(NS, {
+    "pg": ("int",),
+    "op": ("int",),
+    "rl": ("int",),
+    "sr": ("int", "int"),
+    "rn": ("int",),
+    "rx": ("int",),
+    "im": ("int", "int"),
+    "su": ("int", "int"),
+    "ub": ("int",),
+    "uy": ("int",),
+}, on_button)
+
+
+# --- rename: a step kept in the draft (survives a restart) ------------------------------------
+
+
+async def _rename_target(ctx: Ctx) -> tuple[Shop, SubAccount] | None:
+    """The shop and account the rename draft names; ends the flow if either is gone."""
+    draft = await ctx.load_draft()
+    raw = draft.data.get("account_id") if draft is not None else None
+    shop = await owned_shop(ctx.session, ctx.user_id)
+    if shop is not None and isinstance(raw, int):
+        try:
+            return shop, await get_account(ctx.session, shop.id or 0, raw)
+        except DomainError:
+            pass
+    await ctx.end_flow()
+    await ctx.reply(ctx.t("errors.account_not_found"))
+    return None
+
+
+async def ask_nickname(ctx: Ctx) -> None:
+    """Ask for the account's new nickname (1–30 characters)."""
+    target = await _rename_target(ctx)
+    if target is None:
+        return
+    _, account = target
+    await ctx.reply(
+        ctx.t("accounts.ask_nickname", nickname=account.nickname,
+              phone=mask_phone(account.phone), max=NICKNAME_MAX),
+        keyboard([button(ctx.t("common.cancel_button"), cb(NS, "rx", account.id))]),
+    )
+
+
+async def on_nickname(ctx: Ctx, text: str) -> None:
+    """Rename the account; a bad nickname is explained and asked for again."""
+    target = await _rename_target(ctx)
+    if target is None:
+        return
+    shop, account = target
+    try:
+        name = clean_nickname(text)
+    except DomainError as exc:
+        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ask_nickname(ctx)
+        return
+    await ctx.end_flow()
+    if name == account.nickname:
+        text_, markup = await details_screen(ctx, shop, account, ctx.t("errors.nothing_changed"))
+        await ctx.reply(text_, markup)
+        return
+    before = account.nickname
+    account = await rename_account(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
+                                   account_id=account.id or 0, nickname=name, now=ctx.now())
+    holder = await holder_of(ctx.session, account)
+    text_, markup = await details_screen(
+        ctx, shop, account, ctx.t("accounts.done_renamed", before=before, nickname=name))
+    await ctx.reply(text_, markup)
+    await _tell_holder(ctx, holder, name, "accounts.notify_renamed", shop=shop.name,
+                       nickname=name)
+
+
+step(FLOW, RENAME, prompt=ask_nickname, on_text=on_nickname)
 
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return []
+    return [CommandHandler("accounts", accounts_command)]

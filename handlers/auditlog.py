@@ -1,10 +1,166 @@
-"""(being written)"""
+"""/log: the shop's audit events, newest first, paged, in the owner's language.
+
+Each event is told from its detail dict through a text per action (``log.actions.<action>``
+with the dot as ``_``); only the placeholders a text names are filled in, so nothing else of
+the detail is ever shown (codes are never recorded; phones are masked, and masked again if a
+raw number ever slipped in). An action without a text gets a generic line.
+
+Callback data, namespace ``lg``: ``lg:pg:<page>``.
+"""
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler
+import re
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.ext import BaseHandler, CommandHandler
+
+from handlers import home
+from handlers.accounts import module_names, owner_shop_or_explain
+from handlers.base import Ctx, button, entry, keyboard
+from handlers.i18n import catalogue, placeholders
+from handlers.router import abandon, buttons, cb
+from models import audit
+from models.phones import mask_phone
+from models.shops import owned_shop
+from models.tables import AuditEvent, Shop, User
+
+NS = "lg"
+PAGE_SIZE = 10
+_RAW_PHONE = re.compile(r"^\+?\d{7,15}$")
+MISSING = "—"
+
+
+def safe_phone(value: object) -> str:
+    """A phone from a detail dict as it may be shown: masked, whatever was recorded."""
+    text = str(value)
+    if _RAW_PHONE.match(text):
+        return mask_phone(text if text.startswith("+") else "+" + text)
+    return text
+
+
+def _template(ctx: Ctx, key: str) -> str | None:
+    return catalogue(ctx.locale).get(key) or catalogue("en").get(key)
+
+
+def _module_changes(ctx: Ctx, before: object, after: object) -> str:
+    old = set(before) if isinstance(before, list) else set()
+    new = set(after) if isinstance(after, list) else set()
+    sep = ctx.t("accounts.sep")
+    parts = []
+    if new - old:
+        parts.append(ctx.t("log.added", modules=module_names(ctx.policy, new - old,
+                                                             ctx.locale, sep)))
+    if old - new:
+        parts.append(ctx.t("log.removed", modules=module_names(ctx.policy, old - new,
+                                                               ctx.locale, sep)))
+    return ctx.t("log.sep").join(parts) if parts else ctx.t("log.unchanged")
+
+
+def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
+    """One placeholder of an action's text, from the event's detail."""
+    if name == "changes":
+        return _module_changes(ctx, detail.get("before"), detail.get("after"))
+    value = detail.get(name)
+    if value is None or value == "":
+        return MISSING
+    if name == "phone":
+        return safe_phone(value)
+    if name == "im" and isinstance(value, bool):
+        return ctx.t("common.on" if value else "common.off")
+    if name == "delivery" and value in ("direct", "invite"):
+        return ctx.t(f"log.delivery_{value}")
+    if isinstance(value, list):
+        return module_names(ctx.policy, [str(v) for v in value], ctx.locale, ctx.t("accounts.sep"))
+    return str(value)
+
+
+def describe(ctx: Ctx, event: AuditEvent) -> str:
+    """What happened, in the reader's language (HTML)."""
+    key = "log.actions." + event.action.replace(".", "_")
+    template = _template(ctx, key) if re.fullmatch(r"[a-z_.]{1,40}", event.action) else None
+    if template is None:
+        obj = f"{event.object_type} #{event.object_id}" if event.object_id else event.object_type
+        return ctx.t("log.unknown", action=event.action, object=obj)
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    return ctx.t(key, **{name: _param(ctx, detail, name) for name in placeholders(template)})
+
+
+def who(ctx: Ctx, shop: Shop, event: AuditEvent, users: dict[int, User]) -> str:
+    """The actor: "you" (the owner), the holder by name, or "system"."""
+    if event.actor_id is None:
+        return ctx.t("log.system")
+    if event.actor_id == shop.owner_id:
+        return ctx.t("log.you")
+    nickname = event.detail.get("nickname") if isinstance(event.detail, dict) else None
+    if isinstance(nickname, str) and nickname:
+        return nickname
+    user = users.get(event.actor_id)
+    if user is not None and user.first_name:
+        return user.first_name
+    return ctx.t("log.someone", id=event.actor_id)
+
+
+async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboardMarkup]:
+    """One page of the shop's log (clamped to the pages there are)."""
+    shop_id = shop.id or 0
+    total = await audit.count(ctx.session, shop_id)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    events = await audit.recent(ctx.session, shop_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    users = await audit.actors(ctx.session, events)
+    lines = [ctx.t("log.title", shop=shop.name, count=total)]
+    if pages > 1:
+        lines.append(ctx.t("log.page", page=page + 1, pages=pages))
+    if not events:
+        lines += ["", ctx.t("log.empty")]
+    for event in events:
+        lines += ["", ctx.t(
+            "log.event", time=event.created_at.strftime("%Y-%m-%d %H:%M"),
+            who=who(ctx, shop, event, users), what_html=describe(ctx, event),
+        )]
+    nav: list[InlineKeyboardButton] = []
+    if page > 0:
+        nav.append(button(ctx.t("log.newer"), cb(NS, "pg", page - 1)))
+    if page < pages - 1:
+        nav.append(button(ctx.t("log.older"), cb(NS, "pg", page + 1)))
+    return "\n".join(lines), keyboard(nav)
+
+
+async def open_log(ctx: Ctx) -> None:
+    """The owner menu's "Log" button: the newest events as a new message."""
+    shop = await ctx.owned_shop()
+    text, markup = await log_screen(ctx, shop, 0)
+    await ctx.reply(text, markup)
+
+
+@entry
+async def log_command(ctx: Ctx) -> None:
+    """/log: the shop's latest audit events."""
+    if await owner_shop_or_explain(ctx, "log.for_owners") is None:
+        return
+    await abandon(ctx)
+    await open_log(ctx)
+
+
+home.menu_entry("log", open_log)
+
+
+async def on_button(ctx: Ctx, _action: str, args: list[str]) -> None:
+    """``lg:pg:<page>`` — only the shop's owner pages through its log."""
+    shop = await owned_shop(ctx.session, ctx.user_id)
+    if shop is None:
+        await ctx.stale()
+        return
+    await ctx.answer()
+    text, markup = await log_screen(ctx, shop, int(args[0]))
+    await ctx.show(text, markup)
+
+
+buttons(NS, {"pg": ("int",)}, on_button)
 
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return []
+    return [CommandHandler("log", log_command)]

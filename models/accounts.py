@@ -295,3 +295,18 @@ async def leave_shop(session: AsyncSession, *, holder: User, now: datetime) -> M
     _changed(session, membership.account, actor_id=holder.id, action="account.left", now=now)
     await _remove(session, membership.account)
     return membership
+
+
+async def holder_of(session: AsyncSession, account: SubAccount) -> User | None:
+    """The Telegram user who holds ``account`` (to tell them about changes)."""
+    return await session.get(User, account.holder_id)
+
+
+async def account_position(session: AsyncSession, shop_id: int, account_id: int) -> int:
+    """The 0-based place of the account in the shop's list (oldest first), for paging."""
+    result = await session.exec(
+        select(func.count())
+        .select_from(SubAccount)
+        .where(SubAccount.shop_id == shop_id, col(SubAccount.id) < account_id)
+    )
+    return int(result.one())

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.tables import AuditEvent
+from models.tables import AuditEvent, User
 
 
 def record(
@@ -57,3 +57,12 @@ async def count(session: AsyncSession, shop_id: int) -> int:
         select(func.count()).select_from(AuditEvent).where(AuditEvent.shop_id == shop_id)
     )
     return int(result.one())
+
+
+async def actors(session: AsyncSession, events: list[AuditEvent]) -> dict[int, User]:
+    """The users who acted in ``events`` (for naming them in the log), by id."""
+    ids = {e.actor_id for e in events if e.actor_id is not None}
+    if not ids:
+        return {}
+    rows = await session.exec(select(User).where(col(User.id).in_(ids)))
+    return {user.id: user for user in rows.all()}

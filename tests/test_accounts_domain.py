@@ -1,0 +1,117 @@
+"""Domain tests (no Telegram) for the loaders added for /accounts and /log:
+``accounts.holder_of``, ``accounts.account_position`` and ``audit.actors``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import audit
+from models.accounts import (
+    account_position,
+    confirm_sub_account,
+    holder_of,
+    leave_shop,
+    set_suspended,
+    unbind,
+)
+from models.codes import issue_code, verify_code
+from models.policy import Policy
+from models.roles import create_role
+from models.shops import create_shop
+from models.tables import Shop, SubAccount, User
+
+NOW = datetime(2026, 1, 2, 3, 4, 5)
+POLICY = Policy()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[AsyncSession]:
+    engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+    async with AsyncSession(engine, expire_on_commit=False) as s:
+        yield s
+    await engine.dispose()
+
+
+async def user(session: AsyncSession, uid: int, name: str, phone: str) -> User:
+    row = User(id=uid, first_name=name, phone=phone, locale="en", created_at=NOW)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def shop_of(session: AsyncSession, owner: User, name: str) -> Shop:
+    return await create_shop(session, owner, name, max_sub_accounts=50, now=NOW)
+
+
+async def bind(session: AsyncSession, shop: Shop, holder: User, nickname: str) -> SubAccount:
+    assert shop.id is not None and holder.phone is not None
+    role = await create_role(session, POLICY, shop_id=shop.id, actor_id=shop.owner_id,
+                             name=f"Role {nickname}", description="", modules=["home"], now=NOW)
+    issued = await issue_code(session, POLICY, shop_id=shop.id, owner_id=shop.owner_id,
+                              role_id=role.id, phone=holder.phone, now=NOW)
+    await verify_code(session, POLICY, code_id=issued.code.id or 0, owner_id=shop.owner_id,
+                      entered=issued.plain, now=NOW)
+    return await confirm_sub_account(session, shop=shop, owner_id=shop.owner_id,
+                                     code_id=issued.code.id or 0, role_id=role.id or 0,
+                                     nickname=nickname, im_enabled=False, now=NOW)
+
+
+async def test_holder_of_is_the_user_behind_the_account(session: AsyncSession) -> None:
+    owner = await user(session, 1, "Olivia", "+8613800138000")
+    hank = await user(session, 2, "Hank", "+8613900139000")
+    shop = await shop_of(session, owner, "Tea House")
+    account = await bind(session, shop, hank, "Hank")
+    found = await holder_of(session, account)
+    assert found is not None and (found.id, found.first_name) == (hank.id, "Hank")
+
+
+async def test_account_position_counts_earlier_accounts_of_the_same_shop_only(
+    session: AsyncSession,
+) -> None:
+    owner = await user(session, 1, "Olivia", "+8613800138000")
+    other = await user(session, 3, "Oscar", "+8613700137000")
+    shop = await shop_of(session, owner, "Tea House")
+    elsewhere = await shop_of(session, other, "Noodle Bar")
+    people = [await user(session, 10 + n, f"S{n}", f"+861390013901{n}") for n in range(5)]
+    first = await bind(session, shop, people[0], "S0")
+    await bind(session, elsewhere, people[1], "S1")  # another shop's account in between
+    second = await bind(session, shop, people[2], "S2")
+    third = await bind(session, shop, people[3], "S3")
+    shop_id = shop.id or 0
+    assert [await account_position(session, shop_id, a.id or 0) for a in (first, second, third)] \
+        == [0, 1, 2]
+    await unbind(session, shop_id=shop_id, actor_id=owner.id, account_id=second.id or 0, now=NOW)
+    assert await account_position(session, shop_id, third.id or 0) == 1
+    assert await account_position(session, elsewhere.id or 0, third.id or 0) == 1
+
+
+async def test_actors_loads_each_acting_user_once_and_skips_the_system(
+    session: AsyncSession,
+) -> None:
+    owner = await user(session, 1, "Olivia", "+8613800138000")
+    hank = await user(session, 2, "Hank", "+8613900139000")
+    await user(session, 4, "Sam", "+8613600136000")  # never acts
+    shop = await shop_of(session, owner, "Tea House")
+    account = await bind(session, shop, hank, "Hank")
+    await set_suspended(session, shop_id=shop.id or 0, actor_id=owner.id,
+                        account_id=account.id or 0, suspended=True, now=NOW)
+    audit.record(session, now=NOW, shop_id=shop.id, actor_id=None, action="code.expired",
+                 object_type="code", phone="+86 139****9000")
+    await leave_shop(session, holder=hank, now=NOW)
+    await session.flush()
+    events = await audit.recent(session, shop.id or 0, limit=100)
+    assert {e.actor_id for e in events} == {owner.id, hank.id, None}
+    found = await audit.actors(session, events)
+    assert sorted(found) == [owner.id, hank.id]
+    assert found[hank.id].first_name == "Hank"
+    assert await audit.actors(session, []) == {}
+    assert await audit.actors(session, [e for e in events if e.actor_id is None]) == {}
