@@ -1,7 +1,13 @@
-"""Roles (岗位): per-shop named module sets, with the rules that guard them."""
+"""Roles (岗位): per-shop named module sets, with the rules that guard them.
+
+A name is kept as typed (spaces folded, NFC); names are compared by ``name_key``: NFKC
+case-folded with spaces folded, so "Ops", " OPS " and "ｏｐｓ" are the same role name.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -17,12 +23,26 @@ from models.tables import Role, SubAccount
 
 ROLE_NAME_MAX = 30
 ROLE_DESCRIPTION_MAX = 200
+#: the width of the ``role.name_key`` column
+NAME_KEY_MAX = 30
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` has at least one character that is not a space, control or format mark."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
+def _drop_controls(text: str, keep: str = "") -> str:
+    """Control characters (NUL, escapes…) become spaces, except those in ``keep``."""
+    return "".join(
+        " " if unicodedata.category(ch) == "Cc" and ch not in keep else ch for ch in text
+    )
 
 
 def clean_role_name(raw: str) -> str:
-    """Trim a role name and check it is 1–30 characters."""
-    name = " ".join(raw.split())
-    if not name:
+    """Trim a role name (spaces folded) and check it is 1–30 characters."""
+    name = unicodedata.normalize("NFC", " ".join(_drop_controls(raw).split()))
+    if not _visible(name):
         raise DomainError("role_name_empty")
     if len(name) > ROLE_NAME_MAX:
         raise DomainError("role_name_too_long", max=ROLE_NAME_MAX, length=len(name))
@@ -30,20 +50,31 @@ def clean_role_name(raw: str) -> str:
 
 
 def role_name_key(name: str) -> str:
-    """The form names are compared in: trimmed, spaces folded, case-insensitive."""
-    return " ".join(name.split()).casefold()[:ROLE_NAME_MAX]
+    """The form names are compared in: spaces folded, NFKC case-folded.
+
+    Case folding can lengthen a name ("ß" → "ss"); a key longer than the column is replaced by
+    a digest rather than cut, so two different names never share a key. The digest starts with
+    an upper-case letter, which a case-folded name never contains, so it cannot equal a plain key.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    key = " ".join(folded.split())
+    if len(key) <= NAME_KEY_MAX:
+        return key
+    return "H" + hashlib.sha256(key.encode()).hexdigest()[: NAME_KEY_MAX - 1]
 
 
 def clean_description(raw: str) -> str:
-    """Trim a description and check it fits 200 characters."""
-    text = raw.strip()
+    """Trim a description (line breaks kept) and check it fits 200 characters."""
+    text = unicodedata.normalize("NFC", _drop_controls(raw, keep="\n").strip())
+    if not _visible(text):
+        return ""
     if len(text) > ROLE_DESCRIPTION_MAX:
         raise DomainError("role_description_too_long", max=ROLE_DESCRIPTION_MAX, length=len(text))
     return text
 
 
 def clean_modules(policy: Policy, modules: Iterable[str]) -> list[str]:
-    """Check module keys against the catalogue; at least one is needed."""
+    """Check module keys against the catalogue; at least one is needed. Catalogue order."""
     wanted = list(modules)
     unknown = [m for m in wanted if m not in policy.module_keys]
     if unknown:
@@ -87,25 +118,36 @@ async def role_usage(session: AsyncSession, role_id: int) -> int:
     return int(result.one())
 
 
+async def _name_holder(
+    session: AsyncSession, shop_id: int, name: str, exclude_id: int | None
+) -> int | None:
+    query = select(Role.id).where(Role.shop_id == shop_id, Role.name_key == role_name_key(name))
+    if exclude_id is not None:
+        query = query.where(Role.id != exclude_id)
+    return (await session.exec(query)).first()
+
+
 async def ensure_name_free(
     session: AsyncSession, shop_id: int, name: str, *, exclude_id: int | None = None
 ) -> str:
     """Clean ``name`` and refuse it if another role of the shop has the same name."""
     cleaned = clean_role_name(name)
-    query = select(Role.id).where(Role.shop_id == shop_id, Role.name_key == role_name_key(cleaned))
-    if exclude_id is not None:
-        query = query.where(Role.id != exclude_id)
-    if (await session.exec(query)).first() is not None:
+    if await _name_holder(session, shop_id, cleaned, exclude_id) is not None:
         raise DomainError("role_name_taken", name=cleaned)
     return cleaned
 
 
-async def _flush_or_name_taken(session: AsyncSession, name: str) -> None:
+async def _flush_or_name_taken(
+    session: AsyncSession, shop_id: int, name: str, exclude_id: int | None
+) -> None:
+    """Flush; a unique-name race lost to another transaction becomes ``role_name_taken``."""
     try:
         await session.flush()
     except IntegrityError as exc:
         await session.rollback()
-        raise DomainError("role_name_taken", name=name) from exc
+        if await _name_holder(session, shop_id, name, exclude_id) is not None:
+            raise DomainError("role_name_taken", name=name) from exc
+        raise
 
 
 async def create_role(
@@ -131,7 +173,7 @@ async def create_role(
         updated_at=now,
     )
     session.add(role)
-    await _flush_or_name_taken(session, cleaned)
+    await _flush_or_name_taken(session, shop_id, cleaned, None)
     audit.record(
         session,
         now=now,
@@ -141,7 +183,8 @@ async def create_role(
         object_type="role",
         object_id=role.id,
         name=cleaned,
-        modules=role.modules,
+        description=role.description,
+        modules=list(role.modules),
     )
     return role
 
@@ -149,13 +192,15 @@ async def create_role(
 async def rename_role(
     session: AsyncSession, *, shop_id: int, actor_id: int, role_id: int, name: str, now: datetime
 ) -> Role:
-    """Give a role a new name, unique in the shop."""
+    """Give a role a new name, unique in the shop (a change of case or spacing is allowed)."""
     role = await get_role(session, shop_id, role_id)
     cleaned = await ensure_name_free(session, shop_id, name, exclude_id=role_id)
     before = role.name
+    if cleaned == before:
+        raise DomainError("nothing_changed")
     role.name, role.name_key, role.updated_at = cleaned, role_name_key(cleaned), now
     session.add(role)
-    await _flush_or_name_taken(session, cleaned)
+    await _flush_or_name_taken(session, shop_id, cleaned, role_id)
     audit.record(
         session,
         now=now,
@@ -181,7 +226,11 @@ async def set_description(
 ) -> Role:
     """Replace a role's description (empty clears it)."""
     role = await get_role(session, shop_id, role_id)
-    role.description, role.updated_at = clean_description(description), now
+    cleaned = clean_description(description)
+    before = role.description
+    if cleaned == before:
+        raise DomainError("nothing_changed")
+    role.description, role.updated_at = cleaned, now
     session.add(role)
     audit.record(
         session,
@@ -192,6 +241,8 @@ async def set_description(
         object_type="role",
         object_id=role_id,
         name=role.name,
+        before=before,
+        after=cleaned,
     )
     return role
 
@@ -208,8 +259,11 @@ async def set_modules(
 ) -> Role:
     """Replace a role's permitted modules (at least one)."""
     role = await get_role(session, shop_id, role_id)
+    cleaned = clean_modules(policy, modules)
     before = list(role.modules)
-    role.modules, role.updated_at = clean_modules(policy, modules), now
+    if cleaned == before:
+        raise DomainError("nothing_changed")
+    role.modules, role.updated_at = cleaned, now
     session.add(role)
     audit.record(
         session,
@@ -221,7 +275,7 @@ async def set_modules(
         object_id=role_id,
         name=role.name,
         before=before,
-        after=role.modules,
+        after=cleaned,
     )
     return role
 
@@ -229,13 +283,25 @@ async def set_modules(
 async def delete_role(
     session: AsyncSession, *, shop_id: int, actor_id: int, role_id: int, now: datetime
 ) -> str:
-    """Delete an unused role; refused with the count while sub-accounts use it."""
+    """Delete an unused role; refused with the count while sub-accounts use it.
+
+    A sub-account added by another transaction between the count and the delete is caught by
+    the foreign key (``ON DELETE RESTRICT``) and refused the same way.
+    """
     role = await get_role(session, shop_id, role_id)
+    name = role.name
     used = await role_usage(session, role_id)
     if used:
-        raise DomainError("role_in_use", name=role.name, count=used)
-    name = role.name
-    await session.delete(role)
+        raise DomainError("role_in_use", name=name, count=used)
+    try:
+        await session.delete(role)
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        used = await role_usage(session, role_id)
+        if used:
+            raise DomainError("role_in_use", name=name, count=used) from exc
+        raise
     audit.record(
         session,
         now=now,
@@ -246,5 +312,4 @@ async def delete_role(
         object_id=role_id,
         name=name,
     )
-    await session.flush()
     return name
