@@ -6,6 +6,8 @@
 - ``POST``/``GET /bot<token>/<method>`` with a form (what PTB sends), JSON or multipart body;
 - ``getUpdates`` long-polls: the request is held until an update is queued or ``timeout``
   seconds pass; ``offset`` confirms (drops) earlier updates, like Telegram;
+- ``api.fail_next(method, ApiError(...))`` answers with Telegram's error; any other exception
+  queued there drops the connection without an answer (a network failure for the client);
 - ``push_update()`` / ``push_command()`` / ``push_text()`` / ``push_contact()`` /
   ``push_press()`` queue what a person does; ``wait_for()`` / ``wait_call()`` wait (on an
   ``asyncio.Condition``, no sleeping) until the bot has made the calls a test expects.
@@ -315,11 +317,14 @@ class FakeBotApiServer:
         except (ValueError, UnicodeDecodeError) as exc:
             return 400, json.dumps({"ok": False, "error_code": 400,
                                     "description": f"Bad Request: {exc}"}).encode()
-        if method == "getUpdates":
-            return await self._get_updates(params)
-        result = envelope(self.api, method, params)
-        self._wake()
-        return result
+        try:
+            if method == "getUpdates":
+                return await self._get_updates(params)
+            return envelope(self.api, method, params)
+        except Exception as exc:  # a transport failure queued with api.fail_next()
+            raise _Drop from exc
+        finally:
+            self._wake()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -352,8 +357,8 @@ class FakeBotApiServer:
                 await writer.drain()
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, _Drop):
+            pass  # _Drop: close without answering, as a network failure looks to the client
         finally:
             self._writers.discard(writer)
             writer.close()
@@ -361,6 +366,10 @@ class FakeBotApiServer:
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)  # type: ignore[arg-type]
+
+
+class _Drop(Exception):
+    """Close the connection without an answer."""
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

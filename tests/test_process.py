@@ -8,9 +8,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+from telegram.error import NetworkError
 
 from tests.conftest import OWNER, OWNER_PHONE
+from tests.fake_api import ApiError
 from tests.fake_server import BotProcess, FakeBotApiServer, running_bot
 
 
@@ -112,3 +115,72 @@ async def test_a_refused_token_is_one_line_exit_2(tmp_path: Path, server: FakeBo
         "(check BOT_TOKEN or telegram.token)"
     ]
     assert [c.method for c in server.api.calls] == []  # 401 before any method ran
+
+
+# --- the fake server itself -------------------------------------------------------------------
+
+
+async def test_fake_server_long_polls_until_an_update_and_honours_offset(
+    server: FakeBotApiServer,
+) -> None:
+    url = f"{server.base_url}/bot{server.token}/getUpdates"
+    async with httpx.AsyncClient(timeout=10) as client:
+        empty = await client.post(url, data={"timeout": "0"})
+        assert empty.json() == {"ok": True, "result": []}
+
+        mark = server.mark()
+        held = asyncio.create_task(client.post(url, data={"timeout": "5", "offset": "0"}))
+        await server.wait_call("getUpdates", since=mark)
+        assert not held.done()
+        update_id = server.push_command(OWNER, "/start")
+        answer = (await asyncio.wait_for(held, 2)).json()
+        assert [u["update_id"] for u in answer["result"]] == [update_id]
+        assert answer["result"][0]["message"]["text"] == "/start"
+
+        again = await client.post(url, json={"offset": update_id, "timeout": 0})
+        assert [u["update_id"] for u in again.json()["result"]] == [update_id]
+        confirmed = await client.post(url, data={"offset": str(update_id + 1), "timeout": "0"})
+        assert confirmed.json()["result"] == []
+        assert server.pending == []
+
+
+async def test_fake_server_parses_forms_json_and_multipart(server: FakeBotApiServer) -> None:
+    base = f"{server.base_url}/bot{server.token}"
+    markup = '{"inline_keyboard": [[{"text": "Go", "callback_data": "h:go"}]]}'
+    async with httpx.AsyncClient(timeout=10) as client:
+        form = await client.post(f"{base}/sendMessage", data={
+            "chat_id": str(OWNER.id), "text": "<b>Hi</b>", "parse_mode": "HTML",
+            "reply_markup": markup, "disable_notification": "true",
+        })
+        body = await client.post(f"{base}/sendMessage", json={"chat_id": OWNER.id, "text": "J"})
+        multipart = await client.post(f"{base}/sendDocument", data={"chat_id": str(OWNER.id)},
+                                      files={"document": ("a.csv", b"x,y\n", "text/csv")})
+    assert form.json()["result"]["text"] == "Hi"
+    assert form.json()["result"]["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "h:go"
+    assert body.json()["result"]["text"] == "J"
+    assert multipart.json() == {"ok": True, "result": True}
+    first, second, document = server.api.calls
+    assert first.params["chat_id"] == OWNER.id and first.params["disable_notification"] is True
+    assert second.params == {"chat_id": OWNER.id, "text": "J"}
+    assert document.params == {"chat_id": OWNER.id,
+                               "document": {"filename": "a.csv", "size": 4}}
+
+
+async def test_fake_server_errors_wrong_token_and_dropped_connections(
+    server: FakeBotApiServer,
+) -> None:
+    base = f"{server.base_url}/bot{server.token}"
+    server.api.fail_next("sendMessage", ApiError(403, "Forbidden: bot was blocked by the user"))
+    server.api.fail_next("getMe", NetworkError("connection reset"))
+    async with httpx.AsyncClient(timeout=10) as client:
+        blocked = await client.post(f"{base}/sendMessage", data={"chat_id": "1", "text": "x"})
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(f"{base}/getMe")
+        me = await client.get(f"{base}/getMe")
+        wrong = await client.post(f"{server.base_url}/bot1:nope/getMe")
+        lost = await client.get(f"{server.base_url}/favicon.ico")
+    assert (blocked.status_code, blocked.json()["description"]) == (
+        403, "Forbidden: bot was blocked by the user")
+    assert me.json()["result"]["is_bot"] is True
+    assert (wrong.status_code, wrong.json()["error_code"]) == (401, 401)
+    assert lost.status_code == 404
