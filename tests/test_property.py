@@ -118,6 +118,42 @@ async def to_invite(h: Harness) -> Person | None:
     return person
 
 
+async def to_role_creation(h: Harness, *, step: str) -> Person | None:
+    """The roles flow: preset → name → description → permissions."""
+    await _owner_ready(h)
+    await h.command(OWNER, "/roles")
+    await h.click(OWNER, "New role")
+    if step == "preset":
+        return None
+    await h.click(OWNER, "Blank")
+    if step == "name":
+        return None
+    await h.text(OWNER, f"Role {next(_phones)}")
+    if step == "desc":
+        return None
+    await h.click(OWNER, "Skip")
+    return None
+
+
+async def to_nested_role(h: Harness) -> Person | None:
+    """/newaccount → ➕ Create new role."""
+    await _owner_ready(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Create new role")
+    return None
+
+
+async def to_rename(h: Harness) -> Person | None:
+    """/accounts → an account → Rename (its holder is the subject)."""
+    holder = await to_newaccount(h, step="confirm")
+    await h.click(OWNER, "Confirm")
+    await h.command(OWNER, "/accounts")
+    opening = [d for d in h.last(OWNER).data if d.startswith("a:op:")]
+    await h.press(OWNER, opening[-1])
+    await h.click(OWNER, "Rename")
+    return holder
+
+
 async def idle(h: Harness) -> Person | None:
     await _owner_ready(h)
     return None
@@ -130,6 +166,10 @@ STATES: dict[str, Driver] = {
     "invite.contact": to_invite,
     **{f"newaccount.{step}": functools.partial(to_newaccount, step=step)
        for step in ("role", "phone", "code", "nickname", "im", "confirm")},
+    **{f"roles.{step}": functools.partial(to_role_creation, step=step)
+       for step in ("preset", "name", "desc", "perms")},
+    "roles.nested": to_nested_role,
+    "accounts.rename": to_rename,
 }
 
 
@@ -237,6 +277,19 @@ async def check_invariants(h: Harness) -> None:
     assert len({d.user_id for d in drafts}) == len(drafts)
 
 
+async def assert_reached(h: Harness, state: str, subject: Person) -> None:
+    """The driver really put someone in the state under test."""
+    if state == "idle":
+        return
+    expected = {"roles.nested": "roles.preset"}.get(state, state)
+    who = subject if state.split(".")[0] in ("onboard", "newshop", "invite") else OWNER
+    async with h.app.bot_data["deps"].sessions() as session:
+        draft = await session.get(Draft, who.id)
+    assert draft is not None, f"{state}: no draft"
+    if expected is not None:
+        assert f"{draft.flow}.{draft.step}" == expected
+
+
 # --- the property -----------------------------------------------------------------------------
 
 
@@ -251,6 +304,7 @@ async def test_random_input_in_every_state(
     h = harness
     caplog.set_level(logging.ERROR)
     subject = await STATES[state](h) or OWNER
+    await assert_reached(h, state, subject)
     caplog.clear()
     for who_name, (kind, value) in script:
         who = {"owner": OWNER, "subject": subject, "stranger": STRANGER}[who_name]
