@@ -22,12 +22,19 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: chatter: httpx logs every request URL (which holds the token), aiosqlite every DEBUG step,
 #: Alembic every plugin it loads
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "aiosqlite", "alembic.runtime.plugins")
+#: at DEBUG these print whole Bot API payloads — message texts with verification codes, the
+#: codes owners type, shared contacts — so they never go below INFO
+PAYLOAD_LOGGERS = (
+    "telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Updater", "telegram.ext.Application",
+)
 
 # "+" then 8–15 digits, or a bare run of 11 or more digits.
 _PHONE = re.compile(r"\+\d{8,15}(?!\d)|(?<!\d)\d{11,}(?!\d)")
 # A bot token: in a Bot API URL (".../bot<id>:<secret>/..."), or anywhere in its usual shape
 # "<bot id>:<35 URL-safe characters>".
 _TOKEN = re.compile(r"(?<=/bot)\d+:[A-Za-z0-9_-]+|\b\d{3,}:[A-Za-z0-9_-]{30,}")
+# A verification code in the holder's message, in case a payload slips through anyway.
+_CODE = re.compile(r"((?:Verification code|验证码)[^0-9]{0,12})\d{6}(?!\d)")
 
 
 def _mask_digits(match: re.Match[str]) -> str:
@@ -44,8 +51,9 @@ def _mask_digits(match: re.Match[str]) -> str:
 
 
 def mask_secrets(text: str) -> str:
-    """``text`` with bot tokens and phone numbers masked (``+86 138****8000``)."""
-    return _PHONE.sub(_mask_digits, _TOKEN.sub("<bot-token>", text))
+    """``text`` with bot tokens, verification codes and phone numbers masked."""
+    text = _CODE.sub(lambda m: m.group(1) + "••••••", _TOKEN.sub("<bot-token>", text))
+    return _PHONE.sub(_mask_digits, text)
 
 
 class PrivacyFilter(logging.Filter):
@@ -85,4 +93,6 @@ def setup_logging(level: str = "INFO", *, stream: TextIO | None = None) -> loggi
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     return handler

@@ -290,3 +290,19 @@ def test_every_log_line_is_masked_args_and_tracebacks_included(root_logging: Non
     assert logging.getLogger("apscheduler").level == logging.WARNING
     ours = [h for h in logging.getLogger().handlers if getattr(h, "_subaccount_bot", False)]
     assert len(ours) == 1
+
+
+def test_verification_codes_are_masked_and_payload_loggers_stay_at_info(
+    root_logging: None,
+) -> None:
+    assert mask_secrets("🔐 Verification code: <b>898417</b>") == (
+        "🔐 Verification code: <b>••••••</b>")
+    assert mask_secrets("🔐 验证码：<b>123456</b>") == "🔐 验证码：<b>••••••</b>"
+    stream = io.StringIO()
+    setup_logging("DEBUG", stream=stream)
+    for name in ("telegram.Bot", "telegram.ext.Application", "telegram.ext.Updater"):
+        assert logging.getLogger(name).getEffectiveLevel() == logging.INFO
+    logging.getLogger("telegram.Bot").debug("Calling sendMessage with `text: 123456`")
+    logging.getLogger("handlers.provisioning").debug("our own debug line")
+    assert "123456" not in stream.getvalue()
+    assert "our own debug line" in stream.getvalue()
