@@ -103,6 +103,9 @@ async def back_from_role_creation(
             return
         await ask_role(ctx)
         return
+    shop = await ctx.owned_shop()
+    role = await get_role(ctx.session, shop.id or 0, role_id)
+    await ctx.reply(ctx.t("newaccount.role_created", role=role.name))
     await _role_chosen(ctx, role_id)
 
 

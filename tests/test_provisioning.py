@@ -586,3 +586,37 @@ async def test_two_owners_confirming_the_same_phone_at_once(harness: Harness) ->
     loser_texts = " ".join(m.text for m in h.messages(loser)[-3:])
     assert "bound to another shop" in loser_texts
     assert "was not created" in loser_texts
+
+
+async def test_with_no_roles_the_flow_starts_with_role_creation_and_comes_back(
+    harness: Harness,
+) -> None:
+    h = harness
+    await standard_setup(h)
+    await h.command(OWNER, "/newaccount")
+    assert "has no roles yet" in h.messages(OWNER)[-2].text
+    await h.click(OWNER, "Back")
+    assert h.last(OWNER).text == "Cancelled. Nothing was saved."
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Warehouse")
+    await h.click(OWNER, "Call it")
+    await h.click(OWNER, "Skip")
+    await h.click(OWNER, "Done")
+    texts = [m.text for m in h.messages(OWNER)[-2:]]
+    assert texts[0] == "✅ Role Warehouse created — back to the new account."
+    assert "Step 2 of 6 — role: Warehouse" in texts[1]
+    (draft,) = await rows(h, Draft)
+    assert (draft.flow, draft.step) == ("newaccount", "phone")
+    await h.text(OWNER, HOLDER_PHONE)
+    assert "sent to Hank's chat" in h.last(OWNER).text
+
+
+async def test_create_new_role_button_then_back_returns_to_role_choice(harness: Harness) -> None:
+    h = harness
+    await standard_setup(h)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Create new role")
+    await h.click(OWNER, "Back")
+    assert "Step 1 of 6" in h.last(OWNER).text
+    assert "Customer service" in h.last(OWNER).labels
