@@ -103,6 +103,12 @@ class Ctx:
     locale: str = "en"
     draft: Draft | None = None
     _draft_loaded: bool = False
+    #: ``load_draft`` looked and the user has no draft row (nothing written since): saving the
+    #: first one needs no second look
+    _draft_absent: bool = False
+    #: the user's shop, once looked up (kept, so the session's identity map keeps it too)
+    _shop: Shop | None = None
+    _shop_id: int | None = None
 
     # --- basics -------------------------------------------------------------------------
     @property
@@ -126,7 +132,15 @@ class Ctx:
         if not self._draft_loaded:
             self.draft = await get_draft(self.session, self.user_id)
             self._draft_loaded = True
+            self._draft_absent = self.draft is None
         return self.draft
+
+    async def _save_draft(self, flow: str, step: str, data: dict[str, Any]) -> None:
+        absent = self._draft_absent and self.draft is None
+        self._draft_absent = False
+        self.draft = await save_draft(
+            self.session, self.user_id, flow, step, data, self.now(), known_absent=absent
+        )
 
     async def goto(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
         """Move the user to ``flow.step``, keeping (and optionally updating) the draft's data."""
@@ -134,25 +148,33 @@ class Ctx:
         merged: dict[str, Any] = dict(current.data) if current and current.flow == flow else {}
         if data:
             merged.update(data)
-        self.draft = await save_draft(self.session, self.user_id, flow, step, merged, self.now())
+        await self._save_draft(flow, step, merged)
 
     async def start_flow(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
         """Begin ``flow`` afresh (whatever the user was doing before is dropped)."""
-        self.draft = await save_draft(
-            self.session, self.user_id, flow, step, dict(data or {}), self.now()
-        )
+        await self._save_draft(flow, step, dict(data or {}))
         self._draft_loaded = True
 
     async def owned_shop(self) -> Shop:
-        """The shop this user is the main account of, or ``no_shop``."""
+        """The shop this user is the main account of, or ``no_shop``.
+
+        Looked up once per update; later calls get it by primary key from the session's
+        identity map (no SQL), or read it again if a rollback has expired it since.
+        """
+        if self._shop_id is not None:
+            shop = await self.session.get(Shop, self._shop_id)
+            if shop is not None:
+                self._shop = shop
+                return shop
         shop = await owned_shop(self.session, self.user_id)
         if shop is None:
             raise DomainError("no_shop")
+        self._shop, self._shop_id = shop, shop.id
         return shop
 
     async def end_flow(self) -> None:
         await clear_draft(self.session, self.user_id)
-        self.draft, self._draft_loaded = None, True
+        self.draft, self._draft_loaded, self._draft_absent = None, True, False
 
     # --- output -------------------------------------------------------------------------
     async def commit(self) -> None:

@@ -22,9 +22,15 @@ async def save_draft(
     step: str,
     data: dict[str, Any],
     now: datetime,
+    *,
+    known_absent: bool = False,
 ) -> Draft:
-    """Write the user's position and entries (replacing any earlier draft)."""
-    draft = await session.get(Draft, user_id)
+    """Write the user's position and entries (replacing any earlier draft).
+
+    ``known_absent``: the caller has just looked in this session and the user has no draft, so
+    it is not looked up again.
+    """
+    draft = None if known_absent else await session.get(Draft, user_id)
     if draft is None:
         draft = Draft(user_id=user_id, flow=flow, step=step, data=dict(data), updated_at=now)
     else:
