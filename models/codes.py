@@ -71,11 +71,12 @@ async def issue_code(
     """
     hour_ago = now - timedelta(hours=1)
     recent = await session.exec(
-        select(VerificationCode.created_at)
+        select(VerificationCode.created_at, VerificationCode.shop_id)
         .where(VerificationCode.phone == phone, VerificationCode.created_at > hour_ago)
         .order_by(col(VerificationCode.created_at))
     )
-    recent_times = list(recent.all())
+    recent_rows = list(recent.all())
+    recent_times = [created for created, _shop in recent_rows]
     if len(recent_times) >= policy.codes_per_phone_per_hour:
         wait = recent_times[0] + timedelta(hours=1) - now
         raise DomainError(
@@ -83,12 +84,18 @@ async def issue_code(
             cap=policy.codes_per_phone_per_hour,
             minutes=max(1, math.ceil(wait.total_seconds() / 60)),
         )
-    last_own = await session.exec(
-        select(func.max(VerificationCode.created_at)).where(
-            VerificationCode.phone == phone, VerificationCode.shop_id == shop_id
+    if policy.resend_cooldown_seconds <= 3600:
+        # A code of this shop older than the hour just read cannot hold a cooldown of an hour
+        # or less, so the same rows answer "when did this shop last send one" (no 2nd query).
+        own = [created for created, shop in recent_rows if shop == shop_id]
+        last = max(own) if own else None
+    else:
+        last_own = await session.exec(
+            select(func.max(VerificationCode.created_at)).where(
+                VerificationCode.phone == phone, VerificationCode.shop_id == shop_id
+            )
         )
-    )
-    last = last_own.one()
+        last = last_own.one()
     if last is not None:
         ready = last + timedelta(seconds=policy.resend_cooldown_seconds)
         if now < ready:
@@ -327,8 +334,13 @@ async def expire_due(
         )
         .values(status=CodeStatus.EXPIRED.value, ended_at=now, invite_token_hash=None)
     )
-    for code in due:
-        await session.refresh(code)
+    # Read them back, all in one statement (what ``session.refresh`` would do one by one).
+    reread = await session.exec(
+        select(VerificationCode)
+        .where(col(VerificationCode.id).in_(ids))
+        .execution_options(populate_existing=True)
+    )
+    reread.all()
     expired = [c for c in due if c.status == CodeStatus.EXPIRED.value and c.ended_at == now]
     for code in expired:
         audit.record(
