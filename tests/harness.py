@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application
 
@@ -194,3 +195,10 @@ class Harness:
                 await job.run(self.app)
                 ran += 1
         return ran
+
+
+async def rows(h: Harness, model: Any) -> list[Any]:
+    """Every row of the table ``model``, in primary-key order, read in a fresh session."""
+    key = list(model.__table__.primary_key.columns)
+    async with h.app.bot_data["deps"].sessions() as session:
+        return list((await session.exec(select(model).order_by(*key))).all())

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlmodel import select
-
 from models.accounts import confirm_sub_account
 from models.codes import VerifyOutcome, issue_code, verify_code
 from models.roles import create_role, list_roles
@@ -31,15 +29,10 @@ from tests.conftest import (
     start_harness,
     stop_harness,
 )
-from tests.harness import Harness, Person
+from tests.harness import Harness, Person, rows
 
 OPERATIONS = ("home", "products", "orders")
 SERVICE = ("home", "orders", "after_sales", "customer_service")
-
-
-async def rows(h: Harness, model: Any) -> list[Any]:
-    async with h.app.bot_data["deps"].sessions() as session:
-        return list((await session.exec(select(model))).all())
 
 
 async def ensure_role(h: Harness, owner: Person, name: str,

@@ -19,8 +19,8 @@ from tests.conftest import (
     make_owner,
     onboard,
 )
-from tests.harness import Harness, Person
-from tests.test_accounts import SERVICE, add_sub_account, rows, setup_hank
+from tests.harness import Harness, Person, rows
+from tests.test_accounts import SERVICE, add_sub_account, setup_hank
 
 
 async def test_me_shows_shop_role_modules_im_off_and_no_customer_service(

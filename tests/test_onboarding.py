@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
-
 from models.tables import PhoneBinding, Shop, User
 from tests.conftest import HOLDER, OWNER, OWNER_PHONE, STRANGER, make_owner, onboard
-from tests.harness import Harness
-
-
-async def rows(h: Harness, model):  # type: ignore[no-untyped-def]
-    async with h.app.bot_data["deps"].sessions() as session:
-        return list((await session.exec(select(model))).all())
+from tests.harness import Harness, rows
 
 
 async def test_start_asks_for_own_contact_with_a_request_contact_button(harness: Harness) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
 
 from bot.config import Settings
 from models.roles import create_role
@@ -27,16 +25,9 @@ from tests.conftest import (
     stop_harness,
 )
 from tests.fake_api import FakeBotApi
-from tests.harness import Harness, Person
+from tests.harness import Harness, Person, rows
 
 CODE = re.compile(r"Verification code: (\d{6})")
-
-
-async def rows(h: Harness, model: Any) -> list[Any]:
-    """Every row of ``model``, in primary-key order."""
-    key = list(model.__table__.primary_key.columns)
-    async with h.app.bot_data["deps"].sessions() as session:
-        return list((await session.exec(select(model).order_by(*key))).all())
 
 
 async def add_role(h: Harness, owner: Person = OWNER, name: str = "Customer service",

@@ -22,8 +22,8 @@ from tests.conftest import (
     stop_harness,
 )
 from tests.fake_api import FakeBotApi
-from tests.harness import Harness, Person
-from tests.test_provisioning import add_role, holder_code, rows
+from tests.harness import Harness, Person, rows
+from tests.test_provisioning import add_role, holder_code
 
 STEPS = ("role", "phone", "code", "nickname", "im", "confirm")
 

@@ -39,18 +39,13 @@ from tests.conftest import (
     stop_harness,
 )
 from tests.fake_api import FakeBotApi
-from tests.harness import Harness, Person
+from tests.harness import Harness, Person, rows
 
 STALE = "This menu is no longer valid."
 OPERATIONS = ["Home", "Products", "Orders", "Marketing", "Content", "Data"]
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-async def rows(h: Harness, model: Any) -> list[Any]:
-    async with h.app.bot_data["deps"].sessions() as session:
-        return list((await session.exec(select(model).order_by(*model.__table__.primary_key))).all())
 
 
 async def role_named(h: Harness, name: str) -> Role:
