@@ -71,6 +71,7 @@ def status_text(ctx: Ctx, account: SubAccount) -> str:
 
 
 def on_off(ctx: Ctx, enabled: bool) -> str:
+    """The word for on or off in the owner's language."""
     return ctx.t("common.on" if enabled else "common.off")
 
 
@@ -89,6 +90,7 @@ async def owner_shop_or_explain(ctx: Ctx, for_owners_key: str) -> Shop | None:
 
 
 def _pages(total: int) -> int:
+    """How many pages a list of ``total`` accounts takes."""
     return max(1, -(-total // PAGE_SIZE))
 
 
@@ -194,6 +196,7 @@ async def details_screen(
 async def _show_details(
     ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None
 ) -> None:
+    """Show one account's screen (with an optional notice)."""
     text, markup = await details_screen(ctx, shop, account, notice)
     await ctx.show(text, markup)
 
@@ -208,6 +211,7 @@ async def _tell_holder(
 
 
 def _locale_of(ctx: Ctx, user: User | None) -> str:
+    """A user's language, or the default."""
     return (user.locale if user is not None else None) or ctx.deps.default_locale
 
 
@@ -215,18 +219,21 @@ def _locale_of(ctx: Ctx, user: User | None) -> str:
 
 
 async def _page(ctx: Ctx, shop: Shop, page: int) -> None:
+    """Button: show a page of the list."""
     await ctx.answer()
     text, markup = await list_screen(ctx, shop, page)
     await ctx.show(text, markup)
 
 
 async def _open(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button: open an account."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
     await ctx.answer()
     await _show_details(ctx, shop, account)
 
 
 async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button: offer the shop's roles for an account."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
     current = await get_role(ctx.session, shop.id or 0, account.role_id)
     roles = await list_roles(ctx.session, shop.id or 0)
@@ -243,6 +250,7 @@ async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
 
 
 async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None:
+    """Button: give the account the chosen role and tell the holder."""
     shop_id = shop.id or 0
     account = await get_account(ctx.session, shop_id, account_id)
     before = (await get_role(ctx.session, shop_id, account.role_id)).name
@@ -261,6 +269,7 @@ async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None
 
 
 async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
+    """Button: turn IM on or off and tell the holder."""
     if enabled not in (0, 1):
         raise DomainError("stale_button")
     account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
@@ -275,6 +284,7 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
+    """Button: suspend or resume the account and tell the holder."""
     if suspended not in (0, 1):
         raise DomainError("stale_button")
     account = await set_suspended(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
@@ -289,6 +299,7 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button: ask to confirm unbinding, naming the person."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
     await ctx.answer()
     await ctx.show(
@@ -300,6 +311,7 @@ async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
 
 
 async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button: unbind (delete the membership, free the phone) and tell the holder."""
     shop_id = shop.id or 0
     account = await get_account(ctx.session, shop_id, account_id)
     holder = await holder_of(ctx.session, account)
@@ -315,6 +327,7 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
 
 
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button: start renaming the account."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
     await abandon(ctx)
     await ctx.start_flow(FLOW, RENAME, {"account_id": account.id})
@@ -323,6 +336,7 @@ async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
 
 
 async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button: leave the rename step."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
     draft = await ctx.load_draft()
     notice = None

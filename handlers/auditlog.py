@@ -41,10 +41,12 @@ def safe_phone(value: object) -> str:
 
 
 def _template(ctx: Ctx, key: str) -> str | None:
+    """The catalogue text for ``key`` (English when the locale lacks it), or ``None``."""
     return catalogue(ctx.locale).get(key) or catalogue("en").get(key)
 
 
 def _module_changes(ctx: Ctx, before: object, after: object) -> str:
+    """Describe a change of modules as added and removed names."""
     old = set(before) if isinstance(before, list) else set()
     new = set(after) if isinstance(after, list) else set()
     sep = ctx.t("accounts.sep")

@@ -20,6 +20,7 @@ FALLBACK = "en"
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested TOML tables as dotted keys."""
     flat: dict[str, str] = {}
     for key, value in table.items():
         name = f"{prefix}{key}"

@@ -42,6 +42,7 @@ def bot_commands(locale: str) -> list[BotCommand]:
 
 
 def contact_keyboard(ctx: Ctx) -> ReplyKeyboardMarkup:
+    """The reply keyboard with the request-contact button."""
     return ReplyKeyboardMarkup(
         [[KeyboardButton(ctx.t("onboarding.share_button"), request_contact=True)]],
         resize_keyboard=True,
@@ -178,6 +179,7 @@ async def cancel(ctx: Ctx) -> None:
 
 
 def language_keyboard() -> list[list]:  # type: ignore[type-arg]
+    """One button per language."""
     return [[button(t(code, "language.name"), cb("lang", "set", code)) for code in LOCALES]]
 
 

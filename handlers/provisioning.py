@@ -49,6 +49,7 @@ HOLDER_NS = "hc"  # the holder's code message
 
 
 def _time(moment: datetime) -> str:
+    """A deadline as the owner and holder see it."""
     return moment.strftime("%H:%M UTC")
 
 
@@ -70,6 +71,7 @@ async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
 
 
 def _cancel_button(ctx: Ctx) -> list[Any]:
+    """The flow's Cancel button."""
     return [button(ctx.t("common.cancel_button"), cb(NS, "cancel"))]
 
 
@@ -113,6 +115,7 @@ RETURNS[FLOW] = back_from_role_creation
 
 
 async def _role_chosen(ctx: Ctx, role_id: int) -> None:
+    """Step 1 done: remember the role and ask for the phone."""
     shop = await ctx.owned_shop()
     role = await get_role(ctx.session, shop.id or 0, role_id)
     await ctx.goto(FLOW, "phone", {"role_id": role.id})
@@ -178,6 +181,7 @@ def holder_code_text(
 
 
 def not_me_keyboard(locale: str, code_id: int) -> InlineKeyboardMarkup:
+    """The holder's "Not me" button for a code."""
     return keyboard([button(t(locale, "holder_code.not_me"), cb(HOLDER_NS, "no", code_id))])
 
 
@@ -194,6 +198,7 @@ async def deliver(
 
 
 def code_keyboard(ctx: Ctx) -> InlineKeyboardMarkup:
+    """Resend and Cancel, under the code prompts."""
     return keyboard(
         [button(ctx.t("newaccount.resend"), cb(NS, "resend"))], _cancel_button(ctx)
     )
@@ -475,6 +480,7 @@ buttons(
 
 
 async def _cancel_code(ctx: Ctx, data: dict[str, Any]) -> None:
+    """The flow ends: a live code dies and the holder's message says so."""
     code_id = data.get("code_id")
     if code_id is None:
         return

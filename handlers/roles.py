@@ -74,6 +74,7 @@ def module_names(ctx: Ctx, keys: list[str]) -> str:
 
 
 def rows_of(items: list[InlineKeyboardButton], width: int = 2) -> list[list[InlineKeyboardButton]]:
+    """Lay buttons out in rows of ``width``."""
     return [items[i : i + width] for i in range(0, len(items), width)]
 
 
@@ -262,6 +263,7 @@ def why(ctx: Ctx, exc: DomainError) -> str:
 
 
 def with_notice(notice: str, text: str) -> str:
+    """Put a notice (a refusal or a result) above a screen."""
     return f"{notice}\n\n{text}" if notice else text
 
 
@@ -343,6 +345,7 @@ async def ask_description(ctx: Ctx, *, notice: str = "") -> None:
 
 
 async def on_description(ctx: Ctx, text: str) -> None:
+    """The description step: save what the owner typed and go on to permissions."""
     try:
         description = clean_description(text)
     except DomainError as exc:
@@ -441,18 +444,21 @@ async def edited_role(ctx: Ctx) -> tuple[Shop, Role] | None:
 
 
 async def finish_edit(ctx: Ctx, shop: Shop, role: Role, notice: str) -> None:
+    """Leave an edit and show the role with a notice."""
     await ctx.end_flow()
     await ctx.answer()
     await show_role(ctx, shop, role, notice=notice)
 
 
 async def ask_rename(ctx: Ctx, *, notice: str = "") -> None:
+    """Ask for the role's new name."""
     data = await flow_data(ctx)
     await ctx.show(with_notice(notice, ctx.t("roles.ask_rename", name=str(data.get("name", "")))),
                    keyboard([fbtn(ctx, "common.back", "x", int(data["n"]))]))
 
 
 async def on_rename(ctx: Ctx, text: str) -> None:
+    """Rename the role; a refused name is explained and asked for again."""
     found = await edited_role(ctx)
     if found is None:
         return
@@ -475,6 +481,7 @@ async def on_rename(ctx: Ctx, text: str) -> None:
 
 
 async def ask_redescription(ctx: Ctx, *, notice: str = "") -> None:
+    """Ask for the role's new description (showing the current one)."""
     data = await flow_data(ctx)
     nonce, current = int(data["n"]), str(data.get("description") or "")
     row = [fbtn(ctx, "common.back", "x", nonce)]
@@ -488,6 +495,7 @@ async def ask_redescription(ctx: Ctx, *, notice: str = "") -> None:
 
 
 async def change_description(ctx: Ctx, text: str) -> None:
+    """Replace the description; one that is too long is asked for again."""
     found = await edited_role(ctx)
     if found is None:
         return
@@ -510,6 +518,7 @@ async def change_description(ctx: Ctx, text: str) -> None:
 
 
 async def save_modules(ctx: Ctx, modules: list[str]) -> None:
+    """Done while editing a role's permissions: save the ticked modules."""
     found = await edited_role(ctx)
     if found is None:
         return

@@ -84,6 +84,7 @@ def parse(data: str) -> tuple[str, str, list[str]] | None:
 
 
 async def current_step(ctx: Ctx) -> Step | None:
+    """The registered step the user's draft is at, if any."""
     draft = await ctx.load_draft()
     return STEPS.get((draft.flow, draft.step)) if draft else None
 
