@@ -59,7 +59,7 @@ def module_names(locale: str, deps: Deps, keys: list[str]) -> str:
     for key in deps.policy.sorted_modules(keys):
         module = deps.policy.module(key)
         names.append(module.name(locale) if module else key)
-    return ", ".join(names) if names else "—"
+    return t(locale, "accounts.sep").join(names) if names else "—"
 
 
 async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:

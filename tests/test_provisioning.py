@@ -167,6 +167,7 @@ async def test_chinese_owner_and_holder_see_chinese(harness: Harness) -> None:
     await h.click(owner, "确认新建")
     assert "已授权" in " ".join(m.text for m in h.messages(owner))
     assert "您已成为" in h.last(holder).text
+    assert "模块：首页、订单、客服" in h.last(holder).text
 
 
 # --- the phone step ---------------------------------------------------------------------------
