@@ -439,7 +439,7 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     try:
         name = clean_nickname(text)
     except DomainError as exc:
-        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ctx.reply(ctx.error_text(exc))
         await ask_nickname(ctx)
         return
     await ctx.end_flow()

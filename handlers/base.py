@@ -121,6 +121,10 @@ class Ctx:
     def t(self, key: str, /, **params: Any) -> str:
         return t(self.locale, key, **params)
 
+    def error_text(self, exc: DomainError) -> str:
+        """Why a rule refused something, in the user's language."""
+        return self.t(f"errors.{exc.key}", **exc.params)
+
     @property
     def chat_id(self) -> int:
         chat = self.update.effective_chat
@@ -232,13 +236,6 @@ class Ctx:
         await self.commit()
         locale = user.locale or self.deps.default_locale
         return await send_safely(self.context.bot, user.id, t(locale, key, **params), markup)
-
-    async def edit_other(
-        self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None = None
-    ) -> None:
-        """Edit a message in someone else's chat; quietly skip if it is gone or unchanged."""
-        await self.commit()
-        await edit_safely(self.context.bot, chat_id, message_id, text, markup)
 
 
 async def send_safely(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message | None:
@@ -359,7 +356,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
 
 async def show_error(ctx: Ctx, exc: DomainError) -> None:
     """Tell the user why an action was refused (a toast for buttons, a message otherwise)."""
-    text = ctx.t(f"errors.{exc.key}", **exc.params)
+    text = ctx.error_text(exc)
     if ctx.update.callback_query is not None:
         if exc.key in ("stale_button", "role_not_found", "account_not_found", "code_not_found"):
             await ctx.answer(ctx.t("common.stale"))

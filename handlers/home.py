@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from handlers.base import Ctx, button, keyboard
-from handlers.router import Prompt, abandon, buttons, cb
+from handlers.router import BUTTONS, Prompt, abandon, buttons, cb
 from models.accounts import membership_of, seats_used
 from models.shops import owned_shop
 
@@ -83,7 +83,5 @@ async def on_menu_button(ctx: Ctx, action: str, _args: list[str]) -> None:
 
 def register_menu_buttons() -> None:
     """Register the ``m:`` namespace once every module has added its entry."""
-    from handlers.router import BUTTONS
-
     if "m" not in BUTTONS:
         buttons("m", {key: () for key in MENU}, on_menu_button)

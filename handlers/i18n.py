@@ -68,8 +68,3 @@ def t(locale: str, key: str, /, **params: Any) -> str:
         }
     )
     return template.format_map(safe)
-
-
-def has(key: str) -> bool:
-    """Whether ``key`` exists in the fallback catalogue."""
-    return key in catalogue(FALLBACK)

@@ -26,7 +26,6 @@ from models.users import link_phone, set_locale
 
 FLOW_ONBOARD = "onboard"
 FLOW_SHOP = "newshop"
-INVITE_FLOW = "invite"
 
 #: the bot's command menu, per locale (registered with setMyCommands at start-up)
 COMMANDS = ("start", "newshop", "roles", "newaccount", "accounts", "me", "log", "language",
@@ -73,7 +72,7 @@ async def accept_contact(ctx: Ctx, contact: Contact) -> str | None:
         if exc.key == "phone_already_linked":
             await ctx.reply(ctx.t("onboarding.already_linked"), ReplyKeyboardRemove())
             return ctx.user.phone
-        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params), contact_keyboard(ctx))
+        await ctx.reply(ctx.error_text(exc), contact_keyboard(ctx))
         return None
     return phone
 
@@ -133,7 +132,7 @@ async def on_shop_name(ctx: Ctx, text: str) -> None:
         )
     except DomainError as exc:
         if exc.key in ("shop_name_empty", "shop_name_too_long"):
-            await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+            await ctx.reply(ctx.error_text(exc))
             await ask_shop_name(ctx)
             return
         await ctx.end_flow()

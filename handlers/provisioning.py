@@ -24,9 +24,9 @@ from handlers.router import RETURNS, abandon, buttons, cb, on_cancel, step
 from models import codes
 from models.accounts import (
     check_phone_available,
+    check_seat_free,
     clean_nickname,
     confirm_sub_account,
-    seats_used,
 )
 from models.clock import as_aware
 from models.drafts import get_draft, save_draft
@@ -146,7 +146,7 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
         phone = normalize_phone(text, ctx.policy.default_region)
         await check_phone_available(ctx.session, shop, phone)
     except DomainError as exc:
-        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ctx.reply(ctx.error_text(exc))
         if exc.key == "seat_cap_reached":
             await ctx.end_flow()
             return
@@ -186,14 +186,14 @@ def not_me_keyboard(locale: str, code_id: int) -> InlineKeyboardMarkup:
 
 
 async def deliver(
-    bot: Bot, deps: Deps, session_code: VerificationCode, holder: User, plain: str,
+    bot: Bot, deps: Deps, code: VerificationCode, holder: User, plain: str,
     shop: Shop, owner: User, role: Role | None,
 ) -> int | None:
     """Send the code to the holder's chat; the message id, or ``None`` if they blocked the bot."""
     locale = holder.locale or deps.default_locale
     text = holder_code_text(locale, plain=plain, shop=shop, owner=owner, role=role,
-                            code=session_code)
-    message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, session_code.id or 0))
+                            code=code)
+    message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, code.id or 0))
     return message.message_id if message else None
 
 
@@ -212,7 +212,7 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
             role_id=role_id, phone=phone, now=ctx.now(),
         )
     except DomainError as exc:
-        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ctx.reply(ctx.error_text(exc))
         draft = await ctx.load_draft()
         if draft is not None and draft.step == "code":
             await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
@@ -311,7 +311,7 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     try:
         nickname = clean_nickname(text)
     except DomainError as exc:
-        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ctx.reply(ctx.error_text(exc))
         await ask_nickname(ctx)
         return
     await ctx.goto(FLOW, "im", {"nickname": nickname})
@@ -381,7 +381,7 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
         await ctx.answer()
         await _cancel_code(ctx, data)
         await ctx.end_flow()
-        await ctx.reply(ctx.t(f"errors.{exc.key}", **exc.params))
+        await ctx.reply(ctx.error_text(exc))
         await ctx.reply(ctx.t("newaccount.not_created"))
         return
     role = await get_role(ctx.session, shop.id or 0, account.role_id)
@@ -503,8 +503,7 @@ on_cancel(FLOW, cancel_flow)
 async def start_newaccount(ctx: Ctx) -> None:
     """Begin /newaccount (the owner menu's "New account" too)."""
     shop = await ctx.owned_shop()
-    if await seats_used(ctx.session, shop.id or 0) >= shop.max_sub_accounts:
-        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+    await check_seat_free(ctx.session, shop)
     await ctx.start_flow(FLOW, "role")
     await ask_role(ctx)
 

@@ -259,7 +259,7 @@ def fbtn(ctx: Ctx, key: str, action: str, nonce: int, *args: object, **params: A
 
 def why(ctx: Ctx, exc: DomainError) -> str:
     """Why an input was refused, to put above the same prompt."""
-    return "⚠️ " + ctx.t(f"errors.{exc.key}", **exc.params)
+    return "⚠️ " + ctx.error_text(exc)
 
 
 def with_notice(notice: str, text: str) -> str:

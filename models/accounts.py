@@ -48,6 +48,12 @@ async def seats_used(session: AsyncSession, shop_id: int) -> int:
     return int(result.one())
 
 
+async def check_seat_free(session: AsyncSession, shop: Shop) -> None:
+    """Refuse a new sub-account once the shop has its cap, naming the cap."""
+    if await seats_used(session, shop.id or 0) >= shop.max_sub_accounts:
+        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+
+
 async def check_phone_available(session: AsyncSession, shop: Shop, phone: str) -> None:
     """The three conflicts of SPEC §2, in their order of meaning, then the seat cap."""
     binding = await session.get(PhoneBinding, phone)
@@ -57,8 +63,7 @@ async def check_phone_available(session: AsyncSession, shop: Shop, phone: str) -
         if binding.shop_id == shop.id:
             raise DomainError("phone_bound_here")
         raise DomainError("phone_bound_elsewhere")
-    if await seats_used(session, shop.id or 0) >= shop.max_sub_accounts:
-        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+    await check_seat_free(session, shop)
 
 
 @dataclass

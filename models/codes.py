@@ -185,11 +185,6 @@ async def mark_undeliverable(session: AsyncSession, code: VerificationCode, *, n
     )
 
 
-async def get_code(session: AsyncSession, code_id: int) -> VerificationCode | None:
-    """A code by id."""
-    return await session.get(VerificationCode, code_id)
-
-
 async def _end(
     session: AsyncSession,
     code: VerificationCode,
