@@ -1,0 +1,118 @@
+"""The database layer under contention: a held write lock never blocks the event loop.
+
+On SQLite, ``bot.db`` runs each statement on the event loop's thread with SQLite's busy timeout
+at 0 and sends it to aiosqlite's thread only when a lock is held (see the comment there). These
+tests hold a write lock — in another session of the same engine, or in another connection
+altogether, as another process would — and check that a second writer waits without stopping
+the loop, then lands; and that readers never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from bot import db
+from models.tables import User
+
+NOW = datetime(2026, 11, 28, 12, 0)
+
+
+def _user(user_id: int) -> User:
+    return User(id=user_id, first_name=f"u{user_id}", locale="en", created_at=NOW)
+
+
+async def _count(engine: AsyncEngine) -> int:
+    async with db.sessionmaker(engine)() as session:
+        return int((await session.exec(select(func.count()).select_from(User))).one())
+
+
+async def _yield_to_others(times: int = 5) -> None:
+    """Let other tasks run (no timer: only the loop's ready queue)."""
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+async def test_second_writer_waits_off_the_loop_then_lands(engine: AsyncEngine) -> None:
+    """Two sessions write at once: the second waits for the first's commit; the loop runs on."""
+    sessions = db.sessionmaker(engine)
+    started = time.monotonic()
+
+    async def second_writer() -> None:
+        async with sessions() as session:
+            session.add(_user(2))
+            await session.commit()
+
+    async with sessions() as first:
+        first.add(_user(1))
+        await first.flush()  # SQLite: this session now holds the write lock
+        second = asyncio.create_task(second_writer())
+        await _yield_to_others()
+        if engine.dialect.name == "sqlite":
+            # the second INSERT met the lock and is waiting on aiosqlite's thread, not here
+            assert not second.done()
+        await first.commit()
+    await asyncio.wait_for(second, timeout=10)
+    assert await _count(engine) == 2
+    assert time.monotonic() - started < 5  # nobody sat out SQLite's 30 s busy timeout
+
+
+async def test_reader_does_not_wait_for_a_writer(engine: AsyncEngine) -> None:
+    """While a write transaction is open, another session reads the committed state at once."""
+    sessions = db.sessionmaker(engine)
+    async with sessions() as setup:
+        setup.add(_user(1))
+        await setup.commit()
+    async with sessions() as writer:
+        writer.add(_user(2))
+        await writer.flush()
+        assert await asyncio.wait_for(_count(engine), timeout=2) == 1
+        await writer.commit()
+    assert await _count(engine) == 2
+
+
+async def test_lock_held_by_another_connection_does_not_block_the_loop(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """A lock held outside this engine (another process, say) is waited for off the loop."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's file lock; PostgreSQL locks rows, tested by the race tests")
+    path = make_url(database_url).database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock, as another process would hold it
+        other.execute("INSERT INTO app_user (id, first_name, locale, created_at) "
+                      "VALUES (9, 'other', 'en', '2026-11-28 12:00:00')")
+
+        async def write() -> None:
+            async with db.sessionmaker(engine)() as session:
+                session.add(_user(1))
+                await session.commit()
+
+        task = asyncio.create_task(write())
+        await _yield_to_others()
+        assert not task.done()  # waiting on aiosqlite's thread; this coroutine still runs
+        other.execute("COMMIT")
+        await asyncio.wait_for(task, timeout=10)
+    finally:
+        other.close()
+    assert await _count(engine) == 2
+
+
+async def test_busy_timeout_is_zero_on_the_loop(engine: AsyncEngine) -> None:
+    """The pragma the inline path relies on (a regression would block the loop on a lock)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite pragma")
+    async with engine.connect() as conn:
+        timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+        mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+    assert (timeout, mode) == (0, "wal")
