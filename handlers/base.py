@@ -37,7 +37,7 @@ from models.errors import DomainError
 from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import Draft, Shop, User
-from models.users import touch_user
+from models.users import touch_user_and_draft
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -329,7 +329,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
         if tg_user is None:
             return
         async with deps.sessions() as session:
-            user = await touch_user(
+            user, draft = await touch_user_and_draft(
                 session,
                 tg_user.id,
                 first_name=tg_user.first_name or "",
@@ -343,6 +343,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
             ctx = Ctx(
                 update, context, session, user, deps,
                 user_id=tg_user.id, locale=user.locale or deps.default_locale,
+                draft=draft, _draft_loaded=True, _draft_absent=draft is None,
             )
             try:
                 await func(ctx)

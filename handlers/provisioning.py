@@ -153,7 +153,6 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
         await ask_holder_phone(ctx)
         return
     data = await _at(ctx, "phone") or {}
-    await ctx.goto(FLOW, "phone", {"phone": phone})
     await send_code(ctx, shop, int(data["role_id"]), phone)
 
 
@@ -219,26 +218,27 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
         else:
             await ask_holder_phone(ctx)
         return
-    code = issued.code
-    await ctx.goto(FLOW, "code", {"code_id": code.id, "holder_name": None})
+    code, holder = issued.code, issued.holder
+    # one write of the draft for the whole step (the holder's name is offered as a nickname)
+    await ctx.goto(FLOW, "code", {"phone": phone, "code_id": code.id,
+                                  "holder_name": holder.first_name if holder else None})
     await ctx.commit()
     schedule_expiry(ctx.context.job_queue, code.expires_at)
     for old in issued.superseded:
         await _end_holder_message(ctx.context.bot, ctx.deps, old, "holder_code.superseded")
     role = await ctx.session.get(Role, role_id)
     masked = mask_phone(phone)
-    if issued.holder is not None:
-        message_id = await deliver(ctx.context.bot, ctx.deps, code, issued.holder, issued.plain,
+    if holder is not None:
+        message_id = await deliver(ctx.context.bot, ctx.deps, code, holder, issued.plain,
                                    shop, ctx.user, role)
         if message_id is None:
             await codes.mark_undeliverable(ctx.session, code, now=ctx.now())
+            await ctx.goto(FLOW, "code", {"holder_name": None})
             await ctx.reply(ctx.t("newaccount.holder_blocked", phone=masked), code_keyboard(ctx))
             return
-        await codes.mark_delivered(ctx.session, code, holder_id=issued.holder.id,
-                                   message_id=message_id)
-        await ctx.goto(FLOW, "code", {"holder_name": issued.holder.first_name})
+        await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=message_id)
         await ctx.reply(
-            ctx.t("newaccount.code_sent", name=issued.holder.first_name or masked, phone=masked,
+            ctx.t("newaccount.code_sent", name=holder.first_name or masked, phone=masked,
                   until=_time(code.expires_at)),
             code_keyboard(ctx),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,12 +40,16 @@ def clean_nickname(raw: str) -> str:
     return name
 
 
+#: built once: the seat count is read at every step of /newaccount and on every account list
+_SEATS_USED = (
+    select(func.count()).select_from(SubAccount)
+    .where(col(SubAccount.shop_id) == bindparam("shop_id"))
+)
+
+
 async def seats_used(session: AsyncSession, shop_id: int) -> int:
     """How many sub-accounts the shop has."""
-    result = await session.exec(
-        select(func.count()).select_from(SubAccount).where(SubAccount.shop_id == shop_id)
-    )
-    return int(result.one())
+    return int((await session.exec(_SEATS_USED, params={"shop_id": shop_id})).one())
 
 
 async def check_seat_free(session: AsyncSession, shop: Shop) -> None:
@@ -181,14 +185,17 @@ async def get_account(session: AsyncSession, shop_id: int, account_id: int) -> S
     return account
 
 
+_MEMBERSHIP = (
+    select(SubAccount, Shop, Role)
+    .join(Shop, col(Shop.id) == SubAccount.shop_id)
+    .join(Role, col(Role.id) == SubAccount.role_id)
+    .where(col(SubAccount.holder_id) == bindparam("holder_id"))
+)
+
+
 async def membership_of(session: AsyncSession, holder_id: int) -> Membership | None:
     """The holder's sub-account, shop and role, if they have one."""
-    result = await session.exec(
-        select(SubAccount, Shop, Role)
-        .join(Shop, col(Shop.id) == SubAccount.shop_id)
-        .join(Role, col(Role.id) == SubAccount.role_id)
-        .where(SubAccount.holder_id == holder_id)
-    )
+    result = await session.exec(_MEMBERSHIP, params={"holder_id": holder_id})
     row = result.first()
     return Membership(*row) if row else None
 

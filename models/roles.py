@@ -10,8 +10,9 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -85,20 +86,28 @@ def clean_modules(policy: Policy, modules: Iterable[str]) -> list[str]:
     return cleaned
 
 
-async def list_roles(session: AsyncSession, shop_id: int) -> list[tuple[Role, int]]:
-    """The shop's roles in creation order, each with how many sub-accounts use it."""
+def _roles_with_usage() -> Any:
     usage = (
         select(SubAccount.role_id, func.count().label("n"))
-        .where(SubAccount.shop_id == shop_id)
+        .where(col(SubAccount.shop_id) == bindparam("shop_id"))
         .group_by(col(SubAccount.role_id))
         .subquery()
     )
-    result = await session.exec(
+    return (
         select(Role, func.coalesce(usage.c.n, 0))
         .outerjoin(usage, usage.c.role_id == Role.id)
-        .where(Role.shop_id == shop_id)
+        .where(col(Role.shop_id) == bindparam("shop_id"))
         .order_by(col(Role.id))
     )
+
+
+#: built once (building a statement costs more than running it; this one runs on most screens)
+_ROLES_WITH_USAGE = _roles_with_usage()
+
+
+async def list_roles(session: AsyncSession, shop_id: int) -> list[tuple[Role, int]]:
+    """The shop's roles in creation order, each with how many sub-accounts use it."""
+    result = await session.exec(_ROLES_WITH_USAGE, params={"shop_id": shop_id})
     return [(role, int(n)) for role, n in result.all()]
 
 
@@ -118,13 +127,19 @@ async def role_usage(session: AsyncSession, role_id: int) -> int:
     return int(result.one())
 
 
+#: the role (other than ``exclude_id``; 0 excludes none) holding a name key in a shop
+_NAME_HOLDER = select(Role.id).where(
+    col(Role.shop_id) == bindparam("shop_id"),
+    col(Role.name_key) == bindparam("name_key"),
+    col(Role.id) != bindparam("exclude_id"),
+)
+
+
 async def _name_holder(
     session: AsyncSession, shop_id: int, name: str, exclude_id: int | None
 ) -> int | None:
-    query = select(Role.id).where(Role.shop_id == shop_id, Role.name_key == role_name_key(name))
-    if exclude_id is not None:
-        query = query.where(Role.id != exclude_id)
-    return (await session.exec(query)).first()
+    params = {"shop_id": shop_id, "name_key": role_name_key(name), "exclude_id": exclude_id or 0}
+    return (await session.exec(_NAME_HOLDER, params=params)).first()
 
 
 async def ensure_name_free(

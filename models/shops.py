@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
@@ -26,9 +27,14 @@ def clean_shop_name(raw: str) -> str:
     return name
 
 
+#: built once: most updates of an owner look their shop up, and building a statement costs
+#: more than running it
+_SHOP_OF_OWNER = select(Shop).where(col(Shop.owner_id) == bindparam("owner_id"))
+
+
 async def owned_shop(session: AsyncSession, user_id: int) -> Shop | None:
     """The shop this user is the main account of."""
-    result = await session.exec(select(Shop).where(Shop.owner_id == user_id))
+    result = await session.exec(_SHOP_OF_OWNER, params={"owner_id": user_id})
     return result.first()
 
 

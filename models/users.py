@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.errors import DomainError
-from models.tables import User
+from models.tables import Draft, User
 
 SUPPORTED_LOCALES = ("en", "zh-Hans")
 
@@ -35,7 +36,50 @@ async def touch_user(
     now: datetime,
 ) -> User:
     """Fetch the user, creating them on first contact and refreshing their Telegram name."""
-    user = await session.get(User, user_id)
+    return _touched(
+        session, await session.get(User, user_id), user_id, first_name, username,
+        language_code, default_locale, now,
+    )
+
+
+#: the user and their conversation draft in one statement (every update needs both)
+_USER_AND_DRAFT = (
+    select(User, Draft)
+    .outerjoin(Draft, col(Draft.user_id) == col(User.id))
+    .where(col(User.id) == bindparam("user_id"))
+)
+
+
+async def touch_user_and_draft(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    first_name: str,
+    username: str | None,
+    language_code: str | None,
+    default_locale: str,
+    now: datetime,
+) -> tuple[User, Draft | None]:
+    """``touch_user``, also loading the user's draft (``None`` if they are in no conversation)."""
+    row = (await session.exec(_USER_AND_DRAFT, params={"user_id": user_id})).first()
+    user, draft = row if row is not None else (None, None)
+    touched = _touched(
+        session, user, user_id, first_name, username, language_code, default_locale, now
+    )
+    return touched, draft
+
+
+def _touched(
+    session: AsyncSession,
+    user: User | None,
+    user_id: int,
+    first_name: str,
+    username: str | None,
+    language_code: str | None,
+    default_locale: str,
+    now: datetime,
+) -> User:
+    """The user row, created on first contact, with their Telegram name kept current."""
     if user is None:
         user = User(
             id=user_id,
@@ -53,10 +97,12 @@ async def touch_user(
     return user
 
 
+_USER_BY_PHONE = select(User).where(col(User.phone) == bindparam("phone"))
+
+
 async def user_by_phone(session: AsyncSession, phone: str) -> User | None:
     """The user who linked this phone, if any."""
-    result = await session.exec(select(User).where(User.phone == phone))
-    return result.first()
+    return (await session.exec(_USER_BY_PHONE, params={"phone": phone})).first()
 
 
 async def link_phone(session: AsyncSession, user: User, phone: str) -> User:
