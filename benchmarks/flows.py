@@ -7,6 +7,7 @@ the same fake request layer (``tests.fake_api.FakeRequest``); only that pair is 
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import defaultdict
@@ -15,8 +16,20 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import select
-from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
+from telegram import (
+    InlineKeyboardMarkup,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from benchmarks.common import TOKEN, QueryCounter, median, percentile, production_settings
 from bot import db
@@ -51,10 +64,13 @@ class TimedHarness(Harness):
         self.by_step: dict[str, list[float]] = defaultdict(list)
         self.queries_by_step: dict[str, list[int]] = defaultdict(list)
         self.recording = True
+        #: each timed update with the Bot API calls it made (for the "same calls" replay)
+        self.script: list[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = []
 
     async def feed(self, payload: dict[str, Any]) -> list[Any]:
         payload = {"update_id": next(self._update_ids), **payload}
         before = self.counter.statements if self.counter else 0
+        calls = len(self.api.calls)
         cpu, start = time.process_time(), time.perf_counter()
         update = Update.de_json(payload, self.app.bot)
         await self.app.process_update(update)
@@ -65,6 +81,7 @@ class TimedHarness(Harness):
             self.by_step[self.label].append(elapsed)
             if self.counter is not None:
                 self.queries_by_step[self.label].append(self.counter.statements - before)
+            self.script.append((payload, [(c.method, c.params) for c in self.api.calls[calls:]]))
         return []
 
     # --- reading the chats (not timed) -------------------------------------------------------
@@ -136,6 +153,9 @@ class FlowResult:
     by_step: dict[str, list[float]] = field(default_factory=dict)
     queries_by_step: dict[str, list[int]] = field(default_factory=dict)
     trace: list[str] = field(default_factory=list)
+    script: list[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = field(default_factory=list)
+    #: the fake API's next message id when the timed updates began (the replay starts there)
+    first_message_id: int = 0
 
     @property
     def rate(self) -> float:
@@ -180,6 +200,8 @@ async def run_ours(database_url: str, flows: int, *, warmup: int = 3, first: int
         for i in range(first, first + warmup):
             await provisioning_flow(h, i)
         h.recording = True
+        first_message_id = next(api._ids)
+        api._ids = itertools.count(first_message_id)
         statements0, commits0 = counter.statements, counter.commits
         wall = time.perf_counter()
         for i in range(first + warmup, first + warmup + flows):
@@ -204,6 +226,7 @@ async def run_ours(database_url: str, flows: int, *, warmup: int = 3, first: int
         backend=engine.dialect.name, flows=flows, updates=len(h.times), seconds=sum(h.times),
         wall=wall, times=h.times, statements=statements, commits=commits, cpu=h.cpu,
         by_step=dict(h.by_step), queries_by_step=dict(h.queries_by_step), trace=steps,
+        script=h.script, first_message_id=first_message_id,
     )
 
 
@@ -239,6 +262,79 @@ async def run_bare(updates: int, *, warmup: int = 100) -> FlowResult:
         await app.shutdown()
     return FlowResult(backend="bare PTB", flows=0, updates=len(h.times), seconds=sum(h.times),
                       wall=wall, times=h.times, statements=0, commits=0, cpu=h.cpu)
+
+
+def _markup(value: Any) -> Any:
+    """The PTB object for a recorded ``reply_markup``."""
+    if not value:
+        return None
+    if "inline_keyboard" in value:
+        return InlineKeyboardMarkup.de_json(value, None)
+    if "keyboard" in value:
+        return ReplyKeyboardMarkup.de_json(value, None)
+    return ReplyKeyboardRemove(selective=value.get("selective"))
+
+
+async def run_replay(ours: FlowResult) -> FlowResult:
+    """The floor under ours: bare PTB making exactly ours' Bot API calls, with no logic.
+
+    The same updates are fed; one ``TypeHandler`` sends, edits and answers what ours did for
+    that update (same texts, parse mode and keyboards, through PTB's typed methods), with no
+    database, no state and no rendering. Its rate is the most ours could reach with this
+    conversation's traffic to Telegram.
+    """
+    calls = {payload["update_id"]: made for payload, made in ours.script}
+    api = FakeBotApi()
+    api._ids = itertools.count(ours.first_message_id)
+
+    async def replay(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        bot = context.bot
+        for method, params in calls[update.update_id]:
+            if method == "sendMessage":
+                await bot.send_message(
+                    params["chat_id"], params["text"], parse_mode=params.get("parse_mode"),
+                    reply_markup=_markup(params.get("reply_markup")),
+                    disable_web_page_preview=bool(params.get("link_preview_options")),
+                )
+            elif method == "editMessageText":
+                await bot.edit_message_text(
+                    params["text"], chat_id=params["chat_id"], message_id=params["message_id"],
+                    parse_mode=params.get("parse_mode"),
+                    reply_markup=_markup(params.get("reply_markup")),
+                    disable_web_page_preview=bool(params.get("link_preview_options")),
+                )
+            elif method == "answerCallbackQuery":
+                await bot.answer_callback_query(
+                    params["callback_query_id"], params.get("text"),
+                    show_alert=params.get("show_alert"),
+                )
+            else:
+                await bot.do_api_request(method, api_kwargs=params)
+
+    app = (ApplicationBuilder().token(TOKEN).request(FakeRequest(api))
+           .get_updates_request(FakeRequest(api)).build())
+    app.add_handler(TypeHandler(Update, replay))
+    await app.initialize()
+    await app.start()
+    times: list[float] = []
+    cpu_total = 0.0
+    try:
+        for payload, _made in ours.script:
+            cpu, start = time.process_time(), time.perf_counter()
+            update = Update.de_json(payload, app.bot)
+            await app.process_update(update)
+            times.append(time.perf_counter() - start)
+            cpu_total += time.process_time() - cpu
+        made = sum(len(m) for _p, m in ours.script)
+        done = [c for c in api.calls if c.method != "getMe" and c.result is not None]
+        if len(done) != made:
+            raise RuntimeError(f"the replay made {len(done)} of ours' {made} calls")
+    finally:
+        await app.stop()
+        await app.shutdown()
+    return FlowResult(backend="same calls", flows=ours.flows, updates=len(times),
+                      seconds=sum(times), wall=sum(times), times=times, statements=0, commits=0,
+                      cpu=cpu_total)
 
 
 def step_table(result: FlowResult) -> list[str]:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from benchmarks.common import median, quiet_logging
-from benchmarks.flows import STEPS, FlowResult, run_bare, run_ours, step_table
+from benchmarks.flows import STEPS, FlowResult, run_bare, run_ours, run_replay, step_table
 from benchmarks.scheduler import (
     ISSUE_TTL,
     expiry_lateness,
@@ -48,7 +48,8 @@ def mark(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def print_flows(title: str, ours: FlowResult, bare_rate: float, *, steps: bool) -> None:
+def print_flows(title: str, ours: FlowResult, bare_rate: float, *, steps: bool,
+                floor: FlowResult | None = None) -> None:
     ratio = ours.rate / bare_rate
     print(f"  {title}: {ours.flows} flows × {len(STEPS)} updates = {ours.updates} updates "
           f"in {ours.seconds:.2f} s ({ours.wall:.2f} s wall)")
@@ -58,6 +59,14 @@ def print_flows(title: str, ours: FlowResult, bare_rate: float, *, steps: bool) 
           f"commits/update {ours.commits / ours.updates:.2f}   CPU/update {ours.cpu_ms:.2f} ms")
     print(f"    ratio ours/bare: {ratio:8.3f}   (target ≥ {TARGET_RATIO}: {mark(ratio >= TARGET_RATIO)};"
           f" p99 target ≤ {TARGET_P99_MS:g} ms: {mark(ours.p99_ms <= TARGET_P99_MS)})")
+    if floor is not None:
+        calls = sum(len(made) for _payload, made in ours.script) / ours.updates
+        print(f"    same calls, no logic: {floor.rate:8.1f} updates/s   p50 {floor.p50_ms:6.2f} ms   "
+              f"p99 {floor.p99_ms:6.2f} ms   ratio to bare {floor.rate / bare_rate:.3f}")
+        print(f"      (bare PTB replaying ours' {calls:.2f} Bot API calls per update — the same texts,"
+              f" keyboards, edits and answers — with no database and no logic: the most ours could")
+        print(f"      reach with this conversation; ours spends {(ours.seconds - floor.seconds) / ours.updates * 1000:.2f}"
+              f" ms per update above it on the database and its own code)")
     if steps:
         print("    per update of the flow:")
         for line in step_table(ours):
@@ -70,6 +79,7 @@ async def flows_sqlite(workdir: Path, flows: int, bare_runs: int, trace: bool) -
     total = flows * len(STEPS)
     bare: list[FlowResult] = [await run_bare(total)]
     ours = await run_ours(url, flows, trace=trace)
+    floor = await run_replay(ours)
     for _ in range(bare_runs - 1):
         bare.append(await run_bare(total))
     rates = [b.rate for b in bare]
@@ -83,7 +93,7 @@ async def flows_sqlite(workdir: Path, flows: int, bare_runs: int, trace: bool) -
     print(f"    bare PTB echo:   {bare_rate:8.1f} updates/s   p50 {middle.p50_ms:6.2f} ms   "
           f"p99 {middle.p99_ms:6.2f} ms   CPU/update {middle.cpu_ms:.2f} ms   (median of {len(bare)} runs of {total} updates: "
           + ", ".join(f"{r:.0f}" for r in rates) + ")")
-    print_flows("SQLite", ours, bare_rate, steps=True)
+    print_flows("SQLite", ours, bare_rate, steps=True, floor=floor)
     if trace:
         print("    statements of the last flow:")
         for statement in ours.trace:
