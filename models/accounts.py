@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
+from models.codes import lock_code
 from models.errors import DomainError
 from models.phones import mask_phone
 from models.roles import get_role
@@ -23,7 +24,6 @@ from models.tables import (
     Shop,
     SubAccount,
     User,
-    VerificationCode,
 )
 
 NICKNAME_MAX = 30
@@ -96,11 +96,7 @@ async def confirm_sub_account(
     constraints refuse the insert and the matching conflict is raised (the session is rolled
     back).
     """
-    code = (
-        await session.exec(
-            select(VerificationCode).where(VerificationCode.id == code_id).with_for_update()
-        )
-    ).first()
+    code = await lock_code(session, code_id)
     if code is None or code.shop_id != shop.id or code.owner_id != owner_id:
         raise DomainError("code_not_found")
     if code.status != CodeStatus.VERIFIED.value or code.holder_id is None:

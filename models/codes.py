@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, func, update
+from sqlalchemy import ColumnElement, bindparam, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,17 +43,39 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _still_pending() -> ColumnElement[bool]:
-    """``status = 'pending'`` for queries that have a better index than (status, expires_at).
+#: ``status = 'pending'`` for queries that have a better index than (status, expires_at).
+#:
+#: Without ANALYZE statistics SQLite guesses that an equality on an indexed column leaves about
+#: ten rows, so for "this owner's pending codes for this phone" and "these ids, if still
+#: pending" it walked every pending code of every shop through ix_code_status_expires instead
+#: of using the phone index or the primary key: a cost growing with all pending codes.
+#: ``status || ''`` is the same test (status is never NULL) but no index can serve it, so SQLite
+#: takes the right one; PostgreSQL plans by statistics and keeps using the same indexes.
+STILL_PENDING: ColumnElement[bool] = (
+    col(VerificationCode.status).concat("") == CodeStatus.PENDING.value
+)
 
-    Without ANALYZE statistics SQLite guesses that an equality on an indexed column leaves about
-    ten rows, so for "this owner's pending codes for this phone" and "these ids, if still
-    pending" it walked every pending code of every shop through ix_code_status_expires instead
-    of using the phone index or the primary key: a cost growing with all pending codes.
-    ``status || ''`` is the same test (status is never NULL) but no index can serve it, so SQLite
-    takes the right one; PostgreSQL plans by statistics and keeps using the same indexes.
-    """
-    return col(VerificationCode.status).concat("") == CodeStatus.PENDING.value
+# Statements run for every code issued or entered, built once (building a SQLAlchemy statement
+# costs more than running it).
+_RECENT_FOR_PHONE = (
+    select(VerificationCode.created_at, VerificationCode.shop_id)
+    .where(col(VerificationCode.phone) == bindparam("phone"),
+           col(VerificationCode.created_at) > bindparam("since"))
+    .order_by(col(VerificationCode.created_at))
+)
+_SUPERSEDABLE = select(VerificationCode).where(
+    col(VerificationCode.owner_id) == bindparam("owner_id"),
+    col(VerificationCode.phone) == bindparam("phone"),
+    STILL_PENDING,
+)
+_CODE_FOR_UPDATE = (
+    select(VerificationCode).where(col(VerificationCode.id) == bindparam("code_id")).with_for_update()
+)
+
+
+async def lock_code(session: AsyncSession, code_id: int) -> VerificationCode | None:
+    """The code, locked for this transaction (``SELECT … FOR UPDATE`` on PostgreSQL)."""
+    return (await session.exec(_CODE_FOR_UPDATE, params={"code_id": code_id})).first()
 
 
 @dataclass
@@ -83,11 +105,7 @@ async def issue_code(
     linked to a Telegram user the code goes to them; otherwise an invite token is made.
     """
     hour_ago = now - timedelta(hours=1)
-    recent = await session.exec(
-        select(VerificationCode.created_at, VerificationCode.shop_id)
-        .where(VerificationCode.phone == phone, VerificationCode.created_at > hour_ago)
-        .order_by(col(VerificationCode.created_at))
-    )
+    recent = await session.exec(_RECENT_FOR_PHONE, params={"phone": phone, "since": hour_ago})
     recent_rows = list(recent.all())
     recent_times = [created for created, _shop in recent_rows]
     if len(recent_times) >= policy.codes_per_phone_per_hour:
@@ -116,11 +134,7 @@ async def issue_code(
             raise DomainError("code_cooldown", seconds=seconds)
 
     superseded_rows = await session.exec(
-        select(VerificationCode).where(
-            VerificationCode.owner_id == owner_id,
-            VerificationCode.phone == phone,
-            _still_pending(),
-        )
+        _SUPERSEDABLE, params={"owner_id": owner_id, "phone": phone}
     )
     superseded = list(superseded_rows.all())
     for old in superseded:
@@ -243,11 +257,7 @@ async def verify_code(
     now: datetime,
 ) -> VerifyResult:
     """Check what the owner entered. Wrong entries count; the last allowed one locks the code."""
-    code = (
-        await session.exec(
-            select(VerificationCode).where(VerificationCode.id == code_id).with_for_update()
-        )
-    ).first()
+    code = await lock_code(session, code_id)
     if code is None or code.owner_id != owner_id:
         raise DomainError("code_not_found")
     if code.status == CodeStatus.VERIFIED.value:
@@ -338,7 +348,7 @@ async def expire_due(
         update(VerificationCode)
         .where(
             col(VerificationCode.id).in_(ids),
-            _still_pending(),
+            STILL_PENDING,
         )
         .values(status=CodeStatus.EXPIRED.value, ended_at=now, invite_token_hash=None)
     )

@@ -52,6 +52,30 @@ def test_phones_are_normalised_and_masked() -> None:
     assert mask_phone(None) == "—"
 
 
+def test_masking_splits_every_country_code_as_phonenumbers_does() -> None:
+    """The cheap split of an E.164 number agrees with a full parse for every country's example."""
+    import phonenumbers
+
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number_for_type(
+            region, phonenumbers.PhoneNumberType.MOBILE
+        ) or phonenumbers.example_number(region)
+        if example is None:
+            continue
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        national = phonenumbers.national_significant_number(example)
+        if len(national) >= 9:
+            middle = national[:3] + "****" + national[-4:]
+        elif len(national) >= 5:
+            middle = national[:2] + "*" * (len(national) - 4) + national[-2:]
+        else:
+            middle = "*" * len(national)
+        assert mask_phone(e164) == f"+{example.country_code} {middle}", (region, e164)
+        checked += 1
+    assert checked > 200
+
+
 async def test_code_is_stored_hashed_and_verifies_once() -> None:
     async with memory_session() as s:
         _, shop, role = await shop_with_role(s)
