@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
@@ -25,21 +26,14 @@ def locale_from_language_code(language_code: str | None, default: str) -> str:
     return default
 
 
-async def touch_user(
-    session: AsyncSession,
-    user_id: int,
-    *,
-    first_name: str,
-    username: str | None,
-    language_code: str | None,
-    default_locale: str,
-    now: datetime,
-) -> User:
-    """Fetch the user, creating them on first contact and refreshing their Telegram name."""
-    return _touched(
-        session, await session.get(User, user_id), user_id, first_name, username,
-        language_code, default_locale, now,
-    )
+async def touch_user(session: AsyncSession, user_id: int, **telegram: Any) -> User:
+    """Fetch the user, creating them on first contact and refreshing their Telegram name.
+
+    ``telegram``: ``first_name``, ``username``, ``language_code``, ``default_locale``, ``now``,
+    as for ``touch_user_and_draft``.
+    """
+    user, _draft = await touch_user_and_draft(session, user_id, **telegram)
+    return user
 
 
 #: the user and their conversation draft in one statement (every update needs both)
@@ -60,26 +54,10 @@ async def touch_user_and_draft(
     default_locale: str,
     now: datetime,
 ) -> tuple[User, Draft | None]:
-    """``touch_user``, also loading the user's draft (``None`` if they are in no conversation)."""
+    """Fetch the user, creating them on first contact and refreshing their Telegram name; and
+    their draft (``None`` if they are in no conversation), in the same statement."""
     row = (await session.exec(_USER_AND_DRAFT, params={"user_id": user_id})).first()
     user, draft = row if row is not None else (None, None)
-    touched = _touched(
-        session, user, user_id, first_name, username, language_code, default_locale, now
-    )
-    return touched, draft
-
-
-def _touched(
-    session: AsyncSession,
-    user: User | None,
-    user_id: int,
-    first_name: str,
-    username: str | None,
-    language_code: str | None,
-    default_locale: str,
-    now: datetime,
-) -> User:
-    """The user row, created on first contact, with their Telegram name kept current."""
     if user is None:
         user = User(
             id=user_id,
@@ -94,7 +72,7 @@ def _touched(
             user.first_name = first_name[:64]
         if username is not None and user.username != username[:64]:
             user.username = username[:64]
-    return user
+    return user, draft
 
 
 _USER_BY_PHONE = select(User).where(col(User.phone) == bindparam("phone"))
