@@ -33,7 +33,7 @@ from telegram.ext import (
 
 from benchmarks.common import TOKEN, QueryCounter, median, percentile, production_settings
 from bot import db
-from bot.app import build_application
+from bot.app import build_application, freeze_startup_heap
 from models.clock import ManualClock
 from models.tables import SubAccount
 from tests.fake_api import FakeBotApi, FakeRequest
@@ -192,6 +192,7 @@ async def run_ours(database_url: str, flows: int, *, warmup: int = 3, first: int
     await app.initialize()
     assert app.post_init is not None
     await app.post_init(app)
+    freeze_startup_heap()  # as `subaccount-bot run` does before taking updates
     await app.start()
     h = TimedHarness(app, api, counter)
     try:

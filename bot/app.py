@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -62,6 +63,18 @@ def build_application(
     application.add_handlers(handlers.all_handlers())
     application.add_error_handler(_on_error)
     return application
+
+
+def freeze_startup_heap() -> None:
+    """Leave what start-up made (modules, mappers, handlers, catalogues) out of later garbage
+    collections.
+
+    A full collection walks every live object: with the start-up heap in it, one was seen to
+    stop the bot for ~180 ms in the flow benchmark; frozen, the ones during the run stay short.
+    Called once, just before the bot starts taking updates (the process is one bot for good).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]

@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from telegram import Update
     from telegram.error import TelegramError
 
-    from bot.app import build_application
+    from bot.app import build_application, freeze_startup_heap
 
     settings = _load(args)
     tg = settings.telegram
@@ -216,6 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if failure is exc:
             raise
         raise failure from exc
+    freeze_startup_heap()
     try:
         if tg.mode == "webhook":
             hook = tg.webhook

@@ -372,6 +372,8 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     """Create the sub-account (Authorized), tell the holder, show the account list."""
     shop = await ctx.owned_shop()
     try:
+        # held here, so that the confirmation's own look-up and the messages below share a load
+        role = await get_role(ctx.session, shop.id or 0, int(data["role_id"]))
         account = await confirm_sub_account(
             ctx.session, shop=shop, owner_id=ctx.user_id, code_id=int(data["code_id"]),
             role_id=int(data["role_id"]), nickname=str(data["nickname"]),
@@ -384,7 +386,6 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
         await ctx.reply(ctx.error_text(exc))
         await ctx.reply(ctx.t("newaccount.not_created"))
         return
-    role = await get_role(ctx.session, shop.id or 0, account.role_id)
     holder = await ctx.session.get(User, account.holder_id)
     await ctx.end_flow()
     await ctx.answer()

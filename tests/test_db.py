@@ -116,3 +116,23 @@ async def test_busy_timeout_is_zero_on_the_loop(engine: AsyncEngine) -> None:
         timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
         mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
     assert (timeout, mode) == (0, "wal")
+
+
+async def test_wal_is_checkpointed_off_the_loop(engine: AsyncEngine) -> None:
+    """No checkpoint inside a COMMIT (it runs on the loop); one on a thread every N commits."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    checkpointer = db.checkpointer_of(engine)
+    assert checkpointer is not None
+    async with engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one() == 0
+    sessions = db.sessionmaker(engine)
+    before = checkpointer.checkpoints
+    for user_id in range(1, db.CHECKPOINT_EVERY + 1):
+        async with sessions() as session:
+            session.add(_user(user_id))
+            await session.commit()
+    assert checkpointer.thread is not None
+    checkpointer.thread.join(timeout=10)
+    assert checkpointer.checkpoints == before + 1
+    assert await _count(engine) == db.CHECKPOINT_EVERY
