@@ -162,8 +162,9 @@ class Ctx:
     async def owned_shop(self) -> Shop:
         """The shop this user is the main account of, or ``no_shop``.
 
-        Looked up once per update; later calls get it by primary key from the session's
-        identity map (no SQL), or read it again if a rollback has expired it since.
+        Loaded with the user when the update began (or looked up here, once, if they had none
+        then); later calls get it by primary key from the session's identity map (no SQL), or
+        read it again if a rollback has expired it since.
         """
         if self._shop_id is not None:
             shop = await self.session.get(Shop, self._shop_id)
@@ -329,7 +330,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
         if tg_user is None:
             return
         async with deps.sessions() as session:
-            user, draft = await touch_user_and_draft(
+            user, draft, shop = await touch_user_and_draft(
                 session,
                 tg_user.id,
                 first_name=tg_user.first_name or "",
@@ -344,6 +345,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
                 update, context, session, user, deps,
                 user_id=tg_user.id, locale=user.locale or deps.default_locale,
                 draft=draft, _draft_loaded=True, _draft_absent=draft is None,
+                _shop=shop, _shop_id=shop.id if shop is not None else None,
             )
             try:
                 await func(ctx)

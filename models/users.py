@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.errors import DomainError
-from models.tables import Draft, User
+from models.tables import Draft, Shop, User
 
 SUPPORTED_LOCALES = ("en", "zh-Hans")
 
@@ -32,14 +32,25 @@ async def touch_user(session: AsyncSession, user_id: int, **telegram: Any) -> Us
     ``telegram``: ``first_name``, ``username``, ``language_code``, ``default_locale``, ``now``,
     as for ``touch_user_and_draft``.
     """
-    user, _draft = await touch_user_and_draft(session, user_id, **telegram)
-    return user
+    return (await touch_user_and_draft(session, user_id, **telegram)).user
 
 
-#: the user and their conversation draft in one statement (every update needs both)
+class Touched(NamedTuple):
+    """The user of an update, with what most updates go on to need."""
+
+    user: User
+    #: their conversation in progress, if any
+    draft: Draft | None
+    #: the shop they are the main account of, if any
+    shop: Shop | None
+
+
+#: the user, their conversation draft and their shop in one statement (every update needs the
+#: first two, and most of an owner's the third)
 _USER_AND_DRAFT = (
-    select(User, Draft)
+    select(User, Draft, Shop)
     .outerjoin(Draft, col(Draft.user_id) == col(User.id))
+    .outerjoin(Shop, col(Shop.owner_id) == col(User.id))
     .where(col(User.id) == bindparam("user_id"))
 )
 
@@ -53,11 +64,11 @@ async def touch_user_and_draft(
     language_code: str | None,
     default_locale: str,
     now: datetime,
-) -> tuple[User, Draft | None]:
+) -> Touched:
     """Fetch the user, creating them on first contact and refreshing their Telegram name; and
-    their draft (``None`` if they are in no conversation), in the same statement."""
+    their draft and shop, in the same statement."""
     row = (await session.exec(_USER_AND_DRAFT, params={"user_id": user_id})).first()
-    user, draft = row if row is not None else (None, None)
+    user, draft, shop = row if row is not None else (None, None, None)
     if user is None:
         user = User(
             id=user_id,
@@ -72,7 +83,7 @@ async def touch_user_and_draft(
             user.first_name = first_name[:64]
         if username is not None and user.username != username[:64]:
             user.username = username[:64]
-    return user, draft
+    return Touched(user, draft, shop)
 
 
 _USER_BY_PHONE = select(User).where(col(User.phone) == bindparam("phone"))
