@@ -32,11 +32,11 @@ from telegram.ext import ContextTypes
 
 from handlers.i18n import t
 from models.clock import Clock
-from models.drafts import clear_draft, get_draft, save_draft
+from models.drafts import DraftState, clear_draft, get_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
 from models.shops import owned_shop
-from models.tables import Draft, Shop, User
+from models.tables import Shop, User
 from models.users import touch_user_and_draft
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Ctx:
     #: plain copies, still readable after a rollback has expired ``user``
     user_id: int = 0
     locale: str = "en"
-    draft: Draft | None = None
+    draft: DraftState | None = None
     _draft_loaded: bool = False
     #: ``load_draft`` looked and the user has no draft row (nothing written since): saving the
     #: first one needs no second look
@@ -132,7 +132,7 @@ class Ctx:
         return chat.id
 
     # --- drafts -------------------------------------------------------------------------
-    async def load_draft(self) -> Draft | None:
+    async def load_draft(self) -> DraftState | None:
         if not self._draft_loaded:
             self.draft = await get_draft(self.session, self.user_id)
             self._draft_loaded = True

@@ -23,7 +23,7 @@ from handlers import home
 from handlers.base import Ctx, button, entry, keyboard
 from handlers.i18n import FALLBACK, catalogue
 from handlers.router import RETURNS, abandon, buttons, cb, step
-from models.drafts import get_draft
+from models.drafts import DraftState, get_draft
 from models.errors import DomainError
 from models.roles import (
     clean_description,
@@ -37,7 +37,7 @@ from models.roles import (
     set_description,
     set_modules,
 )
-from models.tables import Draft, Role, Shop
+from models.tables import Role, Shop
 
 FLOW = "roles"
 NS = "r"  # the role menus
@@ -246,7 +246,7 @@ async def flow_data(ctx: Ctx) -> dict[str, Any]:
     return dict(draft.data) if draft is not None and draft.flow == FLOW else {}
 
 
-async def reload_draft(ctx: Ctx) -> Draft | None:
+async def reload_draft(ctx: Ctx) -> DraftState | None:
     """Read the draft again (after a rolled-back write expired what the session held)."""
     ctx.draft = await get_draft(ctx.session, ctx.user_id)
     return ctx.draft

@@ -6,12 +6,15 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import drafts
+from models.drafts import DraftState
 from models.errors import DomainError
-from models.tables import Draft, Shop, User
+from models.tables import Shop, User
 
 SUPPORTED_LOCALES = ("en", "zh-Hans")
 
@@ -40,7 +43,7 @@ class Touched(NamedTuple):
 
     user: User
     #: their conversation in progress, if any
-    draft: Draft | None
+    draft: DraftState | None
     #: the shop they are the main account of, if any
     shop: Shop | None
 
@@ -48,8 +51,8 @@ class Touched(NamedTuple):
 #: the user, their conversation draft and their shop in one statement (every update needs the
 #: first two, and most of an owner's the third)
 _USER_AND_DRAFT = (
-    select(User, Draft, Shop)
-    .outerjoin(Draft, col(Draft.user_id) == col(User.id))
+    sa_select(User, Shop, *drafts.COLUMNS)
+    .outerjoin(drafts.DRAFTS, drafts.DRAFTS.c.user_id == col(User.id))
     .outerjoin(Shop, col(Shop.owner_id) == col(User.id))
     .where(col(User.id) == bindparam("user_id"))
 )
@@ -67,8 +70,8 @@ async def touch_user_and_draft(
 ) -> Touched:
     """Fetch the user, creating them on first contact and refreshing their Telegram name; and
     their draft and shop, in the same statement."""
-    row = (await session.exec(_USER_AND_DRAFT, params={"user_id": user_id})).first()
-    user, draft, shop = row if row is not None else (None, None, None)
+    row = (await session.exec(_USER_AND_DRAFT, params={"user_id": user_id})).first()  # type: ignore[call-overload]
+    user, shop, draft = (row[0], row[1], drafts.from_row(*row[2:])) if row else (None, None, None)
     if user is None:
         user = User(
             id=user_id,
