@@ -25,6 +25,7 @@ from models.tables import (
     SubAccount,
     User,
 )
+from models.text import clean_line
 
 NICKNAME_MAX = 30
 PAGE_SIZE = 10
@@ -32,12 +33,8 @@ PAGE_SIZE = 10
 
 def clean_nickname(raw: str) -> str:
     """Trim a nickname and check it is 1–30 characters."""
-    name = " ".join(raw.split())
-    if not name:
-        raise DomainError("nickname_empty")
-    if len(name) > NICKNAME_MAX:
-        raise DomainError("nickname_too_long", max=NICKNAME_MAX, length=len(name))
-    return name
+    return clean_line(raw, limit=NICKNAME_MAX, empty="nickname_empty",
+                      too_long="nickname_too_long")
 
 
 #: built once: the seat count is read at every step of /newaccount and on every account list

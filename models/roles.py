@@ -21,6 +21,7 @@ from models import audit
 from models.errors import DomainError
 from models.policy import Policy
 from models.tables import Role, SubAccount
+from models.text import clean_line, drop_controls, visible
 
 ROLE_NAME_MAX = 30
 ROLE_DESCRIPTION_MAX = 200
@@ -28,26 +29,10 @@ ROLE_DESCRIPTION_MAX = 200
 NAME_KEY_MAX = 30
 
 
-def _visible(text: str) -> bool:
-    """Whether ``text`` has at least one character that is not a space, control or format mark."""
-    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
-
-
-def _drop_controls(text: str, keep: str = "") -> str:
-    """Control characters (NUL, escapes…) become spaces, except those in ``keep``."""
-    return "".join(
-        " " if unicodedata.category(ch) == "Cc" and ch not in keep else ch for ch in text
-    )
-
-
 def clean_role_name(raw: str) -> str:
     """Trim a role name (spaces folded) and check it is 1–30 characters."""
-    name = unicodedata.normalize("NFC", " ".join(_drop_controls(raw).split()))
-    if not _visible(name):
-        raise DomainError("role_name_empty")
-    if len(name) > ROLE_NAME_MAX:
-        raise DomainError("role_name_too_long", max=ROLE_NAME_MAX, length=len(name))
-    return name
+    return clean_line(raw, limit=ROLE_NAME_MAX, empty="role_name_empty",
+                      too_long="role_name_too_long")
 
 
 def role_name_key(name: str) -> str:
@@ -66,8 +51,8 @@ def role_name_key(name: str) -> str:
 
 def clean_description(raw: str) -> str:
     """Trim a description (line breaks kept) and check it fits 200 characters."""
-    text = unicodedata.normalize("NFC", _drop_controls(raw, keep="\n").strip())
-    if not _visible(text):
+    text = unicodedata.normalize("NFC", drop_controls(raw, keep="\n").strip())
+    if not visible(text):
         return ""
     if len(text) > ROLE_DESCRIPTION_MAX:
         raise DomainError("role_description_too_long", max=ROLE_DESCRIPTION_MAX, length=len(text))

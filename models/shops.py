@@ -13,18 +13,15 @@ from models import audit
 from models.errors import DomainError
 from models.phones import mask_phone
 from models.tables import BindingKind, PhoneBinding, Shop, User
+from models.text import clean_line
 
 SHOP_NAME_MAX = 40
 
 
 def clean_shop_name(raw: str) -> str:
     """Trim and check a shop name: 1–40 characters on one line."""
-    name = " ".join(raw.split())
-    if not name:
-        raise DomainError("shop_name_empty")
-    if len(name) > SHOP_NAME_MAX:
-        raise DomainError("shop_name_too_long", max=SHOP_NAME_MAX, length=len(name))
-    return name
+    return clean_line(raw, limit=SHOP_NAME_MAX, empty="shop_name_empty",
+                      too_long="shop_name_too_long")
 
 
 #: built once: most updates of an owner look their shop up, and building a statement costs
