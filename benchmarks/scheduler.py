@@ -105,16 +105,16 @@ async def issue_pending(database_url: str, total: int, *, batch: int = 1000,
 
 async def nth_deadline(database_url: str, n: int) -> datetime:
     """The ``n``-th earliest deadline among pending codes (1-based)."""
-    engine = db.create_engine(production_settings(database_url).database.url)
-    async with db.sessionmaker(engine)() as session:
+
+    async def work(session: AsyncSession) -> datetime:
         result = await session.exec(
             select(VerificationCode.expires_at)
             .where(VerificationCode.status == CodeStatus.PENDING.value)
             .order_by(col(VerificationCode.expires_at)).offset(n - 1).limit(1)
         )
-        found = result.one()
-    await engine.dispose()
-    return found
+        return result.one()
+
+    return await db.in_session(production_settings(database_url).database.url, work)
 
 
 def reconcile_in_subprocess(database_url: str, now: datetime | None = None) -> dict[str, float]:

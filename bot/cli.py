@@ -63,15 +63,6 @@ def masked_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _sqlite_path(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database or "").expanduser()
-    return None
-
-
 def _load(args: argparse.Namespace) -> Settings:
     from bot.config import load_settings
     from bot.logs import setup_logging
@@ -115,9 +106,7 @@ async def open_and_migrate(url: str) -> str | None:
 
     try:
         await _revision(url)
-    except (SQLAlchemyError, OSError) as exc:
-        raise _db_error(url, exc) from exc
-    except Exception as exc:  # asyncpg raises its own errors (bad password, no such database…)
+    except Exception as exc:  # SQLAlchemy's, the OS's, and asyncpg's own (bad password…)
         raise _db_error(url, exc) from exc
     try:
         await db.migrate(url)
@@ -131,7 +120,7 @@ async def _with_session(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(session)`` on a migrated, existing database (read-only commands)."""
     from bot import db
 
-    path = _sqlite_path(url)
+    path = db.sqlite_path(url)
     if path is not None and not path.exists():
         raise Failure(f"no database at {path} (run `{PROG} migrate` first)")
     try:
@@ -140,17 +129,14 @@ async def _with_session(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
         raise _db_error(url, exc) from exc
     if revision is None:
         raise Failure(f"the database {masked_url(url)} is not migrated (run `{PROG} migrate`)")
-    engine = db.create_engine(url)
-    try:
-        async with db.sessionmaker(engine)() as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
+    return await db.in_session(url, work)
 
 
 def webhook_secret_path(settings: Settings) -> Path:
     """Where a generated webhook secret is kept: beside the SQLite file, else ``./data``."""
-    path = _sqlite_path(settings.database.url)
+    from bot import db
+
+    path = db.sqlite_path(settings.database.url)
     return (path.parent if path is not None else Path("data")) / SECRET_FILE
 
 

@@ -8,8 +8,9 @@ import sqlite3
 import threading
 import weakref
 from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from alembic import command
@@ -21,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 #: how long a statement waits for another connection's write lock (SQLite's busy timeout)
@@ -245,11 +247,19 @@ def checkpointer_of(engine: AsyncEngine) -> _Checkpointer | None:
     return _CHECKPOINTERS.get(engine.sync_engine)
 
 
-def ensure_sqlite_dir(url: str) -> None:
-    """Create the folder a SQLite file lives in (``./data/`` by default)."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for PostgreSQL and in-memory SQLite)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return Path(parsed.database or "").expanduser()
+    return None
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the folder a SQLite file lives in (``./data/`` by default)."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -262,8 +272,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        path = make_url(url).database
-        checkpointer = _Checkpointer(path) if path and path != ":memory:" else None
+        path = sqlite_path(url)
+        checkpointer = _Checkpointer(str(path)) if path is not None else None
         if checkpointer is not None:
             _CHECKPOINTERS[engine.sync_engine] = checkpointer
         event.listen(engine.sync_engine, "do_connect", _one_trip_connector(checkpointer))
@@ -274,6 +284,16 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``work(session)`` on an engine of its own, disposed after (commands and scripts)."""
+    engine = create_engine(url)
+    try:
+        async with sessionmaker(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
 
 
 def alembic_config(url: str) -> AlembicConfig:
