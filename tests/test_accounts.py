@@ -8,13 +8,8 @@ issued, verified and confirmed in one session.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from models.accounts import confirm_sub_account
-from models.codes import VerifyOutcome, issue_code, verify_code
-from models.roles import create_role, list_roles
-from models.shops import owned_shop
 from models.tables import AuditEvent, Draft, PhoneBinding, Role, SubAccount
 from tests.conftest import (
     HOLDER,
@@ -22,67 +17,19 @@ from tests.conftest import (
     OTHER_OWNER,
     OTHER_PHONE,
     OWNER,
+    SERVICE,
     STRANGER,
     STRANGER_PHONE,
+    add_sub_account,
+    ensure_role,
     make_owner,
     onboard,
+    open_hank,
+    setup_hank,
     start_harness,
     stop_harness,
 )
 from tests.harness import Harness, Person, rows
-
-OPERATIONS = ("home", "products", "orders")
-SERVICE = ("home", "orders", "after_sales", "customer_service")
-
-
-async def ensure_role(h: Harness, owner: Person, name: str,
-                      modules: Iterable[str] = OPERATIONS) -> int:
-    """The id of the owner's role ``name``, created if missing."""
-    deps = h.app.bot_data["deps"]
-    async with deps.sessions() as session:
-        shop = await owned_shop(session, owner.id)
-        assert shop is not None and shop.id is not None
-        for role, _ in await list_roles(session, shop.id):
-            if role.name == name:
-                return role.id or 0
-        role = await create_role(session, deps.policy, shop_id=shop.id, actor_id=owner.id,
-                                 name=name, description="", modules=modules, now=h.clock.now())
-        await session.commit()
-        return role.id or 0
-
-
-async def add_sub_account(
-    h: Harness,
-    holder: Person,
-    phone: str,
-    *,
-    owner: Person = OWNER,
-    role: str = "Operations",
-    modules: Iterable[str] = OPERATIONS,
-    nickname: str | None = None,
-    im: bool = False,
-    onboarded: bool = False,
-) -> int:
-    """Bind ``holder`` (phone linked through the harness) as a sub-account of ``owner``'s shop."""
-    if not onboarded:
-        await onboard(h, holder, phone)
-    role_id = await ensure_role(h, owner, role, modules)
-    deps = h.app.bot_data["deps"]
-    async with deps.sessions() as session:
-        shop = await owned_shop(session, owner.id)
-        assert shop is not None and shop.id is not None
-        issued = await issue_code(session, deps.policy, shop_id=shop.id, owner_id=owner.id,
-                                  role_id=role_id, phone=phone, now=h.clock.now())
-        result = await verify_code(session, deps.policy, code_id=issued.code.id or 0,
-                                   owner_id=owner.id, entered=issued.plain, now=h.clock.now())
-        assert result.outcome == VerifyOutcome.OK
-        account = await confirm_sub_account(
-            session, shop=shop, owner_id=owner.id, code_id=issued.code.id or 0,
-            role_id=role_id, nickname=nickname or holder.first_name, im_enabled=im,
-            now=h.clock.now(),
-        )
-        await session.commit()
-        return account.id or 0
 
 
 async def account(h: Harness, account_id: int) -> SubAccount | None:
@@ -92,17 +39,6 @@ async def account(h: Harness, account_id: int) -> SubAccount | None:
 
 async def actions(h: Harness) -> list[str]:
     return [e.action for e in await rows(h, AuditEvent)]
-
-
-async def setup_hank(h: Harness, **kw: Any) -> int:
-    """Olivia's shop Tea House with Hank as an Operations sub-account."""
-    await make_owner(h)
-    return await add_sub_account(h, HOLDER, HOLDER_PHONE, **kw)
-
-
-async def open_hank(h: Harness) -> None:
-    await h.command(OWNER, "/accounts")
-    await h.click(OWNER, "Hank")
 
 
 def staff(n: int) -> tuple[Person, str]:
@@ -446,8 +382,7 @@ async def test_owner_is_told_when_the_holder_blocked_the_bot(harness: Harness) -
             in harness.last(OWNER).text)
     row = await account(harness, acc)
     assert row is not None and row.status == "suspended"  # the change itself stands
-    await harness.command(OWNER, "/accounts")
-    await harness.click(OWNER, "Hank")
+    await open_hank(harness)
     await harness.click(OWNER, "Unbind")
     await harness.click(OWNER, "Yes, unbind")
     assert "Hank could not be told" in harness.last(OWNER).text
@@ -481,8 +416,7 @@ async def test_every_account_button_fits_64_bytes(harness: Harness) -> None:
     await make_owner(harness)
     await add_sub_account(harness, HOLDER, HOLDER_PHONE)
     await ensure_role(harness, OWNER, "R" * 30)
-    await harness.command(OWNER, "/accounts")
-    await harness.click(OWNER, "Hank")
+    await open_hank(harness)
     await harness.click(OWNER, "Change role")
     data = [d for m in harness.messages(OWNER) for d in m.data]
     assert data and all(len(d.encode()) <= 64 for d in data)

@@ -21,13 +21,16 @@ from tests.conftest import (
     OTHER_OWNER,
     OTHER_PHONE,
     OWNER,
+    SERVICE,
     STRANGER,
     STRANGER_PHONE,
+    ensure_role,
     make_owner,
     onboard,
+    open_hank,
+    setup_hank,
 )
 from tests.harness import Harness
-from tests.test_accounts import SERVICE, ensure_role, setup_hank
 
 #: every action the domain records, with the detail it records
 ACTIONS: dict[str, dict[str, Any]] = {
@@ -125,8 +128,7 @@ async def run_a_sequence(h: Harness) -> None:
     """Role change, IM on, suspend, resume, rename, unbind — through the owner's buttons."""
     await setup_hank(h)
     await ensure_role(h, OWNER, "Customer service", SERVICE)
-    await h.command(OWNER, "/accounts")
-    await h.click(OWNER, "Hank")
+    await open_hank(h)
     await h.click(OWNER, "Change role")
     await h.click(OWNER, "Customer service")
     await h.click(OWNER, "Turn IM on")

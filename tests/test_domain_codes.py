@@ -39,6 +39,16 @@ async def shop_with_role(session, uid: int = 1, phone: str = "+8613800138000"): 
     return owner, shop, role
 
 
+async def bind_holder(session, shop, role, *, im: bool) -> None:  # type: ignore[no-untyped-def]
+    """+86 139 0013 9000 becomes a sub-account of ``shop``: code issued, verified, confirmed."""
+    issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1,
+                                    role_id=role.id, phone="+8613900139000", now=T0)
+    await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
+                            entered=issued.plain, now=T0)
+    await confirm_sub_account(session, shop=shop, owner_id=1, code_id=issued.code.id,
+                              role_id=role.id, nickname="H", im_enabled=im, now=T0)
+
+
 def test_phones_are_normalised_and_masked() -> None:
     assert normalize_phone("138 0013 8000", "CN") == "+8613800138000"
     assert normalize_phone("0086 138-0013-8000", "CN") == "+8613800138000"
@@ -179,12 +189,7 @@ async def test_conflicts_in_their_order_of_meaning() -> None:
         owner2 = await person(s, 5, "+8613500135000")
         shop2 = await create_shop(s, owner2, "Other", max_sub_accounts=50, now=T0)
         await person(s, 2, "+8613900139000")
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
-                                entered=issued.plain, now=T0)
-        await confirm_sub_account(s, shop=shop, owner_id=1, code_id=issued.code.id,
-                                  role_id=role.id, nickname="H", im_enabled=True, now=T0)
+        await bind_holder(s, shop, role, im=True)
         keys = []
         for target, phone in ((shop, "+8613900139000"), (shop2, "+8613900139000"),
                               (shop, "+8613800138000"), (shop, "+8613500135000")):
@@ -207,12 +212,7 @@ async def test_a_sub_account_phone_cannot_open_a_shop() -> None:
     async with memory_session() as s:
         _, shop, role = await shop_with_role(s)
         holder = await person(s, 2, "+8613900139000")
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
-                                entered=issued.plain, now=T0)
-        await confirm_sub_account(s, shop=shop, owner_id=1, code_id=issued.code.id,
-                                  role_id=role.id, nickname="H", im_enabled=False, now=T0)
+        await bind_holder(s, shop, role, im=False)
         with pytest.raises(DomainError) as err:
             await create_shop(s, holder, "Mine", max_sub_accounts=50, now=T0)
         assert err.value.key == "shop_phone_is_sub_account"

@@ -14,13 +14,16 @@ from tests.conftest import (
     OTHER_PHONE,
     OWNER,
     OWNER_PHONE,
+    SERVICE,
     STRANGER,
     STRANGER_PHONE,
+    add_sub_account,
     make_owner,
     onboard,
+    open_hank,
+    setup_hank,
 )
 from tests.harness import Harness, Person, rows
-from tests.test_accounts import SERVICE, add_sub_account, setup_hank
 
 
 async def test_me_shows_shop_role_modules_im_off_and_no_customer_service(
@@ -50,8 +53,7 @@ async def test_im_enabled_holder_sees_the_customer_service_entry(harness: Harnes
 
 async def test_suspended_holder_sees_that_and_no_modules(harness: Harness) -> None:
     await setup_hank(harness, im=True, role="Customer service", modules=SERVICE)
-    await harness.command(OWNER, "/accounts")
-    await harness.click(OWNER, "Hank")
+    await open_hank(harness)
     await harness.click(OWNER, "Suspend")
     await harness.command(HOLDER, "/me")
     text = harness.last(HOLDER).text
@@ -134,8 +136,7 @@ async def test_leave_buttons_act_only_on_the_pressers_current_membership(
 async def test_leave_button_is_stale_after_the_owner_unbound(harness: Harness) -> None:
     acc = await setup_hank(harness)
     await harness.command(HOLDER, "/me")
-    await harness.command(OWNER, "/accounts")
-    await harness.click(OWNER, "Hank")
+    await open_hank(harness)
     await harness.click(OWNER, "Unbind")
     await harness.click(OWNER, "Yes, unbind")
     await harness.press(HOLDER, f"me:lv:{acc}")

@@ -34,9 +34,16 @@ from models.tables import (
     User,
     VerificationCode,
 )
-from tests.conftest import OWNER, STRANGER, make_owner, onboard
+from tests.conftest import (
+    OWNER,
+    STRANGER,
+    add_role,
+    holder_code,
+    make_owner,
+    onboard,
+    open_new_role,
+)
 from tests.harness import Harness, Person
-from tests.test_provisioning import add_role, holder_code
 
 EXAMPLES = 30
 _phones = itertools.count(1)
@@ -121,8 +128,7 @@ async def to_invite(h: Harness) -> Person | None:
 async def to_role_creation(h: Harness, *, step: str) -> Person | None:
     """The roles flow: preset → name → description → permissions."""
     await _owner_ready(h)
-    await h.command(OWNER, "/roles")
-    await h.click(OWNER, "New role")
+    await open_new_role(h)
     if step == "preset":
         return None
     await h.click(OWNER, "Blank")

@@ -8,9 +8,9 @@ import re
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from models.roles import create_role
 from models.tables import AuditEvent, CodeStatus, Draft, PhoneBinding, SubAccount, VerificationCode
 from tests.conftest import (
+    CODE,
     HOLDER,
     HOLDER_PHONE,
     OTHER_OWNER,
@@ -19,59 +19,18 @@ from tests.conftest import (
     OWNER_PHONE,
     STRANGER,
     STRANGER_PHONE,
+    add_role,
+    holder_code,
     make_owner,
     onboard,
+    standard_setup,
     start_harness,
     stop_harness,
+    to_code_step,
+    to_confirm_step,
 )
 from tests.fake_api import FakeBotApi
 from tests.harness import Harness, Person, rows
-
-CODE = re.compile(r"Verification code: (\d{6})")
-
-
-async def add_role(h: Harness, owner: Person = OWNER, name: str = "Customer service",
-                   modules: tuple[str, ...] = ("home", "orders", "customer_service")) -> int:
-    deps = h.app.bot_data["deps"]
-    async with deps.sessions() as session:
-        from models.shops import owned_shop
-
-        shop = await owned_shop(session, owner.id)
-        assert shop is not None
-        role = await create_role(session, deps.policy, shop_id=shop.id, actor_id=owner.id,
-                                 name=name, description="", modules=modules, now=h.clock.now())
-        await session.commit()
-        assert role.id is not None
-        return role.id
-
-
-def holder_code(h: Harness, who: Person = HOLDER) -> str:
-    for message in reversed(h.messages(who)):
-        found = CODE.search(message.text)
-        if found:
-            return found.group(1)
-    raise AssertionError(f"no code in {who.first_name}'s chat")
-
-
-async def to_code_step(h: Harness, *, owner: Person = OWNER, phone: str = HOLDER_PHONE) -> int:
-    """Owner and holder onboarded, role chosen, phone entered: the owner waits for the code."""
-    role_id = await add_role(h, owner)
-    await h.command(owner, "/newaccount")
-    await h.press(owner, f"na:role:{role_id}")
-    await h.text(owner, phone)
-    return role_id
-
-
-async def to_confirm_step(h: Harness, owner: Person = OWNER, holder: Person = HOLDER) -> None:
-    await h.text(owner, holder_code(h, holder))
-    await h.click(owner, "Use “")
-    await h.press(owner, "na:im:1")
-
-
-async def standard_setup(h: Harness) -> None:
-    await make_owner(h)
-    await onboard(h, HOLDER, HOLDER_PHONE)
-
 
 # --- the happy path ---------------------------------------------------------------------------
 

@@ -16,14 +16,17 @@ from tests.conftest import (
     HOLDER,
     HOLDER_PHONE,
     OWNER,
+    add_role,
+    holder_code,
     make_owner,
     onboard,
+    standard_setup,
     start_harness,
     stop_harness,
+    to_code_step,
 )
 from tests.fake_api import FakeBotApi
 from tests.harness import Harness, Person, rows
-from tests.test_provisioning import add_role, holder_code
 
 STEPS = ("role", "phone", "code", "nickname", "im", "confirm")
 
@@ -52,8 +55,7 @@ async def test_abrupt_restart_at_each_step_then_authorized(
     step: str, harness: Harness, settings: Settings, api: FakeBotApi
 ) -> None:
     h = harness
-    await make_owner(h)
-    await onboard(h, HOLDER, HOLDER_PHONE)
+    await standard_setup(h)
     role_id = await add_role(h)
     await walk(h, role_id, step)
     draft_before = (await rows(h, Draft))[0]
@@ -109,10 +111,7 @@ async def test_fifty_shops_confirming_the_same_phone_at_once(
     await onboard(h, HOLDER, HOLDER_PHONE)
     for i, owner in enumerate(owners):
         await make_owner(h, owner, f"+86135{i:08d}", f"Shop {i}")
-        role_id = await add_role(h, owner)
-        await h.command(owner, "/newaccount")
-        await h.press(owner, f"na:role:{role_id}")
-        await h.text(owner, HOLDER_PHONE)
+        await to_code_step(h, owner=owner)
         await h.text(owner, holder_code(h))
         await h.text(owner, "Hank")
         await h.press(owner, "na:im:0")
@@ -174,8 +173,7 @@ async def test_telegram_edit_refusals_are_ignored_quietly(
 
 async def test_unreachable_holder_during_confirm_is_reported(harness: Harness) -> None:
     h = harness
-    await make_owner(h)
-    await onboard(h, HOLDER, HOLDER_PHONE)
+    await standard_setup(h)
     role_id = await add_role(h)
     await walk(h, role_id, "confirm")
     h.api.blocked.add(HOLDER.id)
@@ -186,8 +184,7 @@ async def test_unreachable_holder_during_confirm_is_reported(harness: Harness) -
 
 async def test_drafts_are_one_row_per_user_and_gone_after_confirm(harness: Harness) -> None:
     h = harness
-    await make_owner(h)
-    await onboard(h, HOLDER, HOLDER_PHONE)
+    await standard_setup(h)
     role_id = await add_role(h)
     await walk(h, role_id, "done")
     async with h.app.bot_data["deps"].sessions() as session:

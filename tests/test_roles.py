@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,16 +16,7 @@ from handlers.roles import begin_create
 from models.clock import ManualClock
 from models.drafts import save_draft
 from models.roles import create_role
-from models.tables import (
-    AuditEvent,
-    Draft,
-    PhoneBinding,
-    Role,
-    Shop,
-    SubAccount,
-    User,
-    VerificationCode,
-)
+from models.tables import AuditEvent, Draft, Role, Shop
 from tests.conftest import (
     HOLDER,
     HOLDER_PHONE,
@@ -35,8 +25,10 @@ from tests.conftest import (
     OWNER,
     make_owner,
     onboard,
+    open_new_role,
     start_harness,
     stop_harness,
+    write_sub_account,
 )
 from tests.fake_api import FakeBotApi
 from tests.harness import Harness, Person, rows
@@ -76,8 +68,7 @@ def unticked(h: Harness, who: Any) -> list[str]:
 async def create(h: Harness, name: str, *, preset: str | None = None,
                  description: str | None = None, tick: tuple[str, ...] = ()) -> Role:
     """The owner creates a role through /roles."""
-    await h.command(OWNER, "/roles")
-    await h.click(OWNER, "New role")
+    await open_new_role(h)
     await h.click(OWNER, preset or "Blank")
     await h.text(OWNER, name)
     if description is None:
@@ -92,23 +83,18 @@ async def create(h: Harness, name: str, *, preset: str | None = None,
 
 async def add_sub_account(h: Harness, role: Role, holder_id: int, phone: str) -> None:
     """A sub-account using ``role``, written straight to the database."""
-    now = h.clock.now()
     async with h.app.bot_data["deps"].sessions() as session:
-        if await session.get(User, holder_id) is None:
-            session.add(User(id=holder_id, phone=phone, first_name="Hank", created_at=now))
-        session.add(PhoneBinding(phone=phone, shop_id=role.shop_id, kind="sub", created_at=now))
-        code = VerificationCode(
-            shop_id=role.shop_id, owner_id=OWNER.id, role_id=role.id, phone=phone, salt="00",
-            code_hash="0" * 64, status="used", created_at=now,
-            expires_at=now + timedelta(minutes=5), holder_id=holder_id,
-        )
-        session.add(code)
-        await session.flush()
-        session.add(SubAccount(
-            shop_id=role.shop_id, phone=phone, holder_id=holder_id, nickname="Hank",
-            role_id=role.id or 0, code_id=code.id or 0, created_at=now, updated_at=now,
-        ))
-        await session.commit()
+        await write_sub_account(session, role, holder_id, phone, owner_id=OWNER.id,
+                                now=h.clock.now())
+
+
+async def to_permissions(h: Harness, name: str, preset: str = "Blank") -> None:
+    """The owner starts a new role from ``preset``, names it ``name`` and skips the
+    description: the permissions keyboard is shown."""
+    await open_new_role(h)
+    await h.click(OWNER, preset)
+    await h.text(OWNER, name)
+    await h.click(OWNER, "Skip")
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -164,8 +150,7 @@ async def test_list_shows_modules_and_usage_and_pages(harness: Harness) -> None:
 
 async def test_create_from_a_preset(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     screen = harness.last(OWNER)
     assert "Create new role" in screen.text
     assert "Operations: Home, Products, Orders, Marketing, Content, Data" in screen.text
@@ -204,8 +189,7 @@ async def test_create_from_a_preset(harness: Harness) -> None:
 
 async def test_create_from_blank_with_select_all_clear_and_nothing_ticked(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     await harness.click(OWNER, "Blank")
     assert "Call it" not in " ".join(harness.last(OWNER).labels)
     await harness.text(OWNER, "Cashier")
@@ -231,8 +215,7 @@ async def test_create_from_blank_with_select_all_clear_and_nothing_ticked(harnes
 
 async def test_preset_name_button_and_a_taken_name(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     await harness.click(OWNER, "Finance")
     assert "Preset: Finance (Home, Orders, Data, Finance)" in harness.last(OWNER).text
     await harness.click(OWNER, "Call it “Finance”")
@@ -240,8 +223,7 @@ async def test_preset_name_button_and_a_taken_name(harness: Harness) -> None:
     await harness.click(OWNER, "Skip")
     assert ticked(harness, OWNER) == ["Home", "Orders", "Data", "Finance"]
     await harness.click(OWNER, "Done")
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     await harness.click(OWNER, "Finance")
     prompt = harness.last(OWNER)
     await harness.click(OWNER, "Call it “Finance”")
@@ -254,8 +236,7 @@ async def test_preset_name_button_and_a_taken_name(harness: Harness) -> None:
 async def test_names_are_checked_when_entered(harness: Harness) -> None:
     await make_owner(harness)
     await create(harness, "Ops Team", tick=("Home",))
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     await harness.click(OWNER, "Blank")
     shown = await harness.text(OWNER, "  ops   TEAM ")
     assert len(shown) == 1
@@ -281,11 +262,7 @@ async def test_names_are_checked_when_entered(harness: Harness) -> None:
 
 async def test_a_name_taken_before_done_asks_for_another(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
-    await harness.click(OWNER, "Blank")
-    await harness.text(OWNER, "Packer")
-    await harness.click(OWNER, "Skip")
+    await to_permissions(harness, "Packer")
     await harness.click(OWNER, "Logistics")
     deps = harness.app.bot_data["deps"]
     async with deps.sessions() as session:  # the name is taken meanwhile, elsewhere
@@ -309,18 +286,10 @@ async def test_a_name_taken_before_done_asks_for_another(harness: Harness) -> No
 
 async def test_an_old_keyboard_of_a_replaced_flow_is_stale(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
-    await harness.click(OWNER, "Blank")
-    await harness.text(OWNER, "Packer")
-    await harness.click(OWNER, "Skip")
+    await to_permissions(harness, "Packer")
     await harness.click(OWNER, "Logistics")
     first = harness.last(OWNER)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
-    await harness.click(OWNER, "Blank")
-    await harness.text(OWNER, "Picker")
-    await harness.click(OWNER, "Skip")
+    await to_permissions(harness, "Picker")
     second = harness.last(OWNER)
     # the first keyboard is at the same step, but of a flow that was replaced
     for label in ("Home", "Select all", "Done"):
@@ -340,8 +309,7 @@ async def test_an_old_keyboard_of_a_replaced_flow_is_stale(harness: Harness) -> 
 
 async def test_cancel_mid_creation_writes_nothing(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     await harness.click(OWNER, "Warehouse")
     await harness.text(OWNER, "Stock")
     await harness.text(OWNER, "Keeps the stock")
@@ -362,11 +330,7 @@ async def test_a_restart_mid_creation_loses_nothing(
     harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi, clock: ManualClock
 ) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
-    await harness.click(OWNER, "Customer service")
-    await harness.text(OWNER, "Support")
-    await harness.click(OWNER, "Skip")
+    await to_permissions(harness, "Support", "Customer service")
     await harness.click(OWNER, "After-sales")
     await harness.click(OWNER, "Content")
     # a new Application on the same database: nothing of the flow lived in memory
@@ -381,8 +345,7 @@ async def test_a_restart_mid_creation_loses_nothing(
 
 async def test_text_where_buttons_are_expected_gets_the_buttons_again(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     shown = await harness.text(OWNER, "Ops")
     assert "Please use the buttons below." in shown[0].text
     assert "Create new role" in shown[1].text and "Operations" in shown[1].labels
@@ -595,8 +558,7 @@ async def test_another_owner_cannot_use_my_roles_buttons(harness: Harness) -> No
 
 async def test_malformed_and_out_of_step_buttons_are_stale(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     preset_screen = harness.last(OWNER)
     nonce = preset_screen.button("Blank").split(":")[2]
     await harness.click(OWNER, "Blank")
@@ -692,8 +654,7 @@ async def test_cancel_inside_nested_creation_writes_nothing(
 
 async def test_non_nested_back_returns_to_the_list(harness: Harness) -> None:
     await make_owner(harness)
-    await harness.command(OWNER, "/roles")
-    await harness.click(OWNER, "New role")
+    await open_new_role(harness)
     await harness.click(OWNER, "Back")
     assert "Role management" in harness.last(OWNER).text
     assert await draft_of(harness, OWNER) is None

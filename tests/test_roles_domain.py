@@ -32,15 +32,8 @@ from models.roles import (
     set_description,
     set_modules,
 )
-from models.tables import (
-    AuditEvent,
-    PhoneBinding,
-    Role,
-    Shop,
-    SubAccount,
-    User,
-    VerificationCode,
-)
+from models.tables import AuditEvent, Role, Shop, User
+from tests.conftest import write_sub_account
 
 NOW = datetime(2025, 3, 1, 9, 30)
 POLICY = Policy()
@@ -95,19 +88,7 @@ async def events(session: AsyncSession, action: str) -> list[AuditEvent]:
 
 async def add_sub_account(session: AsyncSession, role: Role, holder_id: int, phone: str) -> None:
     """A sub-account row using ``role`` (as the provisioning flow would leave it)."""
-    session.add(User(id=holder_id, phone=phone, first_name="h", created_at=NOW))
-    session.add(PhoneBinding(phone=phone, shop_id=role.shop_id, kind="sub", created_at=NOW))
-    code = VerificationCode(
-        shop_id=role.shop_id, owner_id=OWNER_ID, role_id=role.id, phone=phone, salt="00",
-        code_hash="0" * 64, status="used", created_at=NOW, expires_at=NOW + timedelta(minutes=5),
-    )
-    session.add(code)
-    await session.flush()
-    session.add(SubAccount(
-        shop_id=role.shop_id, phone=phone, holder_id=holder_id, nickname="Hank",
-        role_id=role.id or 0, code_id=code.id or 0, created_at=NOW, updated_at=NOW,
-    ))
-    await session.commit()
+    await write_sub_account(session, role, holder_id, phone, owner_id=OWNER_ID, now=NOW)
 
 
 def refused(key: str) -> Any:
