@@ -14,14 +14,14 @@ Callback data, namespace ``a`` (ids are re-checked against the presser's shop ev
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.base import Ctx, button, entry, keyboard
+from handlers.base import Ctx, button, entry, keyboard, module_names, paging, rows_of
 from handlers.i18n import t
 from handlers.router import abandon, buttons, cb, step
 from models.accounts import (
@@ -42,9 +42,7 @@ from models.accounts import (
 )
 from models.errors import DomainError
 from models.phones import mask_phone
-from models.policy import Policy
 from models.roles import get_role, list_roles
-from models.shops import owned_shop
 from models.tables import AccountStatus, Shop, SubAccount, User
 
 NS = "a"
@@ -52,16 +50,7 @@ FLOW = "accounts"
 RENAME = "rename"
 
 
-# --- small helpers shared with /me and /log ----------------------------------------------------
-
-
-def module_names(policy: Policy, keys: Iterable[str], locale: str, sep: str) -> str:
-    """Module keys as names in ``locale``, in catalogue order (unknown keys as they are)."""
-    wanted = list(keys)
-    known = policy.sorted_modules(wanted)
-    names = [m.name(locale) for k in known if (m := policy.module(k)) is not None]
-    names += [k for k in wanted if k not in known]
-    return sep.join(names) if names else "—"
+# --- small helpers (``owner_shop_or_explain`` is shared with /log) ----------------------------
 
 
 def status_text(ctx: Ctx, account: SubAccount) -> str:
@@ -77,7 +66,7 @@ def on_off(ctx: Ctx, enabled: bool) -> str:
 
 async def owner_shop_or_explain(ctx: Ctx, for_owners_key: str) -> Shop | None:
     """The presser's shop; a holder is pointed to /me, anyone else gets ``no_shop``."""
-    shop = await owned_shop(ctx.session, ctx.user_id)
+    shop = await ctx.shop_or_none()
     if shop is not None:
         return shop
     if await membership_of(ctx.session, ctx.user_id) is not None:
@@ -89,19 +78,13 @@ async def owner_shop_or_explain(ctx: Ctx, for_owners_key: str) -> Shop | None:
 # --- the list ----------------------------------------------------------------------------------
 
 
-def _pages(total: int) -> int:
-    """How many pages a list of ``total`` accounts takes."""
-    return max(1, -(-total // PAGE_SIZE))
-
-
 async def list_screen(
     ctx: Ctx, shop: Shop, page: int, notice: str | None = None
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The shop's sub-accounts, one page (clamped to the pages there are)."""
     shop_id = shop.id or 0
     total = await seats_used(ctx.session, shop_id)
-    pages = _pages(total)
-    page = min(max(page, 0), pages - 1)
+    page, pages = paging(page, total, PAGE_SIZE)
     rows = await list_accounts(ctx.session, shop_id, offset=page * PAGE_SIZE, limit=PAGE_SIZE)
     lines = [notice, ""] if notice else []
     lines.append(ctx.t("accounts.title", shop=shop.name, used=total, cap=shop.max_sub_accounts))
@@ -210,11 +193,6 @@ async def _tell_holder(
         await ctx.reply(ctx.t("accounts.not_notified", nickname=holder_name))
 
 
-def _locale_of(ctx: Ctx, user: User | None) -> str:
-    """A user's language, or the default."""
-    return (user.locale if user is not None else None) or ctx.deps.default_locale
-
-
 # --- button actions ----------------------------------------------------------------------------
 
 
@@ -241,9 +219,10 @@ async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
                    phone=mask_phone(account.phone), role=current.name)]
     if len(roles) < 2:
         lines.append(ctx.t("accounts.only_role"))
-    labels = [(("✓ " if role.id == current.id else "") + role.name, role.id) for role, _ in roles]
-    rows = [[button(label, cb(NS, "sr", account_id, role_id)) for label, role_id in
-             labels[i : i + 2]] for i in range(0, len(labels), 2)]
+    rows = rows_of([
+        button(("✓ " if role.id == current.id else "") + role.name, cb(NS, "sr", account_id, role.id))
+        for role, _ in roles
+    ])
     await ctx.answer()
     await ctx.show("\n".join(lines),
                    keyboard(*rows, [button(ctx.t("common.back"), cb(NS, "op", account_id))]))
@@ -259,7 +238,7 @@ async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None
         role_id=role_id, now=ctx.now(),
     )
     holder = await holder_of(ctx.session, account)
-    locale = _locale_of(ctx, holder)
+    locale = ctx.deps.locale_of(holder)
     modules = module_names(ctx.policy, role.modules, locale, t(locale, "accounts.sep"))
     await ctx.answer()
     await _show_details(ctx, shop, account,
@@ -364,7 +343,7 @@ _ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
 
 async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     """Every ``a:`` button: only the shop's owner, only the shop's own accounts and roles."""
-    shop = await owned_shop(ctx.session, ctx.user_id)
+    shop = await ctx.shop_or_none()
     if shop is None:
         await ctx.stale()
         return
@@ -406,7 +385,7 @@ async def _rename_target(ctx: Ctx) -> tuple[Shop, SubAccount] | None:
     """The shop and account the rename draft names; ends the flow if either is gone."""
     draft = await ctx.load_draft()
     raw = draft.data.get("account_id") if draft is not None else None
-    shop = await owned_shop(ctx.session, ctx.user_id)
+    shop = await ctx.shop_or_none()
     if shop is not None and isinstance(raw, int):
         try:
             return shop, await get_account(ctx.session, shop.id or 0, raw)

@@ -17,13 +17,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.accounts import module_names, owner_shop_or_explain
-from handlers.base import Ctx, button, entry, keyboard
-from handlers.i18n import catalogue, placeholders
+from handlers.accounts import owner_shop_or_explain
+from handlers.base import Ctx, button, entry, keyboard, module_names, paging
+from handlers.i18n import placeholders, template
 from handlers.router import abandon, buttons, cb
 from models import audit
 from models.phones import mask_phone
-from models.shops import owned_shop
 from models.tables import AuditEvent, Shop, User
 
 NS = "lg"
@@ -38,11 +37,6 @@ def safe_phone(value: object) -> str:
     if _RAW_PHONE.match(text):
         return mask_phone(text if text.startswith("+") else "+" + text)
     return text
-
-
-def _template(ctx: Ctx, key: str) -> str | None:
-    """The catalogue text for ``key`` (English when the locale lacks it), or ``None``."""
-    return catalogue(ctx.locale).get(key) or catalogue("en").get(key)
 
 
 def _module_changes(ctx: Ctx, before: object, after: object) -> str:
@@ -81,12 +75,12 @@ def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
 def describe(ctx: Ctx, event: AuditEvent) -> str:
     """What happened, in the reader's language (HTML)."""
     key = "log.actions." + event.action.replace(".", "_")
-    template = _template(ctx, key) if re.fullmatch(r"[a-z_.]{1,40}", event.action) else None
-    if template is None:
+    text = template(ctx.locale, key) if re.fullmatch(r"[a-z_.]{1,40}", event.action) else None
+    if text is None:
         obj = f"{event.object_type} #{event.object_id}" if event.object_id else event.object_type
         return ctx.t("log.unknown", action=event.action, object=obj)
     detail = event.detail if isinstance(event.detail, dict) else {}
-    return ctx.t(key, **{name: _param(ctx, detail, name) for name in placeholders(template)})
+    return ctx.t(key, **{name: _param(ctx, detail, name) for name in placeholders(text)})
 
 
 def who(ctx: Ctx, shop: Shop, event: AuditEvent, users: dict[int, User]) -> str:
@@ -108,8 +102,7 @@ async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboa
     """One page of the shop's log (clamped to the pages there are)."""
     shop_id = shop.id or 0
     total = await audit.count(ctx.session, shop_id)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 0), pages - 1)
+    page, pages = paging(page, total, PAGE_SIZE)
     events = await audit.recent(ctx.session, shop_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     users = await audit.actors(ctx.session, events)
     lines = [ctx.t("log.title", shop=shop.name, count=total)]
@@ -151,7 +144,7 @@ home.menu_entry("log", open_log)
 
 async def on_button(ctx: Ctx, _action: str, args: list[str]) -> None:
     """``lg:pg:<page>`` — only the shop's owner pages through its log."""
-    shop = await owned_shop(ctx.session, ctx.user_id)
+    shop = await ctx.shop_or_none()
     if shop is None:
         await ctx.stale()
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -54,6 +54,10 @@ class Deps:
     policy: Policy
     clock: Clock
     default_locale: str = "en"
+
+    def locale_of(self, user: User | None) -> str:
+        """A user's language, or the default."""
+        return (user.locale if user is not None else None) or self.default_locale
 
 
 def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
@@ -160,7 +164,14 @@ class Ctx:
         self._draft_loaded = True
 
     async def owned_shop(self) -> Shop:
-        """The shop this user is the main account of, or ``no_shop``.
+        """The shop this user is the main account of, or ``no_shop``."""
+        shop = await self.shop_or_none()
+        if shop is None:
+            raise DomainError("no_shop")
+        return shop
+
+    async def shop_or_none(self) -> Shop | None:
+        """The shop this user is the main account of, or ``None``.
 
         Loaded with the user when the update began (or looked up here, once, if they had none
         then); later calls get it by primary key from the session's identity map (no SQL), or
@@ -172,9 +183,8 @@ class Ctx:
                 self._shop = shop
                 return shop
         shop = await owned_shop(self.session, self.user_id)
-        if shop is None:
-            raise DomainError("no_shop")
-        self._shop, self._shop_id = shop, shop.id
+        if shop is not None:
+            self._shop, self._shop_id = shop, shop.id
         return shop
 
     async def end_flow(self) -> None:
@@ -235,7 +245,7 @@ class Ctx:
     ) -> Message | None:
         """Tell another user something in their language; ``None`` if they blocked the bot."""
         await self.commit()
-        locale = user.locale or self.deps.default_locale
+        locale = self.deps.locale_of(user)
         return await send_safely(self.context.bot, user.id, t(locale, key, **params), markup)
 
 
@@ -288,6 +298,28 @@ def button(text: str, data: str) -> InlineKeyboardButton:
 def keyboard(*rows: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
     """An inline keyboard from rows of buttons (empty rows dropped)."""
     return InlineKeyboardMarkup([row for row in rows if row])
+
+
+def rows_of(items: list[InlineKeyboardButton], width: int = 2) -> list[list[InlineKeyboardButton]]:
+    """Lay buttons out in rows of ``width``."""
+    return [items[i : i + width] for i in range(0, len(items), width)]
+
+
+def paging(page: int, total: int, size: int) -> tuple[int, int]:
+    """``page`` clamped to the pages ``total`` items of ``size`` take, and how many there are."""
+    pages = max(1, -(-total // size))
+    return min(max(page, 0), pages - 1), pages
+
+
+def module_names(
+    policy: Policy, keys: Iterable[str], locale: str, sep: str, empty: str = "—"
+) -> str:
+    """Module keys as names in ``locale``, in catalogue order (unknown keys as they are)."""
+    wanted = list(keys)
+    known = policy.sorted_modules(wanted)
+    names = [m.name(locale) for k in known if (m := policy.module(k)) is not None]
+    names += [k for k in wanted if k not in known]
+    return sep.join(names) if names else empty
 
 
 def is_private(update: Update) -> bool:

@@ -10,12 +10,10 @@ from telegram import InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.accounts import module_names
-from handlers.base import Ctx, button, entry, keyboard
+from handlers.base import Ctx, button, entry, keyboard, module_names
 from handlers.router import abandon, buttons, cb
 from models.accounts import leave_shop, membership_of
 from models.phones import mask_phone
-from models.shops import owned_shop
 from models.tables import AccountStatus, User
 
 NS = "me"
@@ -25,7 +23,7 @@ async def me_screen(ctx: Ctx) -> tuple[str, InlineKeyboardMarkup | None]:
     """What the holder may do in their shop (or why they have nothing to see)."""
     membership = await membership_of(ctx.session, ctx.user_id)
     if membership is None:
-        shop = await owned_shop(ctx.session, ctx.user_id)
+        shop = await ctx.shop_or_none()
         if shop is not None:
             return ctx.t("holder.is_owner", shop=shop.name), None
         return ctx.t("holder.none"), None

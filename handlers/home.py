@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from handlers.base import Ctx, button, keyboard
+from handlers.base import Ctx, button, keyboard, rows_of
 from handlers.router import BUTTONS, Prompt, abandon, buttons, cb
 from models.accounts import membership_of, seats_used
-from models.shops import owned_shop
 
 #: menu key → action; shown in MENU_ORDER
 MENU: dict[str, Prompt] = {}
@@ -30,14 +29,12 @@ async def show_home(ctx: Ctx) -> None:
     if ctx.user.phone is None:
         await ctx.reply(ctx.t("onboarding.link_first"))
         return
-    shop = await owned_shop(ctx.session, ctx.user_id)
+    shop = await ctx.shop_or_none()
     if shop is not None:
         used = await seats_used(ctx.session, shop.id or 0)
-        keys = [key for key in MENU_ORDER if key in MENU]
-        rows = [
-            [button(ctx.t(f"home.menu_{key}"), cb("m", key)) for key in keys[i : i + 2]]
-            for i in range(0, len(keys), 2)
-        ]
+        rows = rows_of(
+            [button(ctx.t(f"home.menu_{key}"), cb("m", key)) for key in MENU_ORDER if key in MENU]
+        )
         await ctx.reply(
             ctx.t("home.owner", shop=shop.name, used=used, cap=shop.max_sub_accounts),
             keyboard(*rows),
@@ -54,7 +51,7 @@ async def help_text(ctx: Ctx) -> str:
     lines = [ctx.t("help.title")]
     if ctx.user.phone is None:
         lines.append(ctx.t("help.start_link"))
-    elif await owned_shop(ctx.session, ctx.user_id) is not None:
+    elif await ctx.shop_or_none() is not None:
         lines += [ctx.t("help.start")] + [
             ctx.t(f"help.{name}") for name in ("roles", "newaccount", "accounts", "log")
         ]

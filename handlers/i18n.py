@@ -54,17 +54,23 @@ class _Escaped(dict[str, Any]):
         return "{" + key + "}"
 
 
+def template(locale: str, key: str) -> str | None:
+    """The raw text ``key`` in ``locale`` (English if missing), or ``None`` if there is none."""
+    return catalogue(locale if locale in LOCALES else FALLBACK).get(key) or catalogue(
+        FALLBACK
+    ).get(key)
+
+
 def t(locale: str, key: str, /, **params: Any) -> str:
     """The text ``key`` in ``locale`` (English if missing), with HTML-escaped parameters.
 
     Parameters whose name ends in ``_html`` are inserted as they are (already safe markup).
     """
-    texts = catalogue(locale if locale in LOCALES else FALLBACK)
-    template = texts.get(key) or catalogue(FALLBACK).get(key) or key
+    text = template(locale, key) or key
     safe = _Escaped(
         {
             name: value if name.endswith("_html") else html.escape(str(value), quote=False)
             for name, value in params.items()
         }
     )
-    return template.format_map(safe)
+    return text.format_map(safe)

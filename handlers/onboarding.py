@@ -21,7 +21,7 @@ from handlers.i18n import LOCALES, t
 from handlers.router import abandon, buttons, cb, step
 from models.errors import DomainError
 from models.phones import normalize_contact_phone
-from models.shops import check_can_create_shop, create_shop
+from models.shops import SHOP_NAME_MAX, check_can_create_shop, create_shop
 from models.users import link_phone, set_locale
 
 FLOW_ONBOARD = "onboard"
@@ -120,7 +120,7 @@ async def start(ctx: Ctx) -> None:
 
 async def ask_shop_name(ctx: Ctx) -> None:
     """Ask for the new shop's name."""
-    await ctx.reply(ctx.t("newshop.ask_name"), ReplyKeyboardRemove())
+    await ctx.reply(ctx.t("newshop.ask_name", max=SHOP_NAME_MAX), ReplyKeyboardRemove())
 
 
 async def on_shop_name(ctx: Ctx, text: str) -> None:

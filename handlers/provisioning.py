@@ -17,12 +17,23 @@ from telegram import Bot, Contact, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue
 
 from handlers import accounts, home, roles
-from handlers.base import Ctx, Deps, button, deps_of, edit_safely, entry, keyboard, send_safely
+from handlers.base import (
+    Ctx,
+    Deps,
+    button,
+    deps_of,
+    edit_safely,
+    entry,
+    keyboard,
+    module_names,
+    send_safely,
+)
 from handlers.i18n import t
 from handlers.onboarding import accept_contact, ask_phone, contact_keyboard
 from handlers.router import RETURNS, abandon, buttons, cb, on_cancel, step
 from models import codes
 from models.accounts import (
+    NICKNAME_MAX,
     check_phone_available,
     check_seat_free,
     clean_nickname,
@@ -53,13 +64,10 @@ def _time(moment: datetime) -> str:
     return moment.strftime("%H:%M UTC")
 
 
-def module_names(locale: str, deps: Deps, keys: list[str]) -> str:
-    """Module keys as names in a locale, catalogue order."""
-    names = []
-    for key in deps.policy.sorted_modules(keys):
-        module = deps.policy.module(key)
-        names.append(module.name(locale) if module else key)
-    return t(locale, "accounts.sep").join(names) if names else "—"
+def role_modules(locale: str, deps: Deps, role: Role) -> str:
+    """The role's modules as names in a locale, catalogue order (unknown keys left out)."""
+    keys = deps.policy.sorted_modules(role.modules)
+    return module_names(deps.policy, keys, locale, t(locale, "accounts.sep"))
 
 
 async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
@@ -68,6 +76,14 @@ async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
     if draft is None or draft.flow != FLOW or draft.step not in steps:
         return None
     return dict(draft.data)
+
+
+async def _chosen_role(ctx: Ctx, at: str) -> tuple[dict[str, Any], Shop, Role]:
+    """At step ``at``: the flow's data, the owner's shop and the role chosen in step 1."""
+    data = await _at(ctx, at) or {}
+    shop = await ctx.owned_shop()
+    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    return data, shop, role
 
 
 def _cancel_button(ctx: Ctx) -> list[Any]:
@@ -130,9 +146,7 @@ step(FLOW, "role", prompt=ask_role)
 
 async def ask_holder_phone(ctx: Ctx) -> None:
     """Step 2: the staff member's phone number."""
-    data = await _at(ctx, "phone") or {}
-    shop = await ctx.owned_shop()
-    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    _, _, role = await _chosen_role(ctx, "phone")
     await ctx.reply(
         ctx.t("newaccount.ask_phone", role=role.name, region=ctx.policy.default_region),
         keyboard(_cancel_button(ctx)),
@@ -189,7 +203,7 @@ async def deliver(
     shop: Shop, owner: User, role: Role | None,
 ) -> int | None:
     """Send the code to the holder's chat; the message id, or ``None`` if they blocked the bot."""
-    locale = holder.locale or deps.default_locale
+    locale = deps.locale_of(holder)
     text = holder_code_text(locale, plain=plain, shop=shop, owner=owner, role=role,
                             code=code)
     message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, code.id or 0))
@@ -301,13 +315,14 @@ async def ask_nickname(ctx: Ctx) -> None:
     name = data.get("holder_name")
     rows = []
     if isinstance(name, str) and name.strip():
-        rows.append([button(ctx.t("newaccount.use_name", name=name.strip()[:30]), cb(NS, "nick"))])
+        rows.append([button(ctx.t("newaccount.use_name", name=name.strip()[:NICKNAME_MAX]),
+                            cb(NS, "nick"))])
     rows.append(_cancel_button(ctx))
-    await ctx.reply(ctx.t("newaccount.ask_nickname"), keyboard(*rows))
+    await ctx.reply(ctx.t("newaccount.ask_nickname", max=NICKNAME_MAX), keyboard(*rows))
 
 
 async def on_nickname(ctx: Ctx, text: str) -> None:
-    """Check the nickname (1–30 characters) and go on to IM."""
+    """Check the nickname (1–``NICKNAME_MAX`` characters) and go on to IM."""
     try:
         nickname = clean_nickname(text)
     except DomainError as exc:
@@ -326,9 +341,7 @@ step(FLOW, "nickname", prompt=ask_nickname, on_text=on_nickname)
 
 async def ask_im(ctx: Ctx) -> None:
     """Step 5: customer-chat (IM) permission on or off."""
-    data = await _at(ctx, "im") or {}
-    shop = await ctx.owned_shop()
-    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    _, _, role = await _chosen_role(ctx, "im")
     recommended = IM_MODULE in role.modules
     on_label = ctx.t("newaccount.im_on_recommended" if recommended else "newaccount.im_on")
     await ctx.reply(
@@ -348,15 +361,13 @@ step(FLOW, "im", prompt=ask_im)
 
 async def ask_confirm(ctx: Ctx) -> None:
     """Step 6: the summary, with Confirm and Cancel."""
-    data = await _at(ctx, "confirm") or {}
-    shop = await ctx.owned_shop()
-    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    data, shop, role = await _chosen_role(ctx, "confirm")
     await ctx.reply(
         ctx.t(
             "newaccount.summary",
             shop=shop.name,
             role=role.name,
-            modules=module_names(ctx.locale, ctx.deps, role.modules),
+            modules=role_modules(ctx.locale, ctx.deps, role),
             phone=mask_phone(str(data.get("phone"))),
             nickname=str(data.get("nickname")),
             im=ctx.t("common.on" if data.get("im") else "common.off"),
@@ -392,11 +403,11 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.show(ctx.t("newaccount.created", nickname=account.nickname,
                          phone=mask_phone(account.phone), role=role.name))
     if holder is not None:
+        locale = ctx.deps.locale_of(holder)
         sent = await ctx.notify(
             holder, "holder_code.added", shop=shop.name, role=role.name,
-            modules=module_names(holder.locale or ctx.deps.default_locale, ctx.deps, role.modules),
-            im=t(holder.locale or ctx.deps.default_locale,
-                 "common.on" if account.im_enabled else "common.off"),
+            modules=role_modules(locale, ctx.deps, role),
+            im=t(locale, "common.on" if account.im_enabled else "common.off"),
         )
         if sent is None:
             await ctx.reply(ctx.t("newaccount.holder_not_told", nickname=account.nickname))
@@ -454,7 +465,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
             await ctx.stale()
             return
         await ctx.answer()
-        await on_nickname(ctx, name[:30])
+        await on_nickname(ctx, name[:NICKNAME_MAX])
         return
     if action == "im":
         if await _at(ctx, "im") is None:
@@ -529,7 +540,7 @@ async def _end_holder_message(bot: Bot, deps: Deps, code: VerificationCode, key:
     async with deps.sessions() as session:
         holder = await session.get(User, code.holder_id)
         shop = await session.get(Shop, code.shop_id)
-    locale = (holder.locale if holder else None) or deps.default_locale
+    locale = deps.locale_of(holder)
     await edit_safely(bot, code.holder_id, code.holder_message_id,
                       t(locale, key, shop=shop.name if shop else "—"))
 
@@ -546,7 +557,7 @@ async def on_holder_button(ctx: Ctx, action: str, args: list[str]) -> None:
     await ctx.show(ctx.t("holder_code.declined_by_you"))
     owner = await ctx.session.get(User, code.owner_id)
     if owner is not None:
-        locale = owner.locale or ctx.deps.default_locale
+        locale = ctx.deps.locale_of(owner)
         await send_safely(
             ctx.context.bot, owner.id,
             t(locale, "newaccount.declined_notice", phone=mask_phone(code.phone)),
@@ -605,7 +616,7 @@ async def claim(ctx: Ctx, token: str) -> None:
         return
     await codes.mark_delivered(ctx.session, code, holder_id=ctx.user_id, message_id=message_id)
     await ctx.commit()
-    owner_locale = owner.locale or ctx.deps.default_locale
+    owner_locale = ctx.deps.locale_of(owner)
     await send_safely(
         ctx.context.bot, owner.id,
         t(owner_locale, "newaccount.invite_opened", name=ctx.user.first_name or "—",
@@ -651,7 +662,7 @@ async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
             await _end_holder_message(bot, deps, code, "holder_code.expired")
             if owner is None:
                 continue
-            locale = owner.locale or deps.default_locale
+            locale = deps.locale_of(owner)
             await send_safely(
                 bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
                 keyboard([button(t(locale, "newaccount.resend_new"), cb(NS, "resend"))],

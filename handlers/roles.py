@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import html
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import InlineKeyboardButton
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.base import Ctx, button, entry, keyboard
-from handlers.i18n import FALLBACK, catalogue
+from handlers.base import Ctx, button, entry, keyboard, module_names, paging, rows_of
+from handlers.i18n import template
 from handlers.router import RETURNS, abandon, buttons, cb, step
 from models.drafts import DraftState, get_draft
 from models.errors import DomainError
 from models.roles import (
+    ROLE_DESCRIPTION_MAX,
+    ROLE_NAME_MAX,
     clean_description,
     create_role,
     delete_role,
@@ -55,8 +58,10 @@ EDIT_STEPS = ("rename", "redesc", "reperms")
 
 def label(ctx: Ctx, key: str, **params: Any) -> str:
     """A button label: like ``ctx.t`` but not HTML-escaped (labels are plain text)."""
-    template = catalogue(ctx.locale).get(key) or catalogue(FALLBACK)[key]
-    return template.format(**params)
+    text = template(ctx.locale, key)
+    if text is None:
+        raise KeyError(key)
+    return text.format(**params)
 
 
 def counted(ctx: Ctx, key: str, n: int) -> str:
@@ -65,17 +70,15 @@ def counted(ctx: Ctx, key: str, n: int) -> str:
     return ctx.t(f"roles.{key}_{form}", n=n)
 
 
-def module_names(ctx: Ctx, keys: list[str]) -> str:
+def modules_text(ctx: Ctx, keys: list[str]) -> str:
     """The modules' names in catalogue order (unknown keys, if the catalogue changed, as is)."""
-    known = ctx.policy.sorted_modules(keys)
-    names = [m.name(ctx.locale) for k in known if (m := ctx.policy.module(k)) is not None]
-    names += [k for k in keys if k not in known]
-    return ctx.t("roles.separator").join(names) if names else ctx.t("roles.no_modules")
+    return module_names(ctx.policy, keys, ctx.locale, ctx.t("roles.separator"),
+                        empty=ctx.t("roles.no_modules"))
 
 
-def rows_of(items: list[InlineKeyboardButton], width: int = 2) -> list[list[InlineKeyboardButton]]:
-    """Lay buttons out in rows of ``width``."""
-    return [items[i : i + width] for i in range(0, len(items), width)]
+def with_notice(notice: str, text: str) -> str:
+    """Put a notice (a refusal or a result) above a screen."""
+    return f"{notice}\n\n{text}" if notice else text
 
 
 # --- the role list ----------------------------------------------------------------------------
@@ -90,8 +93,7 @@ async def show_list(ctx: Ctx, page: int, *, notice: str = "", fresh: bool = Fals
     """The shop's roles (name, modules, accounts using it), a page at a time, and "New role"."""
     shop = await ctx.owned_shop()
     found = await list_roles(ctx.session, shop.id or 0)
-    pages = max(1, -(-len(found) // PAGE_SIZE))
-    page = min(max(page, 0), pages - 1)
+    page, pages = paging(page, len(found), PAGE_SIZE)
     chunk = found[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     lines = [notice, ""] if notice else []
     lines.append(ctx.t("roles.list_title", shop=shop.name))
@@ -137,7 +139,7 @@ async def role_card(ctx: Ctx, shop: Shop, role: Role) -> tuple[str, int]:
     )
     text = ctx.t(
         "roles.card", name=role.name, description_html=description,
-        count=len(role.modules), modules=module_names(ctx, list(role.modules)),
+        count=len(role.modules), modules=modules_text(ctx, list(role.modules)),
         accounts_html=counted(ctx, "accounts", used),
     )
     return text, index // PAGE_SIZE
@@ -154,7 +156,7 @@ async def show_role(ctx: Ctx, shop: Shop, role: Role, *, notice: str = "") -> No
          button(label(ctx, "roles.delete_button"), cb(NS, "del", rid))],
         [button(label(ctx, "roles.back_to_list"), cb(NS, "l", page))],
     )
-    await ctx.show(f"{notice}\n\n{text}" if notice else text, markup)
+    await ctx.show(with_notice(notice, text), markup)
 
 
 async def role_gone(ctx: Ctx) -> None:
@@ -262,11 +264,6 @@ def why(ctx: Ctx, exc: DomainError) -> str:
     return "⚠️ " + ctx.error_text(exc)
 
 
-def with_notice(notice: str, text: str) -> str:
-    """Put a notice (a refusal or a result) above a screen."""
-    return f"{notice}\n\n{text}" if notice else text
-
-
 # --- creation ---------------------------------------------------------------------------------
 
 
@@ -295,7 +292,7 @@ async def ask_preset(ctx: Ctx) -> None:
     lines = [ctx.t("roles.create_title"), ctx.t("roles.preset_hint"), ""]
     for preset in ctx.policy.presets:
         lines.append(ctx.t("roles.preset_item", name=preset.name(ctx.locale),
-                           modules=module_names(ctx, list(preset.modules))))
+                           modules=modules_text(ctx, list(preset.modules))))
     presets = [
         button(preset.name(ctx.locale), cb(NS_FLOW, "p", nonce, preset.key))
         for preset in ctx.policy.presets
@@ -314,8 +311,8 @@ async def ask_name(ctx: Ctx, *, notice: str = "") -> None:
     lines = [notice] if notice else []
     if preset is not None:
         lines.append(ctx.t("roles.from_preset", preset=preset.name(ctx.locale),
-                           modules=module_names(ctx, list(preset.modules))))
-    lines.append(ctx.t("roles.ask_name"))
+                           modules=modules_text(ctx, list(preset.modules))))
+    lines.append(ctx.t("roles.ask_name", max=ROLE_NAME_MAX))
     markup = None
     if preset is not None:
         markup = keyboard([fbtn(ctx, "roles.use_name_button", "use", int(data["n"]),
@@ -340,7 +337,9 @@ async def accept_name(ctx: Ctx, text: str) -> None:
 async def ask_description(ctx: Ctx, *, notice: str = "") -> None:
     """Step 2: an optional description, with Skip."""
     data = await flow_data(ctx)
-    await ctx.show(with_notice(notice, ctx.t("roles.ask_description", name=str(data.get("name", "")))),
+    prompt = ctx.t("roles.ask_description", name=str(data.get("name", "")),
+                   max=ROLE_DESCRIPTION_MAX)
+    await ctx.show(with_notice(notice, prompt),
                    keyboard([fbtn(ctx, "roles.skip_button", "skip", int(data["n"]))]))
 
 
@@ -453,31 +452,56 @@ async def finish_edit(ctx: Ctx, shop: Shop, role: Role, notice: str) -> None:
 async def ask_rename(ctx: Ctx, *, notice: str = "") -> None:
     """Ask for the role's new name."""
     data = await flow_data(ctx)
-    await ctx.show(with_notice(notice, ctx.t("roles.ask_rename", name=str(data.get("name", "")))),
+    prompt = ctx.t("roles.ask_rename", name=str(data.get("name", "")), max=ROLE_NAME_MAX)
+    await ctx.show(with_notice(notice, prompt),
                    keyboard([fbtn(ctx, "common.back", "x", int(data["n"]))]))
 
 
-async def on_rename(ctx: Ctx, text: str) -> None:
-    """Rename the role; a refused name is explained and asked for again."""
+#: one edit of a role: (shop id, role id) → the changed role
+Change = Callable[[int, int], Awaitable[Role]]
+
+
+async def apply_edit(
+    ctx: Ctx, change: Change, done: Callable[[Role], str],
+    refused: tuple[str, ...] = (), ask_again: Callable[[DomainError], Awaitable[None]] | None = None,
+) -> None:
+    """Apply an edit to the role being edited and show it with ``done(role)``.
+
+    "Nothing changed" ends the edit too; a refusal in ``refused`` goes to ``ask_again``.
+    """
     found = await edited_role(ctx)
     if found is None:
         return
     shop, role = found
     try:
-        role = await rename_role(
-            ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id, role_id=role.id or 0,
-            name=text, now=ctx.now(),
-        )
+        role = await change(shop.id or 0, role.id or 0)
     except DomainError as exc:
         if exc.key == "nothing_changed":
             await finish_edit(ctx, shop, role, ctx.t("roles.unchanged"))
             return
-        if exc.key not in NAME_ERRORS:
+        if exc.key not in refused or ask_again is None:
             raise
+        await ask_again(exc)
+        return
+    await finish_edit(ctx, shop, role, done(role))
+
+
+async def on_rename(ctx: Ctx, text: str) -> None:
+    """Rename the role; a refused name is explained and asked for again."""
+
+    async def ask_again(exc: DomainError) -> None:
         await reload_draft(ctx)
         await ask_rename(ctx, notice=why(ctx, exc))
-        return
-    await finish_edit(ctx, shop, role, ctx.t("roles.renamed", name=role.name))
+
+    await apply_edit(
+        ctx,
+        lambda shop_id, role_id: rename_role(
+            ctx.session, shop_id=shop_id, actor_id=ctx.user_id, role_id=role_id, name=text,
+            now=ctx.now(),
+        ),
+        lambda role: ctx.t("roles.renamed", name=role.name),
+        NAME_ERRORS, ask_again,
+    )
 
 
 async def ask_redescription(ctx: Ctx, *, notice: str = "") -> None:
@@ -488,7 +512,7 @@ async def ask_redescription(ctx: Ctx, *, notice: str = "") -> None:
     if current:
         row.append(fbtn(ctx, "roles.remove_description_button", "clr", nonce))
     await ctx.show(with_notice(notice, ctx.t(
-        "roles.ask_redescription", name=str(data.get("name", "")),
+        "roles.ask_redescription", name=str(data.get("name", "")), max=ROLE_DESCRIPTION_MAX,
         current_html=html.escape(current, quote=False) if current
         else ctx.t("roles.no_description"),
     )), keyboard(row))
@@ -496,44 +520,33 @@ async def ask_redescription(ctx: Ctx, *, notice: str = "") -> None:
 
 async def change_description(ctx: Ctx, text: str) -> None:
     """Replace the description; one that is too long is asked for again."""
-    found = await edited_role(ctx)
-    if found is None:
-        return
-    shop, role = found
-    try:
-        role = await set_description(
-            ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id, role_id=role.id or 0,
-            description=text, now=ctx.now(),
-        )
-    except DomainError as exc:
-        if exc.key == "nothing_changed":
-            await finish_edit(ctx, shop, role, ctx.t("roles.unchanged"))
-            return
-        if exc.key != "role_description_too_long":
-            raise
+
+    async def ask_again(exc: DomainError) -> None:
         await ask_redescription(ctx, notice=why(ctx, exc))
-        return
-    notice = "roles.description_saved" if role.description else "roles.description_removed"
-    await finish_edit(ctx, shop, role, ctx.t(notice))
+
+    await apply_edit(
+        ctx,
+        lambda shop_id, role_id: set_description(
+            ctx.session, shop_id=shop_id, actor_id=ctx.user_id, role_id=role_id,
+            description=text, now=ctx.now(),
+        ),
+        lambda role: ctx.t(
+            "roles.description_saved" if role.description else "roles.description_removed"
+        ),
+        ("role_description_too_long",), ask_again,
+    )
 
 
 async def save_modules(ctx: Ctx, modules: list[str]) -> None:
     """Done while editing a role's permissions: save the ticked modules."""
-    found = await edited_role(ctx)
-    if found is None:
-        return
-    shop, role = found
-    try:
-        role = await set_modules(
-            ctx.session, ctx.policy, shop_id=shop.id or 0, actor_id=ctx.user_id,
-            role_id=role.id or 0, modules=modules, now=ctx.now(),
-        )
-    except DomainError as exc:
-        if exc.key != "nothing_changed":
-            raise
-        await finish_edit(ctx, shop, role, ctx.t("roles.unchanged"))
-        return
-    await finish_edit(ctx, shop, role, ctx.t("roles.perms_saved"))
+    await apply_edit(
+        ctx,
+        lambda shop_id, role_id: set_modules(
+            ctx.session, ctx.policy, shop_id=shop_id, actor_id=ctx.user_id, role_id=role_id,
+            modules=modules, now=ctx.now(),
+        ),
+        lambda role: ctx.t("roles.perms_saved"),
+    )
 
 
 async def leave_edit(ctx: Ctx) -> None:
