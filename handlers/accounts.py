@@ -29,7 +29,6 @@ from models.accounts import (
     PAGE_SIZE,
     account_position,
     change_role,
-    clean_nickname,
     get_account,
     holder_of,
     list_accounts,
@@ -415,20 +414,23 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     if target is None:
         return
     shop, account = target
+    before = account.nickname
     try:
-        name = clean_nickname(text)
+        account = await rename_account(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
+                                       account_id=account.id or 0, nickname=text, now=ctx.now())
     except DomainError as exc:
+        if exc.key == "nothing_changed":
+            await ctx.end_flow()
+            text_, markup = await details_screen(ctx, shop, account, ctx.error_text(exc))
+            await ctx.reply(text_, markup)
+            return
+        if exc.key not in ("nickname_empty", "nickname_too_long"):
+            raise
         await ctx.reply(ctx.error_text(exc))
         await ask_nickname(ctx)
         return
     await ctx.end_flow()
-    if name == account.nickname:
-        text_, markup = await details_screen(ctx, shop, account, ctx.t("errors.nothing_changed"))
-        await ctx.reply(text_, markup)
-        return
-    before = account.nickname
-    account = await rename_account(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
-                                   account_id=account.id or 0, nickname=name, now=ctx.now())
+    name = account.nickname
     holder = await holder_of(ctx.session, account)
     text_, markup = await details_screen(
         ctx, shop, account, ctx.t("accounts.done_renamed", before=before, nickname=name))

@@ -238,10 +238,12 @@ async def rename_account(
     session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, nickname: str,
     now: datetime,
 ) -> SubAccount:
-    """Change the nickname (1–30 characters)."""
+    """Change the nickname (1–30 characters); the same nickname again is ``nothing_changed``."""
     account = await get_account(session, shop_id, account_id)
     name = clean_nickname(nickname)
     before = account.nickname
+    if name == before:
+        raise DomainError("nothing_changed")
     account.nickname = name
     _changed(session, account, actor_id=actor_id, action="account.renamed", now=now,
              before=before)

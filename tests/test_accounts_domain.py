@@ -18,10 +18,12 @@ from models.accounts import (
     confirm_sub_account,
     holder_of,
     leave_shop,
+    rename_account,
     set_suspended,
     unbind,
 )
 from models.codes import issue_code, verify_code
+from models.errors import DomainError
 from models.policy import Policy
 from models.roles import create_role
 from models.shops import create_shop
@@ -72,6 +74,20 @@ async def test_holder_of_is_the_user_behind_the_account(session: AsyncSession) -
     account = await bind(session, shop, hank, "Hank")
     found = await holder_of(session, account)
     assert found is not None and (found.id, found.first_name) == (hank.id, "Hank")
+
+
+async def test_renaming_to_the_same_nickname_changes_nothing(session: AsyncSession) -> None:
+    owner = await user(session, 1, "Olivia", "+8613800138000")
+    hank = await user(session, 2, "Hank", "+8613900139000")
+    shop = await shop_of(session, owner, "Tea House")
+    account = await bind(session, shop, hank, "Hank")
+    with pytest.raises(DomainError) as same:
+        await rename_account(session, shop_id=shop.id or 0, actor_id=owner.id,
+                             account_id=account.id or 0, nickname="  Hank ", now=NOW)
+    assert same.value.key == "nothing_changed"
+    renamed = await rename_account(session, shop_id=shop.id or 0, actor_id=owner.id,
+                                   account_id=account.id or 0, nickname="Hank W", now=NOW)
+    assert renamed.nickname == "Hank W"
 
 
 async def test_account_position_counts_earlier_accounts_of_the_same_shop_only(
