@@ -321,6 +321,21 @@ async def test_rename_explains_bad_input_and_asks_again(harness: Harness) -> Non
     assert "not waiting for anything" in harness.last(OWNER).text
 
 
+async def test_rename_to_the_same_nickname_says_nothing_changed(harness: Harness) -> None:
+    acc = await setup_hank(harness)
+    await open_hank(harness)
+    await harness.click(OWNER, "Rename")
+    holder_before = len(harness.messages(HOLDER))
+    await harness.text(OWNER, " Hank ")
+    assert "Nothing to change." in harness.last(OWNER).text
+    assert "Role: Operations" in harness.last(OWNER).text
+    assert len(harness.messages(HOLDER)) == holder_before  # the holder is not told anything
+    row = await account(harness, acc)
+    assert row is not None and row.nickname == "Hank"
+    assert await rows(harness, Draft) == []
+    assert [e for e in await rows(harness, AuditEvent) if e.action == "account.renamed"] == []
+
+
 async def test_rename_step_survives_a_restart(
     harness: Harness, settings: Any, engine: Any, api: Any, clock: Any,
 ) -> None:
