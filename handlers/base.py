@@ -30,7 +30,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from telegram.ext import ContextTypes
 
-from handlers.i18n import t
+from handlers.i18n import label, t
 from models.clock import Clock
 from models.drafts import DraftState, clear_draft, get_draft, save_draft
 from models.errors import DomainError
@@ -124,6 +124,10 @@ class Ctx:
 
     def t(self, key: str, /, **params: Any) -> str:
         return t(self.locale, key, **params)
+
+    def label(self, key: str, /, **params: Any) -> str:
+        """A button label in the user's language (parameters not HTML-escaped)."""
+        return label(self.locale, key, **params)
 
     def error_text(self, exc: DomainError) -> str:
         """Why a rule refused something, in the user's language."""

@@ -61,6 +61,14 @@ def template(locale: str, key: str) -> str | None:
     ).get(key)
 
 
+def label(locale: str, key: str, /, **params: Any) -> str:
+    """A button label: like ``t`` but not HTML-escaped (Telegram shows labels as plain text)."""
+    text = template(locale, key)
+    if text is None:
+        raise KeyError(key)
+    return text.format(**params)
+
+
 def t(locale: str, key: str, /, **params: Any) -> str:
     """The text ``key`` in ``locale`` (English if missing), with HTML-escaped parameters.
 

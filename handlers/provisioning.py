@@ -315,7 +315,7 @@ async def ask_nickname(ctx: Ctx) -> None:
     name = data.get("holder_name")
     rows = []
     if isinstance(name, str) and name.strip():
-        rows.append([button(ctx.t("newaccount.use_name", name=name.strip()[:NICKNAME_MAX]),
+        rows.append([button(ctx.label("newaccount.use_name", name=name.strip()[:NICKNAME_MAX]),
                             cb(NS, "nick"))])
     rows.append(_cancel_button(ctx))
     await ctx.reply(ctx.t("newaccount.ask_nickname", max=NICKNAME_MAX), keyboard(*rows))

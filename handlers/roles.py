@@ -22,7 +22,6 @@ from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names, paging, rows_of
-from handlers.i18n import template
 from handlers.router import RETURNS, abandon, buttons, cb, step
 from models.drafts import DraftState, get_draft
 from models.errors import DomainError
@@ -54,14 +53,6 @@ EDIT_STEPS = ("rename", "redesc", "reperms")
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def label(ctx: Ctx, key: str, **params: Any) -> str:
-    """A button label: like ``ctx.t`` but not HTML-escaped (labels are plain text)."""
-    text = template(ctx.locale, key)
-    if text is None:
-        raise KeyError(key)
-    return text.format(**params)
 
 
 def counted(ctx: Ctx, key: str, n: int) -> str:
@@ -114,10 +105,10 @@ async def show_list(ctx: Ctx, page: int, *, notice: str = "", fresh: bool = Fals
     rows = rows_of([button(role.name, cb(NS, "o", role.id)) for role, _ in chunk])
     nav = []
     if page > 0:
-        nav.append(button(label(ctx, "roles.prev_button"), cb(NS, "l", page - 1)))
+        nav.append(button(ctx.label("roles.prev_button"), cb(NS, "l", page - 1)))
     if page < pages - 1:
-        nav.append(button(label(ctx, "roles.next_button"), cb(NS, "l", page + 1)))
-    rows += [nav, [button(label(ctx, "roles.new_button"), cb(NS, "new"))]]
+        nav.append(button(ctx.label("roles.next_button"), cb(NS, "l", page + 1)))
+    rows += [nav, [button(ctx.label("roles.new_button"), cb(NS, "new"))]]
     text, markup = "\n".join(lines), keyboard(*rows)
     if fresh:
         await ctx.reply(text, markup)
@@ -150,11 +141,11 @@ async def show_role(ctx: Ctx, shop: Shop, role: Role, *, notice: str = "") -> No
     text, page = await role_card(ctx, shop, role)
     rid = role.id
     markup = keyboard(
-        [button(label(ctx, "roles.rename_button"), cb(NS, "ren", rid)),
-         button(label(ctx, "roles.describe_button"), cb(NS, "des", rid))],
-        [button(label(ctx, "roles.perms_button"), cb(NS, "per", rid)),
-         button(label(ctx, "roles.delete_button"), cb(NS, "del", rid))],
-        [button(label(ctx, "roles.back_to_list"), cb(NS, "l", page))],
+        [button(ctx.label("roles.rename_button"), cb(NS, "ren", rid)),
+         button(ctx.label("roles.describe_button"), cb(NS, "des", rid))],
+        [button(ctx.label("roles.perms_button"), cb(NS, "per", rid)),
+         button(ctx.label("roles.delete_button"), cb(NS, "del", rid))],
+        [button(ctx.label("roles.back_to_list"), cb(NS, "l", page))],
     )
     await ctx.show(with_notice(notice, text), markup)
 
@@ -191,14 +182,14 @@ async def on_menu_button(ctx: Ctx, action: str, args: list[str]) -> None:
         used = await role_usage(ctx.session, role.id or 0)
         if used:
             refusal = ctx.t("errors.role_in_use", name=role.name, count=used)
-            await ctx.answer(label(ctx, "errors.role_in_use", name=role.name, count=used))
+            await ctx.answer(ctx.label("errors.role_in_use", name=role.name, count=used))
             await show_role(ctx, shop, role, notice=f"⚠️ {refusal}")
             return
         await ctx.answer()
         await ctx.show(
             ctx.t("roles.confirm_delete", name=role.name),
-            keyboard([button(label(ctx, "roles.delete_yes"), cb(NS, "yes", role.id)),
-                      button(label(ctx, "roles.delete_no"), cb(NS, "o", role.id))]),
+            keyboard([button(ctx.label("roles.delete_yes"), cb(NS, "yes", role.id)),
+                      button(ctx.label("roles.delete_no"), cb(NS, "o", role.id))]),
         )
     elif action == "yes":
         await confirm_delete(ctx, shop, role)
@@ -220,7 +211,7 @@ async def confirm_delete(ctx: Ctx, shop: Shop, role: Role) -> None:
         if exc.key != "role_in_use":
             raise
         refusal = ctx.t("errors.role_in_use", **exc.params)
-        await ctx.answer(label(ctx, "errors.role_in_use", **exc.params))
+        await ctx.answer(ctx.label("errors.role_in_use", **exc.params))
         shop = await ctx.owned_shop()  # reloaded: the session may have been rolled back
         await show_role(ctx, shop, await get_role(ctx.session, shop.id or 0, role_id),
                         notice=f"⚠️ {refusal}")
@@ -256,7 +247,7 @@ async def reload_draft(ctx: Ctx) -> DraftState | None:
 
 def fbtn(ctx: Ctx, key: str, action: str, nonce: int, *args: object, **params: Any) -> InlineKeyboardButton:
     """A button of the flow, tied to this draft by its nonce."""
-    return button(label(ctx, key, **params), cb(NS_FLOW, action, nonce, *args))
+    return button(ctx.label(key, **params), cb(NS_FLOW, action, nonce, *args))
 
 
 def why(ctx: Ctx, exc: DomainError) -> str:
@@ -398,7 +389,7 @@ async def save_new_role(ctx: Ctx, data: dict[str, Any], modules: list[str]) -> N
         await ask_name(ctx, notice=why(ctx, exc))
         return
     await ctx.end_flow()
-    await ctx.answer(label(ctx, "roles.created_toast", name=role.name))
+    await ctx.answer(ctx.label("roles.created_toast", name=role.name))
     parent = data.get("parent")
     if isinstance(parent, str) and parent in RETURNS:
         await RETURNS[parent](ctx, role.id, dict(data.get("parent_data") or {}))
@@ -602,7 +593,7 @@ async def on_flow_button(ctx: Ctx, action: str, args: list[str]) -> None:
     elif action == "done":
         modules = ctx.policy.sorted_modules(list(data.get("modules") or []))
         if not modules:
-            await ctx.answer(label(ctx, "roles.need_module"), alert=True)
+            await ctx.answer(ctx.label("roles.need_module"), alert=True)
             return
         if draft.step == "perms":
             await save_new_role(ctx, data, modules)
@@ -626,7 +617,7 @@ async def use_preset_name(ctx: Ctx, data: dict[str, Any]) -> None:
     except DomainError as exc:
         if exc.key not in NAME_ERRORS:
             raise
-        await ctx.answer(label(ctx, f"errors.{exc.key}", **exc.params), alert=True)
+        await ctx.answer(ctx.label(f"errors.{exc.key}", **exc.params), alert=True)
         return
     await ctx.answer()
     await accept_name(ctx, preset.name(ctx.locale))

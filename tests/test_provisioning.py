@@ -571,3 +571,18 @@ async def test_create_new_role_button_then_back_returns_to_role_choice(harness: 
     await h.click(OWNER, "Back")
     assert "Step 1 of 6" in h.last(OWNER).text
     assert "Customer service" in h.last(OWNER).labels
+
+
+async def test_the_holders_name_on_the_nickname_button_is_not_html_escaped(
+    harness: Harness,
+) -> None:
+    """Button labels are plain text: "Tom & Jerry", not "Tom &amp; Jerry"."""
+    tom = Person(5005, "Tom & Jerry", "en")
+    await make_owner(harness)
+    await onboard(harness, tom, STRANGER_PHONE)
+    await to_code_step(harness, phone=STRANGER_PHONE)
+    await harness.text(OWNER, holder_code(harness, tom))
+    assert "Use “Tom & Jerry”" in harness.last(OWNER).labels
+    await harness.click(OWNER, "Use “Tom & Jerry”")
+    await harness.press(OWNER, "na:im:1")
+    assert "Nickname: Tom & Jerry" in harness.last(OWNER).text  # the summary, as shown
