@@ -188,9 +188,14 @@ def holder_code_text(
         owner=owner.first_name or "—",
         owner_phone=mask_phone(owner.phone),
         role=role.name if role else "—",
-        minutes=max(1, round((code.expires_at - code.created_at).total_seconds() / 60)),
+        minutes=code_minutes(code),
         until=_time(code.expires_at),
     )
+
+
+def code_minutes(code: VerificationCode) -> int:
+    """How many minutes the code was issued for (as the texts say it: at least 1)."""
+    return max(1, round((code.expires_at - code.created_at).total_seconds() / 60))
 
 
 def not_me_keyboard(locale: str, code_id: int) -> InlineKeyboardMarkup:
@@ -253,7 +258,7 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
         await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=message_id)
         await ctx.reply(
             ctx.t("newaccount.code_sent", name=holder.first_name or masked, phone=masked,
-                  until=_time(code.expires_at)),
+                  minutes=code_minutes(code), until=_time(code.expires_at)),
             code_keyboard(ctx),
         )
         return
@@ -300,7 +305,7 @@ async def on_code(ctx: Ctx, text: str) -> None:
         codes.VerifyOutcome.EXPIRED: "newaccount.code_expired",
         codes.VerifyOutcome.DECLINED: "newaccount.code_declined",
     }.get(outcome, "newaccount.code_dead")
-    await ctx.reply(ctx.t(key), code_keyboard(ctx))
+    await ctx.reply(ctx.t(key, minutes=code_minutes(result.code)), code_keyboard(ctx))
 
 
 step(FLOW, "code", prompt=ask_code, on_text=on_code)

@@ -8,6 +8,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from models.clock import ManualClock
 from models.tables import AuditEvent, CodeStatus, Draft, PhoneBinding, SubAccount, VerificationCode
 from tests.conftest import (
     CODE,
@@ -586,3 +587,22 @@ async def test_the_holders_name_on_the_nickname_button_is_not_html_escaped(
     await harness.click(OWNER, "Use “Tom & Jerry”")
     await harness.press(OWNER, "na:im:1")
     assert "Nickname: Tom & Jerry" in harness.last(OWNER).text  # the summary, as shown
+
+
+async def test_code_texts_say_the_configured_lifetime(
+    settings: Settings, engine: AsyncEngine, api: FakeBotApi, clock: ManualClock
+) -> None:
+    """With codes valid for 10 minutes, the owner and the holder are both told 10, not 5."""
+    longer = settings.model_copy(update={"verification": settings.verification.model_copy(
+        update={"code_ttl_seconds": 600})})
+    h = await start_harness(longer, engine, api, clock)
+    try:
+        await standard_setup(h)
+        await to_code_step(h)
+        assert "It is valid for 10 minutes" in h.last(OWNER).text
+        assert "valid for 10 minutes" in h.last(HOLDER).text
+        h.clock.advance(601)
+        await h.text(OWNER, holder_code(h))
+        assert "codes are valid for 10 minutes" in h.last(OWNER).text
+    finally:
+        await stop_harness(h)
