@@ -279,8 +279,8 @@ async def ask_code(ctx: Ctx) -> None:
 
 async def on_code(ctx: Ctx, text: str) -> None:
     """Verify what the owner typed; wrong codes count, the last try locks the code."""
-    digits = "".join(text.split())
-    if not (len(digits) == codes.CODE_DIGITS and digits.isdigit()):
+    digits = codes.code_entry(text)
+    if digits is None:
         await ctx.reply(ctx.t("newaccount.code_format"), code_keyboard(ctx))
         return
     data = await _at(ctx, "code") or {}

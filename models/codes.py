@@ -38,6 +38,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def code_entry(text: str) -> str | None:
+    """What someone typed as a code, spaces dropped, if it has the shape of one (six digits);
+    else ``None`` — a typo of shape is not a wrong code and costs no attempt."""
+    digits = "".join(text.split())
+    if len(digits) == CODE_DIGITS and digits.isdigit():
+        return digits
+    return None
+
+
 def new_code() -> str:
     """Six random digits."""
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"

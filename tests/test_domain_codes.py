@@ -218,3 +218,9 @@ async def test_a_sub_account_phone_cannot_open_a_shop() -> None:
         assert err.value.key == "shop_phone_is_sub_account"
         assert len((await s.exec(select(Shop))).all()) == 1
         assert (await s.get(User, 2)) is not None
+
+
+def test_code_entry_keeps_six_digits_and_refuses_other_shapes() -> None:
+    assert codes.code_entry(" 12 34 56 ") == "123456"
+    for typo in ("12345", "1234567", "12a456", "", "      "):
+        assert codes.code_entry(typo) is None
