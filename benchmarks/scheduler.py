@@ -59,8 +59,9 @@ async def make_owners(sessions: async_sessionmaker[AsyncSession], first_id: int,
     made = []
     async with sessions() as session:
         for k in range(count):
-            user = await touch_user(session, first_id + k, first_name=f"Owner {k}", username=None,
-                                    language_code="en", default_locale="en", now=now)
+            user, _, _ = await touch_user(session, first_id + k, first_name=f"Owner {k}",
+                                          username=None, language_code="en",
+                                          default_locale="en", now=now)
             await link_phone(session, user, f"{phone_prefix}{k:06d}")
             shop = await create_shop(session, user, f"Bench shop {k}", max_sub_accounts=50, now=now)
             made.append((user.id, shop.id or 0))

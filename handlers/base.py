@@ -37,7 +37,7 @@ from models.errors import DomainError
 from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import Shop, User
-from models.users import touch_user_and_draft
+from models.users import touch_user
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -366,7 +366,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
         if tg_user is None:
             return
         async with deps.sessions() as session:
-            user, draft, shop = await touch_user_and_draft(
+            user, draft, shop = await touch_user(
                 session,
                 tg_user.id,
                 first_name=tg_user.first_name or "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -29,15 +29,6 @@ def locale_from_language_code(language_code: str | None, default: str) -> str:
     return default
 
 
-async def touch_user(session: AsyncSession, user_id: int, **telegram: Any) -> User:
-    """Fetch the user, creating them on first contact and refreshing their Telegram name.
-
-    ``telegram``: ``first_name``, ``username``, ``language_code``, ``default_locale``, ``now``,
-    as for ``touch_user_and_draft``.
-    """
-    return (await touch_user_and_draft(session, user_id, **telegram)).user
-
-
 class Touched(NamedTuple):
     """The user of an update, with what most updates go on to need."""
 
@@ -50,7 +41,7 @@ class Touched(NamedTuple):
 
 #: the user, their conversation draft and their shop in one statement (every update needs the
 #: first two, and most of an owner's the third)
-_USER_AND_DRAFT = (
+_USER_DRAFT_SHOP = (
     sa_select(User, Shop, *drafts.COLUMNS)
     .outerjoin(drafts.DRAFTS, drafts.DRAFTS.c.user_id == col(User.id))
     .outerjoin(Shop, col(Shop.owner_id) == col(User.id))
@@ -58,7 +49,7 @@ _USER_AND_DRAFT = (
 )
 
 
-async def touch_user_and_draft(
+async def touch_user(
     session: AsyncSession,
     user_id: int,
     *,
@@ -70,7 +61,7 @@ async def touch_user_and_draft(
 ) -> Touched:
     """Fetch the user, creating them on first contact and refreshing their Telegram name; and
     their draft and shop, in the same statement."""
-    row = (await session.exec(_USER_AND_DRAFT, params={"user_id": user_id})).first()  # type: ignore[call-overload]
+    row = (await session.exec(_USER_DRAFT_SHOP, params={"user_id": user_id})).first()  # type: ignore[call-overload]
     user, shop, draft = (row[0], row[1], drafts.from_row(*row[2:])) if row else (None, None, None)
     if user is None:
         user = User(

@@ -24,8 +24,8 @@ POLICY = Policy()
 
 
 async def person(session, uid: int, phone: str | None):  # type: ignore[no-untyped-def]
-    user = await touch_user(session, uid, first_name=f"u{uid}", username=None,
-                            language_code="en", default_locale="en", now=T0)
+    user, _, _ = await touch_user(session, uid, first_name=f"u{uid}", username=None,
+                                  language_code="en", default_locale="en", now=T0)
     if phone:
         await link_phone(session, user, phone)
     return user

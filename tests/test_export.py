@@ -36,8 +36,8 @@ class Shops:
 
 
 async def _user(session: AsyncSession, user_id: int, name: str, phone: str) -> User:
-    user = await touch_user(session, user_id, first_name=name, username=None, language_code="en",
-                            default_locale="en", now=T0)
+    user, _, _ = await touch_user(session, user_id, first_name=name, username=None,
+                                  language_code="en", default_locale="en", now=T0)
     return await link_phone(session, user, phone)
 
 
