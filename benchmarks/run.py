@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import platform
-import secrets
 import shutil
 import sys
 import tempfile
@@ -23,10 +22,7 @@ from pathlib import Path
 
 import sqlalchemy
 import telegram
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from benchmarks.common import median, quiet_logging
 from benchmarks.flows import STEPS, FlowResult, run_bare, run_ours, run_replay, step_table
@@ -38,7 +34,7 @@ from benchmarks.scheduler import (
     reconcile_in_subprocess,
 )
 from bot import db
-from bot.config import DatabaseSettings
+from tests import scratch_db
 
 TARGET_RATIO, TARGET_P99_MS = 0.5, 10.0
 TARGET_RECONCILE_S, TARGET_RSS_MB, TARGET_LATE_P99_MS = 3.0, 300, 1000.0
@@ -102,16 +98,11 @@ async def flows_sqlite(workdir: Path, flows: int, bare_runs: int, trace: bool) -
 
 
 async def flows_postgres(base_url: str, flows: int, bare_rate: float) -> FlowResult | None:
-    base = make_url(DatabaseSettings(url=base_url).url)
-    name = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
+    base = scratch_db.server_url(base_url)
+    name = scratch_db.scratch_name("bench")
 
     async def admin(statement: str) -> None:
-        engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(statement))
-        finally:
-            await engine.dispose()
+        await scratch_db.admin(base, statement)
 
     print()
     print(f"3. Flow throughput — PostgreSQL (database {name} beside {base.database}, dropped after)")

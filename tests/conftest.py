@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timedelta
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import SQLModel
@@ -30,17 +28,12 @@ from models.codes import VerifyOutcome, issue_code, verify_code
 from models.roles import create_role, list_roles
 from models.shops import owned_shop
 from models.tables import PhoneBinding, Role, SubAccount, User, VerificationCode
+from tests import scratch_db
 from tests.fake_api import FakeBotApi, FakeRequest
 from tests.harness import Harness, Person
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 PG_SKIP = "PostgreSQL tests need TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/test)"
-
-
-def _normalise(url: str) -> str:
-    from bot.config import DatabaseSettings
-
-    return DatabaseSettings(url=url).url
 
 
 requires_pg = pytest.mark.skipif(not PG_URL, reason=PG_SKIP)
@@ -74,25 +67,18 @@ def pg_migrated() -> Iterator[str]:
     It is created beside the one TEST_DATABASE_URL names (so that runs in parallel never share
     tables) and dropped at the end; without CREATEDB rights the named database is used itself.
     """
-    base = make_url(_normalise(PG_URL))
-    name = f"subaccount_test_{os.getpid()}_{secrets.token_hex(3)}"
-
-    async def admin(statement: str) -> bool:
-        engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(statement))
-            return True
-        except DBAPIError:
-            return False
-        finally:
-            await engine.dispose()
-
-    if asyncio.run(admin(f"CREATE DATABASE {name}")):
+    base = scratch_db.server_url(PG_URL)
+    name = scratch_db.scratch_name("subaccount_test")
+    try:
+        asyncio.run(scratch_db.admin(base, f"CREATE DATABASE {name}"))
+        created = True
+    except DBAPIError:
+        created = False
+    if created:
         url = base.set(database=name).render_as_string(hide_password=False)
         db.migrate_sync(url)
         yield url
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(scratch_db.admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         return
 
     async def reset() -> None:

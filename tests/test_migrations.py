@@ -7,12 +7,13 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from bot import db
-from tests.conftest import PG_URL, _normalise, requires_pg
+from tests import scratch_db
+from tests.conftest import PG_URL, requires_pg
 
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
           "audit_event", "draft", "alembic_version"}
@@ -44,15 +45,10 @@ async def test_upgrade_on_an_empty_sqlite_file(tmp_path: Path) -> None:
 
 @requires_pg
 async def test_upgrade_on_an_empty_postgresql_database() -> None:
-    base = make_url(_normalise(PG_URL))
-    name = "subaccount_bot_migration_check"
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        await conn.execute(text(f"CREATE DATABASE {name}"))
+    base = scratch_db.server_url(PG_URL)
+    name = scratch_db.scratch_name("subaccount_migration_check")
+    await scratch_db.admin(base, f"CREATE DATABASE {name}")
     try:
         await _check(base.set(database=name).render_as_string(hide_password=False))
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        await admin.dispose()
+        await scratch_db.admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
