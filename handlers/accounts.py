@@ -21,20 +21,19 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.base import Ctx, button, entry, keyboard, module_names, paging, rows_of
+from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
 from handlers.i18n import t
 from handlers.router import abandon, buttons, cb, step
 from models.accounts import (
     NICKNAME_MAX,
     PAGE_SIZE,
     account_position,
+    accounts_page,
     change_role,
     get_account,
     holder_of,
-    list_accounts,
     membership_of,
     rename_account,
-    seats_used,
     set_im,
     set_suspended,
     unbind,
@@ -81,10 +80,8 @@ async def list_screen(
     ctx: Ctx, shop: Shop, page: int, notice: str | None = None
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The shop's sub-accounts, one page (clamped to the pages there are)."""
-    shop_id = shop.id or 0
-    total = await seats_used(ctx.session, shop_id)
-    page, pages = paging(page, total, PAGE_SIZE)
-    rows = await list_accounts(ctx.session, shop_id, offset=page * PAGE_SIZE, limit=PAGE_SIZE)
+    listed = await accounts_page(ctx.session, shop.id or 0, page)
+    rows, total, page, pages = listed.rows, listed.total, listed.page, listed.pages
     lines = [notice, ""] if notice else []
     lines.append(ctx.t("accounts.title", shop=shop.name, used=total, cap=shop.max_sub_accounts))
     if pages > 1:

@@ -115,12 +115,12 @@ async def confirm_sub_account(
         updated_at=now,
     )
     try:
+        # one flush: the binding and the account inserted, the code marked used
         session.add(
             PhoneBinding(
                 phone=code.phone, shop_id=shop.id or 0, kind=BindingKind.SUB.value, created_at=now
             )
         )
-        await session.flush()
         session.add(account)
         code.status = CodeStatus.USED.value
         code.ended_at = now
@@ -150,24 +150,57 @@ async def confirm_sub_account(
     return account
 
 
-async def list_accounts(
-    session: AsyncSession, shop_id: int, *, offset: int = 0, limit: int = PAGE_SIZE
-) -> list[tuple[SubAccount, Role]]:
-    """A page of the shop's sub-accounts with their roles, oldest first."""
+#: a page of the shop's sub-accounts with their roles, oldest first, each row with the total
+_PAGE = (
+    select(SubAccount, Role, func.count().over())
+    .join(Role, col(Role.id) == SubAccount.role_id)
+    .where(col(SubAccount.shop_id) == bindparam("shop_id"))
+    .order_by(col(SubAccount.id))
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+
+
+@dataclass
+class AccountsPage:
+    """One page of a shop's sub-accounts, and how many it has in all."""
+
+    rows: list[tuple[SubAccount, Role]]
+    total: int
+    page: int
+    pages: int
+
+
+async def accounts_page(
+    session: AsyncSession, shop_id: int, page: int, *, size: int = PAGE_SIZE
+) -> AccountsPage:
+    """Page ``page`` of the shop's sub-accounts (clamped to the pages there are), oldest first.
+
+    The total comes with the rows (a window count), so a page is one query; only a page past
+    the end (the list shrank since it was shown) costs a count and a second read.
+    """
+    page = max(page, 0)
+    params = {"shop_id": shop_id, "offset": page * size, "limit": size}
+    rows = list((await session.exec(_PAGE, params=params)).all())
+    total = int(rows[0][2]) if rows else 0
+    if not rows and page > 0:
+        total = await seats_used(session, shop_id)
+        last = max(0, -(-total // size) - 1)
+        if last < page:
+            return await accounts_page(session, shop_id, last, size=size)
+    pages = max(1, -(-total // size))
+    return AccountsPage([(a, r) for a, r, _n in rows], total, page, pages)
+
+
+async def all_accounts(session: AsyncSession, shop_id: int) -> list[tuple[SubAccount, Role]]:
+    """Every sub-account of the shop with its role, oldest first (for export)."""
     result = await session.exec(
         select(SubAccount, Role)
         .join(Role, col(Role.id) == SubAccount.role_id)
         .where(SubAccount.shop_id == shop_id)
         .order_by(col(SubAccount.id))
-        .offset(offset)
-        .limit(limit)
     )
     return [(a, r) for a, r in result.all()]
-
-
-async def all_accounts(session: AsyncSession, shop_id: int) -> list[tuple[SubAccount, Role]]:
-    """Every sub-account of the shop (for export)."""
-    return await list_accounts(session, shop_id, offset=0, limit=1_000_000)
 
 
 async def get_account(session: AsyncSession, shop_id: int, account_id: int) -> SubAccount:

@@ -1,5 +1,6 @@
 """Domain tests (no Telegram) for the loaders added for /accounts and /log:
-``accounts.holder_of``, ``accounts.account_position`` and ``audit.actors``."""
+``accounts.holder_of``, ``accounts.account_position``, ``accounts.accounts_page`` and
+``audit.actors``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import audit
 from models.accounts import (
     account_position,
+    accounts_page,
     confirm_sub_account,
     holder_of,
     leave_shop,
@@ -108,6 +110,31 @@ async def test_account_position_counts_earlier_accounts_of_the_same_shop_only(
     await unbind(session, shop_id=shop_id, actor_id=owner.id, account_id=second.id or 0, now=NOW)
     assert await account_position(session, shop_id, third.id or 0) == 1
     assert await account_position(session, elsewhere.id or 0, third.id or 0) == 1
+
+
+async def test_accounts_page_counts_with_the_rows_and_clamps_to_the_last_page(
+    session: AsyncSession,
+) -> None:
+    owner = await user(session, 1, "Olivia", "+8613800138000")
+    other = await user(session, 3, "Oscar", "+8613700137000")
+    shop = await shop_of(session, owner, "Tea House")
+    elsewhere = await shop_of(session, other, "Noodle Bar")
+    shop_id = shop.id or 0
+    empty = await accounts_page(session, shop_id, 3, size=2)
+    assert (empty.rows, empty.total, empty.page, empty.pages) == ([], 0, 0, 1)
+    people = [await user(session, 10 + n, f"S{n}", f"+861390013901{n}") for n in range(6)]
+    for n, person in enumerate(people[:5]):
+        await bind(session, shop, person, f"S{n}")
+    await bind(session, elsewhere, people[5], "S5")  # not counted, not listed
+    pages = [await accounts_page(session, shop_id, p, size=2) for p in range(3)]
+    assert [[a.nickname for a, _role in p.rows] for p in pages] == [["S0", "S1"], ["S2", "S3"], ["S4"]]
+    assert {(p.total, p.pages) for p in pages} == {(5, 3)}
+    assert [p.page for p in pages] == [0, 1, 2]
+    assert all(role.name == f"Role {a.nickname}" for p in pages for a, role in p.rows)
+    past = await accounts_page(session, shop_id, 9, size=2)  # the list shrank since it was shown
+    assert ([a.nickname for a, _r in past.rows], past.total, past.page, past.pages) == (["S4"], 5, 2, 3)
+    negative = await accounts_page(session, shop_id, -1, size=2)
+    assert (negative.page, [a.nickname for a, _r in negative.rows]) == (0, ["S0", "S1"])
 
 
 async def test_actors_loads_each_acting_user_once_and_skips_the_system(
