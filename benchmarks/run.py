@@ -1,6 +1,6 @@
 """Benchmarks: cost per update against bare python-telegram-bot; the scheduler at 100k codes.
 
-    .venv/bin/python -m benchmarks [--flows N] [--codes N] [--no-scheduler] [--no-postgres]
+    .venv/bin/python -m benchmarks [--flows N] [--codes N (0 skips the scheduler part)] [--no-postgres]
 
 Everything runs offline: the real Application over the fake Bot API of the tests
 (``tests.fake_api.FakeRequest``), a SQLite file in WAL mode migrated with Alembic, and PostgreSQL
