@@ -61,6 +61,8 @@ class TimedHarness(Harness):
         self.label = ""
         self.times: list[float] = []
         self.cpu = 0.0  # process CPU seconds of the timed updates (all threads)
+        #: the slowest timed update: (wall seconds, CPU seconds, step)
+        self.slowest: tuple[float, float, str] = (0.0, 0.0, "")
         self.by_step: dict[str, list[float]] = defaultdict(list)
         self.queries_by_step: dict[str, list[int]] = defaultdict(list)
         self.recording = True
@@ -76,8 +78,11 @@ class TimedHarness(Harness):
         await self.app.process_update(update)
         elapsed = time.perf_counter() - start
         if self.recording:
-            self.cpu += time.process_time() - cpu
+            used = time.process_time() - cpu
+            self.cpu += used
             self.times.append(elapsed)
+            if elapsed > self.slowest[0]:
+                self.slowest = (elapsed, used, self.label)
             self.by_step[self.label].append(elapsed)
             if self.counter is not None:
                 self.queries_by_step[self.label].append(self.counter.statements - before)
@@ -150,6 +155,7 @@ class FlowResult:
     statements: int
     commits: int
     cpu: float = 0.0
+    slowest: tuple[float, float, str] = (0.0, 0.0, "")
     by_step: dict[str, list[float]] = field(default_factory=dict)
     queries_by_step: dict[str, list[int]] = field(default_factory=dict)
     trace: list[str] = field(default_factory=list)
@@ -226,6 +232,7 @@ async def run_ours(database_url: str, flows: int, *, warmup: int = 3, first: int
     return FlowResult(
         backend=engine.dialect.name, flows=flows, updates=len(h.times), seconds=sum(h.times),
         wall=wall, times=h.times, statements=statements, commits=commits, cpu=h.cpu,
+        slowest=h.slowest,
         by_step=dict(h.by_step), queries_by_step=dict(h.queries_by_step), trace=steps,
         script=h.script, first_message_id=first_message_id,
     )
