@@ -32,7 +32,6 @@ from models.accounts import (
     change_role,
     get_account,
     holder_of,
-    membership_of,
     rename_account,
     set_im,
     set_suspended,
@@ -48,7 +47,7 @@ FLOW = "accounts"
 RENAME = "rename"
 
 
-# --- small helpers (``owner_shop_or_explain`` is shared with /log) ----------------------------
+# --- small helpers -----------------------------------------------------------------------------
 
 
 def status_text(ctx: Ctx, account: SubAccount) -> str:
@@ -60,17 +59,6 @@ def status_text(ctx: Ctx, account: SubAccount) -> str:
 def on_off(ctx: Ctx, enabled: bool) -> str:
     """The word for on or off in the owner's language."""
     return ctx.t("common.on" if enabled else "common.off")
-
-
-async def owner_shop_or_explain(ctx: Ctx, for_owners_key: str) -> Shop | None:
-    """The presser's shop; a holder is pointed to /me, anyone else gets ``no_shop``."""
-    shop = await ctx.shop_or_none()
-    if shop is not None:
-        return shop
-    if await membership_of(ctx.session, ctx.user_id) is not None:
-        await ctx.reply(ctx.t(for_owners_key))
-        return None
-    raise DomainError("no_shop")
 
 
 # --- the list ----------------------------------------------------------------------------------
@@ -130,7 +118,7 @@ async def open_accounts(ctx: Ctx) -> None:
 @entry
 async def accounts_command(ctx: Ctx) -> None:
     """/accounts: the shop's sub-accounts."""
-    if await owner_shop_or_explain(ctx, "accounts.for_owners") is None:
+    if await ctx.owned_shop_or_explain("accounts.for_owners") is None:
         return
     await abandon(ctx)
     await show_accounts(ctx)

@@ -17,7 +17,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.accounts import owner_shop_or_explain
 from handlers.base import Ctx, button, entry, keyboard, module_names, paging
 from handlers.i18n import placeholders, template
 from handlers.router import abandon, buttons, cb
@@ -133,7 +132,7 @@ async def open_log(ctx: Ctx) -> None:
 @entry
 async def log_command(ctx: Ctx) -> None:
     """/log: the shop's latest audit events."""
-    if await owner_shop_or_explain(ctx, "log.for_owners") is None:
+    if await ctx.owned_shop_or_explain("log.for_owners") is None:
         return
     await abandon(ctx)
     await open_log(ctx)

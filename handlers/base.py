@@ -31,6 +31,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
 from telegram.ext import ContextTypes
 
 from handlers.i18n import label, t
+from models.accounts import membership_of
 from models.clock import Clock
 from models.drafts import DraftState, clear_draft, get_draft, save_draft
 from models.errors import DomainError
@@ -173,6 +174,17 @@ class Ctx:
         if shop is None:
             raise DomainError("no_shop")
         return shop
+
+    async def owned_shop_or_explain(self, for_owners_key: str) -> Shop | None:
+        """For an owner's command: their shop; a staff member is told ``for_owners_key`` (which
+        points them to /me) and gets ``None``; anyone else gets ``no_shop``."""
+        shop = await self.shop_or_none()
+        if shop is not None:
+            return shop
+        if await membership_of(self.session, self.user_id) is not None:
+            await self.reply(self.t(for_owners_key))
+            return None
+        raise DomainError("no_shop")
 
     async def shop_or_none(self) -> Shop | None:
         """The shop this user is the main account of, or ``None``.

@@ -528,6 +528,8 @@ async def start_newaccount(ctx: Ctx) -> None:
 @entry
 async def newaccount_command(ctx: Ctx) -> None:
     """/newaccount: add a staff sub-account."""
+    if await ctx.owned_shop_or_explain("newaccount.for_owners") is None:
+        return
     await abandon(ctx)
     await start_newaccount(ctx)
 

@@ -666,7 +666,8 @@ step(FLOW, "reperms", prompt=ask_perms)
 @entry
 async def roles_command(ctx: Ctx) -> None:
     """/roles: the owner's role management (whatever flow they were in is left)."""
-    await ctx.owned_shop()
+    if await ctx.owned_shop_or_explain("roles.for_owners") is None:
+        return
     await abandon(ctx)
     await open_roles(ctx)
 

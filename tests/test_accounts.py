@@ -122,6 +122,22 @@ async def test_non_owners_cannot_list_accounts(harness: Harness) -> None:
     assert "no shop to manage" in harness.last(STRANGER).text
 
 
+async def test_staff_sending_owner_commands_are_pointed_to_me(harness: Harness) -> None:
+    await setup_hank(harness)
+    roles_before = await rows(harness, Role)
+    await harness.command(HOLDER, "/roles")
+    assert "Roles are managed by the shop's main account" in harness.last(HOLDER).text
+    assert "/me" in harness.last(HOLDER).text
+    await harness.command(HOLDER, "/newaccount")
+    assert "Only the shop's main account can add sub-accounts" in harness.last(HOLDER).text
+    assert "/me" in harness.last(HOLDER).text
+    assert [d for d in await rows(harness, Draft) if d.user_id == HOLDER.id] == []
+    assert await rows(harness, Role) == roles_before
+    await onboard(harness, STRANGER, STRANGER_PHONE)  # neither owner nor staff: no shop
+    await harness.command(STRANGER, "/newaccount")
+    assert "no shop to manage" in harness.last(STRANGER).text
+
+
 # --- one account ----------------------------------------------------------------------------
 
 
