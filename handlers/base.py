@@ -114,6 +114,8 @@ class Ctx:
     #: the user's shop, once looked up (kept, so the session's identity map keeps it too)
     _shop: Shop | None = None
     _shop_id: int | None = None
+    #: the shop was looked up when the update began (``_shop_id`` None: the user had none)
+    _shop_looked: bool = False
 
     # --- basics -------------------------------------------------------------------------
     @property
@@ -189,19 +191,25 @@ class Ctx:
     async def shop_or_none(self) -> Shop | None:
         """The shop this user is the main account of, or ``None``.
 
-        Loaded with the user when the update began (or looked up here, once, if they had none
-        then); later calls get it by primary key from the session's identity map (no SQL), or
-        read it again if a rollback has expired it since.
+        Loaded with the user when the update began: later calls get it by primary key from the
+        session's identity map (no SQL), or read it again if a rollback has expired it since;
+        a user who had none then has none now, unless ``adopt_shop`` says this update made one.
         """
         if self._shop_id is not None:
             shop = await self.session.get(Shop, self._shop_id)
             if shop is not None:
                 self._shop = shop
                 return shop
+        elif self._shop_looked:
+            return None
         shop = await owned_shop(self.session, self.user_id)
         if shop is not None:
-            self._shop, self._shop_id = shop, shop.id
+            self.adopt_shop(shop)
         return shop
+
+    def adopt_shop(self, shop: Shop) -> None:
+        """The user is now the main account of ``shop`` (made by this update)."""
+        self._shop, self._shop_id = shop, shop.id
 
     async def end_flow(self) -> None:
         await clear_draft(self.session, self.user_id)
@@ -393,7 +401,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
                 update, context, session, user, deps,
                 user_id=tg_user.id, locale=user.locale or deps.default_locale,
                 draft=draft, _draft_loaded=True, _draft_absent=draft is None,
-                _shop=shop, _shop_id=shop.id if shop is not None else None,
+                _shop=shop, _shop_id=shop.id if shop is not None else None, _shop_looked=True,
             )
             try:
                 await func(ctx)

@@ -137,6 +137,7 @@ async def on_shop_name(ctx: Ctx, text: str) -> None:
             return
         await ctx.end_flow()
         raise
+    ctx.adopt_shop(shop)
     await ctx.end_flow()
     await ctx.reply(ctx.t("newshop.created", shop=shop.name))
     await home.show_home(ctx)

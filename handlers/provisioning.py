@@ -124,16 +124,16 @@ async def back_from_role_creation(
     shop = await ctx.owned_shop()
     role = await get_role(ctx.session, shop.id or 0, role_id)
     await ctx.reply(ctx.t("newaccount.role_created", role=role.name))
-    await _role_chosen(ctx, role_id)
+    await _role_chosen(ctx, role)
 
 
 RETURNS[FLOW] = back_from_role_creation
 
 
-async def _role_chosen(ctx: Ctx, role_id: int) -> None:
+async def _role_chosen(ctx: Ctx, role: Role) -> None:
     """Step 1 done: remember the role and ask for the phone."""
-    shop = await ctx.owned_shop()
-    role = await get_role(ctx.session, shop.id or 0, role_id)
+    # ``role`` stays referenced until the prompt is sent: the session's identity map holds
+    # loaded objects weakly, and the prompt's own look-up of the role is then answered from it
     await ctx.goto(FLOW, "phone", {"role_id": role.id})
     await ask_holder_phone(ctx)
 
@@ -439,12 +439,12 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
             return
         shop = await ctx.owned_shop()
         try:
-            await get_role(ctx.session, shop.id or 0, int(args[0]))
+            role = await get_role(ctx.session, shop.id or 0, int(args[0]))
         except DomainError:
             await ctx.stale()
             return
         await ctx.answer()
-        await _role_chosen(ctx, int(args[0]))
+        await _role_chosen(ctx, role)
         return
     if action == "newrole":
         data = await _at(ctx, "role")
