@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Contact, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue
 
@@ -244,7 +245,7 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
     await ctx.commit()
     schedule_expiry(ctx.context.job_queue, code.expires_at)
     for old in issued.superseded:
-        await _end_holder_message(ctx.context.bot, ctx.deps, old, "holder_code.superseded")
+        await _end_holder_message(ctx, old, "holder_code.superseded")
     role = await ctx.session.get(Role, role_id)
     masked = mask_phone(phone)
     if holder is not None:
@@ -299,7 +300,7 @@ async def on_code(ctx: Ctx, text: str) -> None:
         return
     if result.just_ended:
         reason = "holder_code.locked" if outcome is codes.VerifyOutcome.LOCKED else "holder_code.expired"
-        await _end_holder_message(ctx.context.bot, ctx.deps, result.code, reason)
+        await _end_holder_message(ctx, result.code, reason)
     key = {
         codes.VerifyOutcome.LOCKED: "newaccount.code_locked",
         codes.VerifyOutcome.EXPIRED: "newaccount.code_expired",
@@ -504,7 +505,7 @@ async def _cancel_code(ctx: Ctx, data: dict[str, Any]) -> None:
     ended = await codes.cancel_code(ctx.session, code_id=int(code_id), actor_id=ctx.user_id,
                                     now=ctx.now())
     if ended is not None:
-        await _end_holder_message(ctx.context.bot, ctx.deps, ended, "holder_code.cancelled")
+        await _end_holder_message(ctx, ended, "holder_code.cancelled")
 
 
 async def cancel_flow(ctx: Ctx) -> None:
@@ -540,16 +541,25 @@ home.menu_entry("newaccount", start_newaccount)
 # --- the holder's side ------------------------------------------------------------------------
 
 
-async def _end_holder_message(bot: Bot, deps: Deps, code: VerificationCode, key: str) -> None:
-    """Replace the holder's code message (the digits disappear) with why it ended."""
+async def _holder_end_edit(
+    session: AsyncSession, deps: Deps, code: VerificationCode, key: str
+) -> tuple[int, int, str] | None:
+    """The edit that replaces the holder's code message (the digits disappear) with why the
+    code ended: chat, message and text; ``None`` when the holder has no such message."""
     if code.holder_id is None or code.holder_message_id is None:
-        return
-    async with deps.sessions() as session:
-        holder = await session.get(User, code.holder_id)
-        shop = await session.get(Shop, code.shop_id)
-    locale = deps.locale_of(holder)
-    await edit_safely(bot, code.holder_id, code.holder_message_id,
-                      t(locale, key, shop=shop.name if shop else "—"))
+        return None
+    holder = await session.get(User, code.holder_id)
+    shop = await session.get(Shop, code.shop_id)
+    text = t(deps.locale_of(holder), key, shop=shop.name if shop else "—")
+    return code.holder_id, code.holder_message_id, text
+
+
+async def _end_holder_message(ctx: Ctx, code: VerificationCode, key: str) -> None:
+    """Tell the holder why their code ended, in this update's session (committed first)."""
+    edit = await _holder_end_edit(ctx.session, ctx.deps, code, key)
+    if edit is not None:
+        await ctx.commit()
+        await edit_safely(ctx.context.bot, *edit)
 
 
 async def on_holder_button(ctx: Ctx, action: str, args: list[str]) -> None:
@@ -629,14 +639,11 @@ async def claim(ctx: Ctx, token: str) -> None:
         t(owner_locale, "newaccount.invite_opened", name=ctx.user.first_name or "—",
           phone=mask_phone(code.phone)),
     )
-    async with ctx.deps.sessions() as session:
-        owner_draft = await get_draft(session, owner.id)
-        if owner_draft is not None and owner_draft.flow == FLOW and \
-                owner_draft.data.get("code_id") == code.id:
-            await save_draft(session, owner.id, FLOW, owner_draft.step,
-                             {**owner_draft.data, "holder_name": ctx.user.first_name},
-                             ctx.now())
-            await session.commit()
+    owner_draft = await get_draft(ctx.session, owner.id)
+    if owner_draft is not None and owner_draft.flow == FLOW and \
+            owner_draft.data.get("code_id") == code.id:
+        await save_draft(ctx.session, owner.id, FLOW, owner_draft.step,
+                         {**owner_draft.data, "holder_name": ctx.user.first_name}, ctx.now())
 
 
 # --- expiry -----------------------------------------------------------------------------------
@@ -664,9 +671,11 @@ async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
             notices = []
             for code in expired:
                 owner = await session.get(User, code.owner_id)
-                notices.append((code, owner))
-        for code, owner in notices:
-            await _end_holder_message(bot, deps, code, "holder_code.expired")
+                edit = await _holder_end_edit(session, deps, code, "holder_code.expired")
+                notices.append((code, owner, edit))
+        for code, owner, edit in notices:
+            if edit is not None:
+                await edit_safely(bot, *edit)
             if owner is None:
                 continue
             locale = deps.locale_of(owner)
