@@ -56,6 +56,13 @@ async def shop_of(session: AsyncSession, owner: User, name: str) -> Shop:
     return await create_shop(session, owner, name, max_sub_accounts=50, now=NOW)
 
 
+async def two_shops(session: AsyncSession) -> tuple[User, Shop, Shop]:
+    """Olivia's Tea House, and Oscar's Noodle Bar beside it."""
+    owner = await user(session, 1, "Olivia", "+8613800138000")
+    other = await user(session, 3, "Oscar", "+8613700137000")
+    return owner, await shop_of(session, owner, "Tea House"), await shop_of(session, other, "Noodle Bar")
+
+
 async def bind(session: AsyncSession, shop: Shop, holder: User, nickname: str) -> SubAccount:
     assert shop.id is not None and holder.phone is not None
     role = await create_role(session, POLICY, shop_id=shop.id, actor_id=shop.owner_id,
@@ -95,10 +102,7 @@ async def test_renaming_to_the_same_nickname_changes_nothing(session: AsyncSessi
 async def test_account_position_counts_earlier_accounts_of_the_same_shop_only(
     session: AsyncSession,
 ) -> None:
-    owner = await user(session, 1, "Olivia", "+8613800138000")
-    other = await user(session, 3, "Oscar", "+8613700137000")
-    shop = await shop_of(session, owner, "Tea House")
-    elsewhere = await shop_of(session, other, "Noodle Bar")
+    owner, shop, elsewhere = await two_shops(session)
     people = [await user(session, 10 + n, f"S{n}", f"+861390013901{n}") for n in range(5)]
     first = await bind(session, shop, people[0], "S0")
     await bind(session, elsewhere, people[1], "S1")  # another shop's account in between
@@ -115,10 +119,7 @@ async def test_account_position_counts_earlier_accounts_of_the_same_shop_only(
 async def test_accounts_page_counts_with_the_rows_and_clamps_to_the_last_page(
     session: AsyncSession,
 ) -> None:
-    owner = await user(session, 1, "Olivia", "+8613800138000")
-    other = await user(session, 3, "Oscar", "+8613700137000")
-    shop = await shop_of(session, owner, "Tea House")
-    elsewhere = await shop_of(session, other, "Noodle Bar")
+    _owner, shop, elsewhere = await two_shops(session)
     shop_id = shop.id or 0
     empty = await accounts_page(session, shop_id, 3, size=2)
     assert (empty.rows, empty.total, empty.page, empty.pages) == ([], 0, 0, 1)
