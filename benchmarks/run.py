@@ -52,8 +52,9 @@ def print_flows(title: str, ours: FlowResult, bare_rate: float, *, steps: bool,
     print(f"    ours:            {ours.rate:8.1f} updates/s   p50 {ours.p50_ms:6.2f} ms   "
           f"p99 {ours.p99_ms:6.2f} ms   max {max(ours.times) * 1000:6.1f} ms")
     wall, cpu, step = ours.slowest
-    print(f"    slowest update:  {wall * 1000:6.1f} ms at \"{step}\", of which {cpu * 1000:.1f} ms on the CPU"
-          + ("  (the process was mostly not running: the machine, not the bot)" if cpu < wall / 2 else ""))
+    print(f"    slowest update:  {wall * 1000:6.1f} ms at \"{step}\"; the process used {cpu * 1000:.1f} ms of CPU"
+          " meanwhile (all its threads)"
+          + ("; mostly waiting, not computing" if cpu < wall / 2 else ""))
     print(f"    queries/update:  {ours.statements / ours.updates:8.2f}   "
           f"commits/update {ours.commits / ours.updates:.2f}   CPU/update {ours.cpu_ms:.2f} ms")
     print(f"    ratio ours/bare: {ratio:8.3f}   (target ≥ {TARGET_RATIO}: {mark(ratio >= TARGET_RATIO)};"

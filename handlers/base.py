@@ -39,7 +39,6 @@ from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import Shop, User
 from models.users import touch_user
-from models.writes import may_have_written
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -218,9 +217,8 @@ class Ctx:
 
     # --- output -------------------------------------------------------------------------
     async def commit(self) -> None:
-        """Make the update's writes durable (always before telling anyone about them); a
-        transaction that has only read is left open for what follows."""
-        if self.session.in_transaction() and may_have_written(self.session):
+        """Make the update's writes durable (always before telling anyone about them)."""
+        if self.session.in_transaction():
             await self.session.commit()
 
     async def reply(self, text: str, markup: Markup = None) -> Message:
