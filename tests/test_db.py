@@ -17,7 +17,9 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import select
 
 from bot import db
@@ -136,3 +138,49 @@ async def test_wal_is_checkpointed_off_the_loop(engine: AsyncEngine) -> None:
     checkpointer.thread.join(timeout=10)
     assert checkpointer.checkpoints == before + 1
     assert await _count(engine) == db.CHECKPOINT_EVERY
+
+
+# --- PostgreSQL: connections lost while pooled ------------------------------------------------
+
+
+async def _kill_pooled_connections(engine: AsyncEngine) -> int:
+    """End every other server connection to this database, as a server restart would."""
+    killer = create_async_engine(engine.url, poolclass=NullPool)
+    try:
+        async with killer.connect() as conn:
+            result = await conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            return int(result.scalar_one())
+    finally:
+        await killer.dispose()
+
+
+async def test_connection_lost_while_idle_is_replaced_before_use(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection idle for PING_AFTER_IDLE_S is pinged at checkout; a dead one is
+    replaced, with the rest of the pool, before the update's first statement."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("PostgreSQL's connection pool (SQLite has no server to lose)")
+    assert await _count(engine) == 0  # a connection now waits in the pool
+    assert await _kill_pooled_connections(engine) >= 1
+    later = time.monotonic() + db.PING_AFTER_IDLE_S + 1
+    monkeypatch.setattr(db, "_now", lambda: later)  # as if it had sat unused since
+    async with db.sessionmaker(engine)() as session:
+        session.add(_user(1))
+        await session.commit()
+    assert await _count(engine) == 1
+
+
+async def test_connection_lost_while_busy_costs_one_statement(engine: AsyncEngine) -> None:
+    """Within the idle window there is no ping: a connection killed meanwhile fails the next
+    statement, which replaces the pool, and the one after it works."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("PostgreSQL's connection pool (SQLite has no server to lose)")
+    assert await _count(engine) == 0
+    assert await _kill_pooled_connections(engine) >= 1
+    with pytest.raises(DBAPIError) as lost:
+        await _count(engine)
+    assert lost.value.connection_invalidated
+    assert await _count(engine) == 0
