@@ -16,7 +16,7 @@ import handlers
 from bot import db
 from bot.config import Settings
 from bot.scheduler import reconcile
-from handlers.base import Deps
+from handlers.base import Deps, apologize, deps_of
 from handlers.i18n import LOCALES
 from handlers.onboarding import bot_commands
 from models.clock import Clock, SystemClock
@@ -95,6 +95,8 @@ async def _post_shutdown(application: Application) -> None:  # type: ignore[type
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log unexpected errors with the update id only (no personal data)."""
+    """Log unexpected errors with the update id only (no personal data); ask the user to try
+    again rather than leave them with no answer."""
     update_id: Any = update.update_id if isinstance(update, Update) else None
     log.error("error while handling update %s", update_id, exc_info=context.error)
+    await apologize(update, context.bot, deps_of(context).default_locale)

@@ -27,7 +27,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
 from handlers.i18n import label, t
@@ -38,7 +38,7 @@ from models.errors import DomainError
 from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import Shop, User
-from models.users import touch_user
+from models.users import locale_from_language_code, touch_user
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -371,6 +371,27 @@ async def refuse_group(update: Update, context: ContextTypes.DEFAULT_TYPE, deps:
         t(locale, "common.private_only", link=link), parse_mode=ParseMode.HTML,
         disable_web_page_preview=True,
     )
+
+
+async def apologize(update: object, bot: Bot, default_locale: str) -> None:
+    """After an unexpected error: ask the user to try again, in the language Telegram reports
+    for them (not their saved one: the database may be what failed)."""
+    if not isinstance(update, Update) or not is_private(update) or update.effective_chat is None:
+        return
+    user = update.effective_user
+    text = t(locale_from_language_code(user.language_code if user else None, default_locale),
+             "common.went_wrong")
+    try:
+        query = update.callback_query
+        if query is not None:
+            try:
+                await query.answer(text, show_alert=True)
+                return
+            except BadRequest:
+                pass  # answered already, or too old: say it in the chat
+        await bot.send_message(update.effective_chat.id, text)
+    except TelegramError as exc:
+        log.info("could not tell the user about the error either (%s)", type(exc).__name__)
 
 
 def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:

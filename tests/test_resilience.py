@@ -189,3 +189,34 @@ async def test_drafts_are_one_row_per_user_and_gone_after_confirm(harness: Harne
     await walk(h, role_id, "done")
     async with h.app.bot_data["deps"].sessions() as session:
         assert (await session.exec(select(Draft))).all() == []
+
+
+async def test_an_unexpected_error_asks_the_user_to_try_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug or an outage must not leave the user with no answer: a message for a message, an
+    alert for a button, in the language Telegram reports for them; the error is logged."""
+    from handlers import home, onboarding
+
+    h = harness
+    await make_owner(h)
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(home, "show_home", broken)
+    await h.command(OWNER, "/start")
+    assert h.last(OWNER).text == "⚠️ Sorry, something went wrong on our side. Please try again in a moment."
+    assert "error while handling update" in caplog.text and "the database went away" in caplog.text
+
+    await h.command(OWNER, "/language")
+    monkeypatch.setattr(onboarding, "set_locale", broken)
+    sent = len(h.api.methods("sendMessage"))
+    await h.press(OWNER, "lang:set:en")
+    (alert,) = [c for c in h.api.methods("answerCallbackQuery") if c.params.get("show_alert")]
+    assert alert.params["text"].startswith("⚠️ Sorry, something went wrong")
+    assert len(h.api.methods("sendMessage")) == sent  # the alert said it; no extra message
+
+    chinese = Person(5005, "Wei", "zh-hans")
+    await onboard(h, chinese, "+8613600136000")  # linked; then the home screen breaks
+    assert h.last(chinese).text == "⚠️ 抱歉，系统出了点问题，请稍后重试。"
