@@ -22,6 +22,8 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.writes import TrackedSession
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -330,8 +332,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    """Sessions that keep loaded objects usable after commit and note whether a transaction
+    has written (``models.writes``: one that only read is not committed mid-update)."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False,
+                              sync_session_class=TrackedSession)
 
 
 async def in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

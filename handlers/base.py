@@ -39,6 +39,7 @@ from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import Shop, User
 from models.users import locale_from_language_code, touch_user
+from models.writes import may_have_written
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -217,8 +218,9 @@ class Ctx:
 
     # --- output -------------------------------------------------------------------------
     async def commit(self) -> None:
-        """Make the update's writes durable (always before telling anyone about them)."""
-        if self.session.in_transaction():
+        """Make the update's writes durable (always before telling anyone about them); a
+        transaction that has only read is left open for what follows."""
+        if self.session.in_transaction() and may_have_written(self.session):
             await self.session.commit()
 
     async def reply(self, text: str, markup: Markup = None) -> Message:
