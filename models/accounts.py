@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func
 from sqlalchemy.exc import IntegrityError
@@ -49,22 +50,39 @@ async def seats_used(session: AsyncSession, shop_id: int) -> int:
     return int((await session.exec(_SEATS_USED, params={"shop_id": shop_id})).one())
 
 
+def _refuse_if_full(shop: Shop, used: int) -> None:
+    if used >= shop.max_sub_accounts:
+        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+
+
 async def check_seat_free(session: AsyncSession, shop: Shop) -> None:
     """Refuse a new sub-account once the shop has its cap, naming the cap."""
-    if await seats_used(session, shop.id or 0) >= shop.max_sub_accounts:
-        raise DomainError("seat_cap_reached", cap=shop.max_sub_accounts)
+    _refuse_if_full(shop, await seats_used(session, shop.id or 0))
+
+
+def _bound(column: Any) -> Any:
+    """``column`` of the phone's binding (NULL when it has none), as a scalar subquery."""
+    return select(column).where(col(PhoneBinding.phone) == bindparam("phone")).scalar_subquery()
+
+
+#: the phone's binding (kind and shop, NULL when unbound) and the shop's seats used: both
+#: checks of a phone in one statement (they run when it is entered and again at Confirm)
+_BINDING_AND_SEATS = select(
+    _bound(PhoneBinding.kind), _bound(PhoneBinding.shop_id), _SEATS_USED.scalar_subquery()
+)
 
 
 async def check_phone_available(session: AsyncSession, shop: Shop, phone: str) -> None:
     """The three conflicts of SPEC §2, in their order of meaning, then the seat cap."""
-    binding = await session.get(PhoneBinding, phone)
-    if binding is not None:
-        if binding.kind == BindingKind.OWNER.value:
+    kind, bound_to, used = (await session.exec(  # type: ignore[call-overload]
+        _BINDING_AND_SEATS, params={"phone": phone, "shop_id": shop.id or 0})).one()
+    if kind is not None:
+        if kind == BindingKind.OWNER.value:
             raise DomainError("phone_is_main_account")
-        if binding.shop_id == shop.id:
+        if bound_to == shop.id:
             raise DomainError("phone_bound_here")
         raise DomainError("phone_bound_elsewhere")
-    await check_seat_free(session, shop)
+    _refuse_if_full(shop, int(used))
 
 
 @dataclass
