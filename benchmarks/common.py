@@ -47,6 +47,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+class Percentiles:
+    """``p50_ms`` and ``p99_ms`` of ``samples()`` (durations in seconds)."""
+
+    def samples(self) -> list[float]:
+        raise NotImplementedError
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.samples(), 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.samples(), 99) * 1000
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

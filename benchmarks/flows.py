@@ -31,7 +31,14 @@ from telegram.ext import (
     filters,
 )
 
-from benchmarks.common import TOKEN, QueryCounter, median, percentile, production_settings
+from benchmarks.common import (
+    TOKEN,
+    Percentiles,
+    QueryCounter,
+    median,
+    percentile,
+    production_settings,
+)
 from bot import db
 from bot.app import build_application, freeze_startup_heap
 from models.clock import ManualClock
@@ -145,7 +152,7 @@ async def provisioning_flow(h: TimedHarness, i: int) -> None:
 
 
 @dataclass
-class FlowResult:
+class FlowResult(Percentiles):
     backend: str
     flows: int
     updates: int
@@ -172,13 +179,8 @@ class FlowResult:
         """Process CPU per update (less sensitive than wall time to other load on the machine)."""
         return self.cpu / self.updates * 1000
 
-    @property
-    def p50_ms(self) -> float:
-        return percentile(self.times, 50) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.times, 99) * 1000
+    def samples(self) -> list[float]:
+        return self.times
 
 
 async def _sub_accounts(engine: Any) -> int:

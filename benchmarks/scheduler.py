@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from benchmarks.common import TimedApi, percentile, production_settings
+from benchmarks.common import Percentiles, TimedApi, production_settings
 from bot import db
 from bot.app import build_application
 from handlers.provisioning import schedule_expiry
@@ -133,19 +133,14 @@ def reconcile_in_subprocess(database_url: str, now: datetime | None = None) -> d
 
 
 @dataclass
-class Lateness:
+class Lateness(Percentiles):
     codes: int
     notices: int
     lateness: list[float]  # seconds, one per code whose notice arrived
     pending_meanwhile: int
 
-    @property
-    def p50_ms(self) -> float:
-        return percentile(self.lateness, 50) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.lateness, 99) * 1000
+    def samples(self) -> list[float]:
+        return self.lateness
 
     @property
     def max_ms(self) -> float:

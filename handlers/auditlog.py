@@ -17,10 +17,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.base import Ctx, button, entry, keyboard, module_names, paging
+from handlers.base import Ctx, button, entry, keyboard, module_names
 from handlers.i18n import placeholders, template
 from handlers.router import abandon, buttons, cb
 from models import audit
+from models.paging import paging
 from models.phones import mask_phone
 from models.tables import AuditEvent, Shop, User
 

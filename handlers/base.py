@@ -33,10 +33,9 @@ from telegram.ext import ContextTypes
 from handlers.i18n import label, t
 from models.accounts import membership_of
 from models.clock import Clock
-from models.drafts import DraftState, clear_draft, get_draft, save_draft
+from models.drafts import DraftState, clear_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
-from models.shops import owned_shop
 from models.tables import Shop, User
 from models.users import locale_from_language_code, touch_user
 from models.writes import may_have_written
@@ -107,16 +106,15 @@ class Ctx:
     #: plain copies, still readable after a rollback has expired ``user``
     user_id: int = 0
     locale: str = "en"
+    #: the user's draft, loaded with the user when the update began and kept by every write
     draft: DraftState | None = None
-    _draft_loaded: bool = False
-    #: ``load_draft`` looked and the user has no draft row (nothing written since): saving the
-    #: first one needs no second look
+    #: the user had no draft row when the update began (nothing written since): saving the
+    #: first one needs no update attempt
     _draft_absent: bool = False
-    #: the user's shop, once looked up (kept, so the session's identity map keeps it too)
+    #: the user's shop as loaded with the user (kept, so the session's identity map keeps it);
+    #: ``_shop_id`` is None when they had none
     _shop: Shop | None = None
     _shop_id: int | None = None
-    #: the shop was looked up when the update began (``_shop_id`` None: the user had none)
-    _shop_looked: bool = False
 
     # --- basics -------------------------------------------------------------------------
     @property
@@ -145,10 +143,7 @@ class Ctx:
 
     # --- drafts -------------------------------------------------------------------------
     async def load_draft(self) -> DraftState | None:
-        if not self._draft_loaded:
-            self.draft = await get_draft(self.session, self.user_id)
-            self._draft_loaded = True
-            self._draft_absent = self.draft is None
+        """The user's conversation in progress, if any."""
         return self.draft
 
     async def _save_draft(self, flow: str, step: str, data: dict[str, Any]) -> None:
@@ -169,7 +164,6 @@ class Ctx:
     async def start_flow(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
         """Begin ``flow`` afresh (whatever the user was doing before is dropped)."""
         await self._save_draft(flow, step, dict(data or {}))
-        self._draft_loaded = True
 
     async def owned_shop(self) -> Shop:
         """The shop this user is the main account of, or ``no_shop``."""
@@ -196,16 +190,11 @@ class Ctx:
         session's identity map (no SQL), or read it again if a rollback has expired it since;
         a user who had none then has none now, unless ``adopt_shop`` says this update made one.
         """
-        if self._shop_id is not None:
-            shop = await self.session.get(Shop, self._shop_id)
-            if shop is not None:
-                self._shop = shop
-                return shop
-        elif self._shop_looked:
+        if self._shop_id is None:
             return None
-        shop = await owned_shop(self.session, self.user_id)
+        shop = await self.session.get(Shop, self._shop_id)
         if shop is not None:
-            self.adopt_shop(shop)
+            self._shop = shop
         return shop
 
     def adopt_shop(self, shop: Shop) -> None:
@@ -214,7 +203,7 @@ class Ctx:
 
     async def end_flow(self) -> None:
         await clear_draft(self.session, self.user_id)
-        self.draft, self._draft_loaded, self._draft_absent = None, True, False
+        self.draft, self._draft_absent = None, False
 
     # --- output -------------------------------------------------------------------------
     async def commit(self) -> None:
@@ -331,12 +320,6 @@ def rows_of(items: list[InlineKeyboardButton], width: int = 2) -> list[list[Inli
     return [items[i : i + width] for i in range(0, len(items), width)]
 
 
-def paging(page: int, total: int, size: int) -> tuple[int, int]:
-    """``page`` clamped to the pages ``total`` items of ``size`` take, and how many there are."""
-    pages = max(1, -(-total // size))
-    return min(max(page, 0), pages - 1), pages
-
-
 def module_names(
     policy: Policy, keys: Iterable[str], locale: str, sep: str, empty: str = "—"
 ) -> str:
@@ -423,8 +406,8 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
             ctx = Ctx(
                 update, context, session, user, deps,
                 user_id=tg_user.id, locale=user.locale or deps.default_locale,
-                draft=draft, _draft_loaded=True, _draft_absent=draft is None,
-                _shop=shop, _shop_id=shop.id if shop is not None else None, _shop_looked=True,
+                draft=draft, _draft_absent=draft is None,
+                _shop=shop, _shop_id=shop.id if shop is not None else None,
             )
             try:
                 await func(ctx)

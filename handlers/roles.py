@@ -21,10 +21,11 @@ from telegram import InlineKeyboardButton
 from telegram.ext import BaseHandler, CommandHandler
 
 from handlers import home
-from handlers.base import Ctx, button, entry, keyboard, module_names, paging, rows_of
+from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
 from handlers.router import RETURNS, abandon, buttons, cb, step
 from models.drafts import DraftState, get_draft
 from models.errors import DomainError
+from models.paging import paging
 from models.roles import (
     ROLE_DESCRIPTION_MAX,
     ROLE_NAME_MAX,

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import audit
 from models.codes import lock_code
 from models.errors import DomainError
+from models.paging import paging
 from models.phones import mask_phone
 from models.roles import get_role
 from models.tables import (
@@ -203,10 +204,10 @@ async def accounts_page(
     total = int(rows[0][2]) if rows else 0
     if not rows and page > 0:
         total = await seats_used(session, shop_id)
-        last = max(0, -(-total // size) - 1)
+        last, _pages = paging(page, total, size)
         if last < page:
             return await accounts_page(session, shop_id, last, size=size)
-    pages = max(1, -(-total // size))
+    page, pages = paging(page, total, size)
     return AccountsPage([(a, r) for a, r, _n in rows], total, page, pages)
 
 

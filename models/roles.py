@@ -10,7 +10,6 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, func
 from sqlalchemy.exc import IntegrityError
@@ -71,23 +70,19 @@ def clean_modules(policy: Policy, modules: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def _roles_with_usage() -> Any:
-    usage = (
-        select(SubAccount.role_id, func.count().label("n"))
-        .where(col(SubAccount.shop_id) == bindparam("shop_id"))
-        .group_by(col(SubAccount.role_id))
-        .subquery()
-    )
-    return (
-        select(Role, func.coalesce(usage.c.n, 0))
-        .outerjoin(usage, usage.c.role_id == Role.id)
-        .where(col(Role.shop_id) == bindparam("shop_id"))
-        .order_by(col(Role.id))
-    )
-
-
-#: built once (building a statement costs more than running it; this one runs on most screens)
-_ROLES_WITH_USAGE = _roles_with_usage()
+# built once (building a statement costs more than running it; this one runs on most screens)
+_USAGE = (
+    select(SubAccount.role_id, func.count().label("n"))
+    .where(col(SubAccount.shop_id) == bindparam("shop_id"))
+    .group_by(col(SubAccount.role_id))
+    .subquery()
+)
+_ROLES_WITH_USAGE = (
+    select(Role, func.coalesce(_USAGE.c.n, 0))
+    .outerjoin(_USAGE, _USAGE.c.role_id == Role.id)
+    .where(col(Role.shop_id) == bindparam("shop_id"))
+    .order_by(col(Role.id))
+)
 
 
 async def list_roles(session: AsyncSession, shop_id: int) -> list[tuple[Role, int]]:

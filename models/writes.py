@@ -4,7 +4,7 @@ commit.
 A handler commits before every message it sends (what it tells must be durable). When the
 transaction only read, there is nothing to make durable, and the commit is pure cost: a round of
 SQLAlchemy's bookkeeping, the connection handed back to the pool and checked out again for the
-next statement, and on PostgreSQL a ``COMMIT``, a ping and a ``BEGIN`` on the wire.
+next statement, and on PostgreSQL a ``COMMIT`` and then a ``BEGIN`` on the wire.
 
 Sessions made with ``TrackedSession`` (``bot.db.sessionmaker`` uses it) note every write: an
 ``INSERT``, ``UPDATE`` or ``DELETE`` run through the session, and every flush. A session of any
