@@ -60,6 +60,7 @@ def build_application(
         default_locale=settings.i18n.default_locale,
     )
     application.bot_data["deps"] = deps
+    application.bot_data["retention"] = settings.retention
     application.add_handlers(handlers.all_handlers())
     application.add_error_handler(_on_error)
     return application

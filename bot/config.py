@@ -117,6 +117,15 @@ class VerificationSettings(_Section):
     codes_per_phone_per_hour: int = Field(default=5, ge=1, le=100)
 
 
+class RetentionSettings(_Section):
+    """How long data is kept (SPEC §9); the clean-up runs daily and at start-up."""
+
+    #: ended codes, untouched drafts and users who only said hello, in days
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    #: audit events, in days (an owner's record of who had access outlives the rest)
+    audit_retention_days: int = Field(default=365, ge=1, le=3650)
+
+
 class ShopSettings(_Section):
     max_sub_accounts: int = Field(default=50, ge=1, le=10_000)
 
@@ -163,6 +172,7 @@ class Settings(_Section):
     phone: PhoneSettings = PhoneSettings()
     verification: VerificationSettings = VerificationSettings()
     shop: ShopSettings = ShopSettings()
+    retention: RetentionSettings = RetentionSettings()
     logging: LoggingSettings = LoggingSettings()
     modules: list[ModuleSettings] = Field(default_factory=_default_modules, min_length=1)
     presets: list[PresetSettings] = Field(default_factory=_default_presets)

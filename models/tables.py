@@ -44,6 +44,8 @@ class User(SQLModel, table=True):
     username: str | None = Field(default=None, max_length=64)
     locale: str | None = Field(default=None, max_length=10)
     created_at: datetime = _ts()
+    #: when the user last talked to the bot, to the day (for retention; see models.retention)
+    seen_at: datetime | None = _ts(nullable=True)
 
 
 class BindingKind(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import bindparam
@@ -17,6 +17,8 @@ from models.errors import DomainError
 from models.tables import Shop, User
 
 SUPPORTED_LOCALES = ("en", "zh-Hans")
+#: ``seen_at`` is kept to this precision: at most one write a day per user
+SEEN_PRECISION = timedelta(days=1)
 
 
 def locale_from_language_code(language_code: str | None, default: str) -> str:
@@ -70,9 +72,12 @@ async def touch_user(
             username=(username or None) and username[:64],
             locale=locale_from_language_code(language_code, default_locale),
             created_at=now,
+            seen_at=now,
         )
         session.add(user)
     else:
+        if user.seen_at is None or now - user.seen_at >= SEEN_PRECISION:
+            user.seen_at = now
         if user.first_name != first_name[:64]:
             user.first_name = first_name[:64]
         if username is not None and user.username != username[:64]:
