@@ -8,6 +8,7 @@ from telegram.ext import BaseHandler
 from handlers import (
     accounts,
     auditlog,
+    forget,
     holder,
     home,
     onboarding,
@@ -16,7 +17,7 @@ from handlers import (
     router,
 )
 
-CONVERSATIONS = (onboarding, provisioning, accounts, roles, auditlog, holder)
+CONVERSATIONS = (onboarding, provisioning, accounts, roles, auditlog, holder, forget)
 
 
 def all_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]

@@ -23,6 +23,7 @@ from handlers.router import abandon, buttons, cb
 from models import audit
 from models.paging import paging
 from models.phones import mask_phone
+from models.privacy import ACTOR_DELETED, SUBJECT_DELETED, personal_keys
 from models.tables import AuditEvent, Shop, User
 
 NS = "lg"
@@ -80,13 +81,21 @@ def describe(ctx: Ctx, event: AuditEvent) -> str:
         obj = f"{event.object_type} #{event.object_id}" if event.object_id else event.object_type
         return ctx.t("log.unknown", action=event.action, object=obj)
     detail = event.detail if isinstance(event.detail, dict) else {}
-    return ctx.t(key, **{name: _param(ctx, detail, name) for name in placeholders(text)})
+    names = placeholders(text)
+    params = {name: _param(ctx, detail, name) for name in names}
+    if detail.get(SUBJECT_DELETED):  # a forgotten person: named as such, their phone a dash
+        person = "nickname" if "nickname" in names else "phone"
+        for name in set(personal_keys(event.action)) & names:
+            if detail.get(name) is None:
+                params[name] = ctx.t("forget.deleted_user") if name == person else MISSING
+    return ctx.t(key, **params)
 
 
 def who(ctx: Ctx, shop: Shop, event: AuditEvent, users: dict[int, User]) -> str:
     """The actor: "you" (the owner), the holder by name, or "system"."""
     if event.actor_id is None:
-        return ctx.t("log.system")
+        deleted = isinstance(event.detail, dict) and event.detail.get(ACTOR_DELETED)
+        return ctx.t("forget.deleted_user" if deleted else "log.system")
     if event.actor_id == shop.owner_id:
         return ctx.t("log.you")
     nickname = event.detail.get("nickname") if isinstance(event.detail, dict) else None

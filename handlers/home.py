@@ -59,7 +59,8 @@ async def help_text(ctx: Ctx) -> str:
         lines += [ctx.t("help.start"), ctx.t("help.me")]
     else:
         lines += [ctx.t("help.start"), ctx.t("help.newshop")]
-    lines += [ctx.t("help.language"), ctx.t("help.cancel"), ctx.t("help.help")]
+    lines += [ctx.t("help.language"), ctx.t("help.forget"), ctx.t("help.cancel"),
+              ctx.t("help.help")]
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ FLOW_SHOP = "newshop"
 
 #: the bot's command menu, per locale (registered with setMyCommands at start-up)
 COMMANDS = ("start", "newshop", "roles", "newaccount", "accounts", "me", "log", "language",
-            "help", "cancel")
+            "forget", "help", "cancel")
 
 
 def bot_commands(locale: str) -> list[BotCommand]:
