@@ -20,7 +20,7 @@ TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verificat
           "audit_event", "draft", "alembic_version"}
 
 
-def _head() -> str:
+def head_revision() -> str:
     """The newest revision in migrations/versions (the one an upgrade ends at)."""
     head = ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_current_head()
     assert head is not None
@@ -40,7 +40,7 @@ async def _check(url: str) -> None:
         assert names == TABLES
         assert await conn.run_sync(_diff) == []
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == _head()
+        assert version == head_revision()
     await engine.dispose()
     await db.migrate(url)  # running it again is a no-op
 
