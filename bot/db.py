@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,6 +40,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _begin_before_savepoint(conn: Connection, _name: str) -> None:
+    """SQLite: open the transaction before a SAVEPOINT that would otherwise open it.
+
+    sqlite3 (pysqlite) sends BEGIN only before an INSERT, UPDATE or DELETE, so a
+    ``session.begin_nested()`` before the session's first write would send SAVEPOINT outside a
+    transaction; SQLite then makes the savepoint the transaction, and its RELEASE commits it,
+    out of the reach of the outer rollback. IMMEDIATE: a savepoint is there for a write, and a
+    transaction that starts as a reader cannot always become a writer later (SQLite refuses at
+    once, without waiting, when another connection has written meanwhile).
+    """
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -100,8 +115,8 @@ def _pinger(dialect: Any) -> Callable[[Any, Any, Any], None]:
 
 
 def create_engine(url: str, *, echo: bool = False, fast_path: bool = True) -> AsyncEngine:
-    """An async engine: aiosqlite (WAL, foreign keys on; with ``fast_path``,
-    ``bot.sqlite_fast`` under it) or asyncpg (a pool whose connections are
+    """An async engine: aiosqlite (WAL, foreign keys on, savepoints inside the transaction;
+    with ``fast_path``, ``bot.sqlite_fast`` under it) or asyncpg (a pool whose connections are
     pinged after being idle)."""
     ensure_sqlite_dir(url)
     if make_url(url).get_backend_name() != "sqlite":
@@ -111,6 +126,7 @@ def create_engine(url: str, *, echo: bool = False, fast_path: bool = True) -> As
         return engine
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_S})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
     if fast_path:
         sqlite_fast.install(engine, sqlite_path(url), timeout_s=BUSY_TIMEOUT_S)
     return engine

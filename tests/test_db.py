@@ -1,4 +1,4 @@
-"""The database layer: locks, checkpoints, lost connections, and the SQLite fast path.
+"""The database layer: locks, checkpoints, lost connections, savepoints, and the SQLite fast path.
 
 On SQLite, ``bot.sqlite_fast`` runs each statement on the event loop's thread with SQLite's busy
 timeout at 0 and sends it to aiosqlite's thread only when a lock is held (see its docstring).
@@ -21,7 +21,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import select
@@ -203,6 +203,97 @@ async def test_connection_lost_while_busy_costs_one_statement(engine: AsyncEngin
         await _count(engine)
     assert lost.value.connection_invalidated
     assert await _count(engine) == 0
+
+
+# --- savepoints (session.begin_nested) ----------------------------------------------------------
+
+PHONE = "+8613800138000"
+
+
+async def _users(engine: AsyncEngine) -> list[int]:
+    async with db.sessionmaker(engine)() as session:
+        return list((await session.exec(select(User.id).order_by(User.id))).all())
+
+
+async def test_failed_flush_in_a_savepoint_keeps_the_outer_write(engine: AsyncEngine) -> None:
+    """A flush that fails inside begin_nested rolls back the savepoint only: the outer
+    transaction's earlier write survives and commits."""
+    sessions = db.sessionmaker(engine)
+    async with sessions() as setup:
+        setup.add(User(id=9, first_name="u9", locale="en", phone=PHONE, created_at=NOW))
+        await setup.commit()
+    async with sessions() as session:
+        session.add(_user(1))
+        await session.flush()
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                session.add(User(id=2, first_name="u2", locale="en", phone=PHONE, created_at=NOW))
+                await session.flush()  # the phone is taken: the savepoint is rolled back
+        assert session.in_transaction()
+        session.add(_user(3))
+        await session.commit()
+    assert await _users(engine) == [1, 3, 9]
+
+
+async def test_savepoint_as_the_first_statement_stays_inside_the_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """begin_nested before anything was written: releasing the savepoint does not commit, so
+    the outer rollback takes its writes back (pysqlite alone would have let RELEASE commit)."""
+    async with db.sessionmaker(engine)() as session:
+        await session.exec(select(User.id))  # a read first, as a handler does
+        async with session.begin_nested():
+            session.add(_user(1))
+        assert await session.get(User, 1) is not None
+        await session.rollback()
+    assert await _users(engine) == []
+
+
+async def test_failed_savepoint_as_the_first_statement_keeps_the_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """begin_nested first, its flush fails: the session's transaction goes on and commits what
+    it writes afterwards."""
+    sessions = db.sessionmaker(engine)
+    async with sessions() as setup:
+        setup.add(User(id=9, first_name="u9", locale="en", phone=PHONE, created_at=NOW))
+        await setup.commit()
+    async with sessions() as session:
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                session.add(User(id=2, first_name="u2", locale="en", phone=PHONE, created_at=NOW))
+        session.add(_user(1))
+        await session.commit()
+    assert await _users(engine) == [1, 9]
+
+
+async def test_savepoint_waits_off_the_loop_for_a_lock_held_elsewhere(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """The transaction a savepoint opens on SQLite takes the write lock: held by another
+    connection, it is waited for (not refused), and the loop runs on meanwhile."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's file lock")
+    path = make_url(database_url).database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def nested_write() -> None:
+            async with db.sessionmaker(engine)() as session:
+                async with session.begin_nested():
+                    session.add(_user(1))
+                await session.commit()
+
+        task = asyncio.create_task(nested_write())
+        await _yield_to_others()
+        assert not task.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(task, timeout=10)
+    finally:
+        other.close()
+    assert await _users(engine) == [1]
 
 
 # --- the fast path's footing in aiosqlite ---------------------------------------------------
