@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 #: sqlite3's own default busy timeout, for a connection opened without ``timeout``
 _SQLITE3_DEFAULT_TIMEOUT_S = 5.0
 
-#: commits between two checkpoints (SQLite's automatic one comes every ~1000 pages of WAL,
-#: which is some 200 of our commits)
+#: commits between two checkpoints (SQLite's automatic one comes every 1000 pages of WAL; ours
+#: come somewhat sooner than that, so that each has less to copy)
 CHECKPOINT_EVERY = 100
 
 
