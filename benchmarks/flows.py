@@ -39,7 +39,7 @@ from benchmarks.common import (
     percentile,
     production_settings,
 )
-from bot import db
+from bot import db, sqlite_fast
 from bot.app import build_application, freeze_startup_heap
 from models.clock import ManualClock
 from models.tables import SubAccount
@@ -154,6 +154,7 @@ async def provisioning_flow(h: TimedHarness, i: int) -> None:
 @dataclass
 class FlowResult(Percentiles):
     backend: str
+    driver: str
     flows: int
     updates: int
     seconds: float  # sum of the timed updates
@@ -188,14 +189,22 @@ async def _sub_accounts(engine: Any) -> int:
         return int((await session.exec(select(func.count()).select_from(SubAccount))).one())
 
 
+def driver_name(engine: Any) -> str:
+    """"fast path", "plain aiosqlite" or the dialect's driver (asyncpg)."""
+    if engine.dialect.name != "sqlite":
+        return str(engine.dialect.driver)
+    return "fast path" if sqlite_fast.installed(engine) else "plain aiosqlite"
+
+
 async def run_ours(database_url: str, flows: int, *, warmup: int = 3, first: int = 0,
-                   trace: bool = False) -> FlowResult:
-    """``flows`` complete flows (after ``warmup`` untimed ones) on a migrated database."""
+                   trace: bool = False, fast_path: bool = True) -> FlowResult:
+    """``flows`` complete flows (after ``warmup`` untimed ones) on a migrated database; on
+    SQLite through ``bot.sqlite_fast`` or, with ``fast_path=False``, plain aiosqlite."""
     settings = production_settings(database_url)
     api = FakeBotApi()
-    app = build_application(settings, request=FakeRequest(api), get_updates_request=FakeRequest(api),
-                            rate_limit=False)
-    engine = app.bot_data["engine"]
+    engine = db.create_engine(settings.database.url, fast_path=fast_path)
+    app = build_application(settings, engine=engine, request=FakeRequest(api),
+                            get_updates_request=FakeRequest(api), rate_limit=False)
     counter = QueryCounter().attach(engine)
     await app.initialize()
     assert app.post_init is not None
@@ -231,8 +240,9 @@ async def run_ours(database_url: str, flows: int, *, warmup: int = 3, first: int
         await app.shutdown()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
+        await engine.dispose()
     return FlowResult(
-        backend=engine.dialect.name, flows=flows, updates=len(h.times), seconds=sum(h.times),
+        backend=engine.dialect.name, driver=driver_name(engine), flows=flows, updates=len(h.times), seconds=sum(h.times),
         wall=wall, times=h.times, statements=statements, commits=commits, cpu=h.cpu,
         slowest=h.slowest,
         by_step=dict(h.by_step), queries_by_step=dict(h.queries_by_step), trace=steps,
@@ -270,7 +280,7 @@ async def run_bare(updates: int, *, warmup: int = 100) -> FlowResult:
     finally:
         await app.stop()
         await app.shutdown()
-    return FlowResult(backend="bare PTB", flows=0, updates=len(h.times), seconds=sum(h.times),
+    return FlowResult(backend="bare PTB", driver="", flows=0, updates=len(h.times), seconds=sum(h.times),
                       wall=wall, times=h.times, statements=0, commits=0, cpu=h.cpu)
 
 
@@ -342,7 +352,7 @@ async def run_replay(ours: FlowResult) -> FlowResult:
     finally:
         await app.stop()
         await app.shutdown()
-    return FlowResult(backend="same calls", flows=ours.flows, updates=len(times),
+    return FlowResult(backend="same calls", driver="", flows=ours.flows, updates=len(times),
                       seconds=sum(times), wall=sum(times), times=times, statements=0, commits=0,
                       cpu=cpu_total)
 

@@ -1,11 +1,15 @@
 """Benchmarks: cost per update against bare python-telegram-bot; the scheduler at 100k codes.
 
     .venv/bin/python -m benchmarks [--flows N] [--codes N (0 skips the scheduler part)] [--no-postgres]
+                                   [--sqlite-driver fast|plain|both [--rounds N]]
 
 Everything runs offline: the real Application over the fake Bot API of the tests
 (``tests.fake_api.FakeRequest``), a SQLite file in WAL mode migrated with Alembic, and PostgreSQL
 too when ``TEST_DATABASE_URL`` is set (a database of our own beside it, dropped at the end).
-The last line sums the run up for comparison from run to run.
+``--sqlite-driver`` picks the SQLite driver of the flow benchmark: the fast path
+(``bot.sqlite_fast``, the default, as in production) or plain aiosqlite; ``both`` adds a part
+that runs the two side by side, interleaved, and prints the ratio. The last line sums the run
+up for comparison from run to run.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ import telegram
 from sqlalchemy.exc import DBAPIError
 
 from benchmarks.common import median, quiet_logging
-from benchmarks.flows import STEPS, FlowResult, run_bare, run_ours, run_replay, step_table
+from benchmarks.flows import (
+    STEPS,
+    FlowResult,
+    run_bare,
+    run_ours,
+    run_replay,
+    step_table,
+)
 from benchmarks.scheduler import (
     ISSUE_TTL,
     expiry_lateness,
@@ -73,20 +84,21 @@ def print_flows(title: str, ours: FlowResult, bare_rate: float, *, steps: bool,
             print(line)
 
 
-async def flows_sqlite(workdir: Path, flows: int, bare_runs: int, trace: bool) -> tuple[FlowResult, float]:
+async def flows_sqlite(workdir: Path, flows: int, bare_runs: int, trace: bool,
+                       fast_path: bool) -> tuple[FlowResult, float]:
     url = f"sqlite+aiosqlite:///{workdir / 'flows.db'}"
     await db.migrate(url)
     total = flows * len(STEPS)
     bare: list[FlowResult] = [await run_bare(total)]
-    ours = await run_ours(url, flows, trace=trace)
+    ours = await run_ours(url, flows, trace=trace, fast_path=fast_path)
     floor = await run_replay(ours)
     for _ in range(bare_runs - 1):
         bare.append(await run_bare(total))
     rates = [b.rate for b in bare]
     bare_rate = median(rates)
     middle = min(bare, key=lambda b: abs(b.rate - bare_rate))
-    print("1. Flow throughput — SQLite file, WAL, migrated with Alembic (bot.db.migrate); production")
-    print("   settings except rate_limit=False; every update of onboarding (owner and holder), /newshop,")
+    print(f"1. Flow throughput — SQLite file, WAL, migrated with Alembic (bot.db.migrate), {ours.driver};")
+    print("   production settings except rate_limit=False; every update of onboarding (owner and holder), /newshop,")
     print("   /roles → new role → preset → name → skip description → done, /newaccount → role → phone →")
     print("   code (read from the holder's chat) → nickname → IM → confirm; 3 warm-up flows untimed.")
     print("   Timed per update: Update.de_json + application.process_update, for both bots.")
@@ -99,6 +111,49 @@ async def flows_sqlite(workdir: Path, flows: int, bare_runs: int, trace: bool) -
         for statement in ours.trace:
             print(f"      {statement}")
     return ours, bare_rate
+
+
+DRIVERS = {True: "fast path", False: "plain aiosqlite"}
+
+
+async def side_by_side(workdir: Path, flows: int, rounds: int) -> float:
+    """The flow benchmark on the SQLite fast path and on plain aiosqlite, ``rounds`` times each,
+    interleaved (fast first in odd rounds, plain first in even ones), each run on a fresh copy
+    of one migrated file. Returns the ratio of the median rates, fast / plain."""
+    template = workdir / "side-by-side.db"
+    await db.migrate(f"sqlite+aiosqlite:///{template}")
+    print()
+    print(f"1b. SQLite side by side — the fast path (bot.sqlite_fast) against plain aiosqlite "
+          f"(create_engine(url, fast_path=False)): {rounds} rounds × {flows} flows each, "
+          "interleaved, a fresh database per run")
+    results: dict[bool, list[FlowResult]] = {True: [], False: []}
+    for round_ in range(rounds):
+        for fast in (True, False) if round_ % 2 == 0 else (False, True):
+            target = workdir / f"side-by-side-{round_}-{int(fast)}.db"
+            shutil.copy(template, target)
+            result = await run_ours(f"sqlite+aiosqlite:///{target}", flows, fast_path=fast)
+            if result.driver != DRIVERS[fast]:
+                raise RuntimeError(f"asked for the {DRIVERS[fast]}, ran on {result.driver}")
+            results[fast].append(result)
+            print(f"    round {round_ + 1}  {result.driver:<16} {result.rate:8.1f} updates/s   "
+                  f"p50 {result.p50_ms:6.2f} ms   p99 {result.p99_ms:6.2f} ms   "
+                  f"{result.statements / result.updates:5.2f} statements/update   "
+                  f"CPU/update {result.cpu_ms:.2f} ms")
+    print("    median of the rounds:")
+    for fast in (True, False):
+        runs = results[fast]
+        rates = [r.rate for r in runs]
+        print(f"      {DRIVERS[fast]:<16} {median(rates):8.1f} updates/s   "
+              f"p50 {median([r.p50_ms for r in runs]):6.2f} ms   "
+              f"p99 {median([r.p99_ms for r in runs]):6.2f} ms   "
+              f"{median([r.statements / r.updates for r in runs]):5.2f} statements/update   "
+              f"CPU/update {median([r.cpu_ms for r in runs]):.2f} ms   "
+              f"(rates {min(rates):.0f}–{max(rates):.0f})")
+    ratio = median([r.rate for r in results[True]]) / median([r.rate for r in results[False]])
+    per_round = [f.rate / p.rate for f, p in zip(results[True], results[False], strict=True)]
+    print(f"    fast path / plain aiosqlite: {ratio:.2f}× the updates/s (per round: "
+          + ", ".join(f"{r:.2f}" for r in per_round) + ")")
+    return ratio
 
 
 async def flows_postgres(base_url: str, flows: int, bare_rate: float) -> FlowResult | None:
@@ -172,7 +227,10 @@ async def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="subaccount-bench-"))
     try:
-        ours, bare_rate = await flows_sqlite(workdir, args.flows, args.bare_runs, args.trace_sql)
+        ours, bare_rate = await flows_sqlite(workdir, args.flows, args.bare_runs, args.trace_sql,
+                                             fast_path=args.sqlite_driver != "plain")
+        if args.sqlite_driver == "both":
+            await side_by_side(workdir, args.flows, args.rounds)
         sched = {"reconcile_s": float("nan"), "rss_mb": float("nan")}
         if args.codes > 0:
             sched = await scheduler_scale(workdir, args.codes, args.late_codes, args.catch_up)
@@ -206,9 +264,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bare-runs", type=int, default=3, help="runs of the bare echo bot (median)")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--trace-sql", action="store_true", help="print the last flow's statements")
+    parser.add_argument("--sqlite-driver", choices=("fast", "plain", "both"), default="fast",
+                        help="the flow benchmark's SQLite driver: the fast path (bot.sqlite_fast, "
+                             "default), plain aiosqlite, or both side by side (part 1b)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the side-by-side part, each driver once per round (default 3)")
     args = parser.parse_args(argv)
     if args.flows < 1:
         parser.error("--flows must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 

@@ -70,8 +70,8 @@ def freeze_startup_heap() -> None:
     """Leave what start-up made (modules, mappers, handlers, catalogues) out of later garbage
     collections.
 
-    A full collection walks every live object: with the start-up heap in it, one was seen to
-    stop the bot for ~180 ms in the flow benchmark; frozen, the ones during the run stay short.
+    A full collection walks every live object: with the start-up heap in it, one stops the bot
+    long enough to show in the flow benchmark (benchmarks/RESULTS.md); frozen, they stay short.
     Called once, just before the bot starts taking updates (the process is one bot for good).
     """
     gc.collect()

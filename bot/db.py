@@ -1,27 +1,28 @@
-"""The database engine, sessions and migrations."""
+"""The database engine, sessions and migrations.
+
+SQLite goes through aiosqlite, PostgreSQL through asyncpg. ``bot.sqlite_fast`` is the SQLite
+fast path (statements without a thread trip, checkpoints off the event loop), on by default;
+``create_engine(url, fast_path=False)`` is plain aiosqlite.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import sqlite_fast
 from models.writes import TrackedSession
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -29,226 +30,31 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: how long a statement waits for another connection's write lock (SQLite's busy timeout)
-BUSY_TIMEOUT_MS = 30_000
+#: how long a SQLite statement waits for another connection's write lock (the busy timeout)
+BUSY_TIMEOUT_S = 30.0
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # first: a statement run on the event loop's thread never waits for a lock (see below)
-    cursor.execute("PRAGMA busy_timeout=0")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    # no checkpoint inside a COMMIT (that runs on the event loop's thread, and a checkpoint
-    # syncs the file: seen stalling the loop for ~170 ms); _Checkpointer does it on a thread
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
-# --- SQLite: statements that cannot wait run without a thread trip ----------------------------
-#
-# aiosqlite runs each sqlite3 call on the connection's own thread, and SQLAlchemy's adapter makes
-# four such calls per statement (open a cursor, execute, fetch, close), plus a COMMIT and a
-# ROLLBACK (the pool's reset) per transaction even when SQLite has nothing open. Each call is a
-# wake-up of that thread and then of the event loop: measured on the benchmark machine, ~240 µs
-# a trip against ~11 µs for a primary-key SELECT itself.
-#
-# A SQLite statement only ever *waits* for one thing: another connection's lock (in WAL mode
-# readers never wait; a writer waits for the write lock). So each statement first runs right
-# here, on the event loop's thread, with SQLite's busy timeout at 0: it either finishes at once
-# or fails with SQLITE_BUSY before changing anything. Only then is it sent to aiosqlite's thread,
-# which waits for the lock with the full busy timeout while the event loop goes on (so two
-# sessions of this process can never deadlock each other, and a lock held by another process
-# never blocks the bot). Rows are fetched eagerly in the same call; COMMIT and ROLLBACK are
-# skipped when SQLite says no transaction is open (exactly when sqlite3's own commit() and
-# rollback() do nothing).
+def _begin_before_savepoint(conn: Connection, _name: str) -> None:
+    """SQLite: open the transaction before a SAVEPOINT that would otherwise open it.
 
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    """SQLite's "database is locked" / "database table is locked" (SQLITE_BUSY, SQLITE_LOCKED)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
-    return "locked" in str(exc)
-
-
-def _run_statement(
-    conn: sqlite3.Connection, sql: str, parameters: Any, many: bool
-) -> tuple[Any, int, int | None, list[Any]]:
-    """The statement's description, row count, last id and rows, in one call."""
-    cursor = conn.cursor()
-    try:
-        if many:
-            cursor.executemany(sql, parameters)
-        else:
-            cursor.execute(sql, [] if parameters is None else parameters)
-        rows = cursor.fetchall() if cursor.description is not None else []
-        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
-
-
-def _waiting(conn: sqlite3.Connection, call: Any, *args: Any) -> Any:
-    """On the connection's thread: ``call`` with the full busy timeout, then back to 0."""
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    try:
-        return call(*args)
-    finally:
-        conn.execute("PRAGMA busy_timeout=0")
-
-
-class _OneTripCursor:
-    """What SQLAlchemy's aiosqlite adapter needs of a cursor, with the rows fetched eagerly."""
-
-    def __init__(self, connection: _OneTripConnection) -> None:
-        self._connection = connection
-        self._rows: deque[Any] = deque()
-        self.arraysize = 1
-        self.description: Any = None
-        self.rowcount = -1
-        self.lastrowid: int | None = None
-
-    async def __aenter__(self) -> _OneTripCursor:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._rows.clear()
-
-    async def _run(self, sql: str, parameters: Any, many: bool) -> _OneTripCursor:
-        self.description, self.rowcount, self.lastrowid, rows = await self._connection.call(
-            _run_statement, sql, parameters, many
-        )
-        self._rows = deque(rows)
-        return self
-
-    async def execute(self, sql: str, parameters: Any = None) -> _OneTripCursor:
-        return await self._run(sql, parameters, False)
-
-    async def executemany(self, sql: str, parameters: Any) -> _OneTripCursor:
-        return await self._run(sql, parameters, True)
-
-    async def fetchone(self) -> Any:
-        return self._rows.popleft() if self._rows else None
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        count = self.arraysize if size is None else size
-        return [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
-
-    async def fetchall(self) -> list[Any]:
-        rows = list(self._rows)
-        self._rows.clear()
-        return rows
-
-    async def close(self) -> None:
-        self._rows.clear()
-
-
-#: commits between two checkpoints (SQLite's automatic one comes every ~1000 pages of WAL,
-#: which is some 200 of our commits)
-CHECKPOINT_EVERY = 100
-
-
-class _Checkpointer:
-    """Copies the WAL back into the database file now and then, on a thread of its own.
-
-    A PASSIVE checkpoint (what SQLite's automatic one is) takes no lock that a reader or a
-    writer waits for; run on its own short-lived connection and thread, it never holds up the
-    event loop or an update, however long the file sync takes.
+    sqlite3 (pysqlite) sends BEGIN only before an INSERT, UPDATE or DELETE, so a
+    ``session.begin_nested()`` before the session's first write would send SAVEPOINT outside a
+    transaction; SQLite then makes the savepoint the transaction, and its RELEASE commits it,
+    out of the reach of the outer rollback. IMMEDIATE: a savepoint is there for a write, and a
+    transaction that starts as a reader cannot always become a writer later (SQLite refuses at
+    once, without waiting, when another connection has written meanwhile).
     """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.commits = 0
-        self.checkpoints = 0
-        self.thread: threading.Thread | None = None
-
-    def committed(self) -> None:
-        """Count a commit; every ``CHECKPOINT_EVERY``, start a checkpoint unless one is running."""
-        self.commits += 1
-        if self.commits < CHECKPOINT_EVERY or (self.thread is not None and self.thread.is_alive()):
-            return
-        self.commits = 0
-        self.thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
-            try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                connection.close()
-            self.checkpoints += 1
-        except sqlite3.Error as exc:
-            log.warning("SQLite checkpoint failed (%s); the next one will retry", exc)
-
-
-class _OneTripConnection(aiosqlite.Connection):
-    """An aiosqlite connection that runs what cannot wait inline and the rest on its thread."""
-
-    checkpointer: _Checkpointer | None = None
-
-    async def call(self, function: Any, *args: Any) -> Any:
-        """``function(sqlite3_connection, *args)``: inline, or on the thread if a lock is held."""
-        conn = self._conn
-        try:
-            return function(conn, *args)
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        return await self._execute(_waiting, conn, function, conn, *args)  # type: ignore[no-untyped-call]
-
-    def cursor(self) -> _OneTripCursor:  # type: ignore[override]
-        return _OneTripCursor(self)
-
-    async def commit(self) -> None:
-        if self._connection is not None and self._connection.in_transaction:
-            await self.call(sqlite3.Connection.commit)
-            if self.checkpointer is not None:
-                self.checkpointer.committed()
-
-    async def rollback(self) -> None:
-        if self._connection is not None and self._connection.in_transaction:
-            await self.call(sqlite3.Connection.rollback)
-
-
-def _open_one_trip(
-    database: str, *, checkpointer: _Checkpointer | None = None, iter_chunk_size: int = 64,
-    **kwargs: Any,
-) -> _OneTripConnection:
-    """``aiosqlite.connect``, with our connection class."""
-
-    def connector() -> sqlite3.Connection:
-        # made on aiosqlite's thread, used from the event loop's too (one at a time: the
-        # adapter awaits each call before the next)
-        connection: sqlite3.Connection = sqlite3.connect(database, **{**kwargs, "check_same_thread": False})
-        return connection
-
-    connection = _OneTripConnection(connector, iter_chunk_size)
-    connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
-    connection.checkpointer = checkpointer
-    return connection
-
-
-def _one_trip_connector(checkpointer: _Checkpointer | None) -> Any:
-    """The ``do_connect`` listener: the URL's arguments, through SQLAlchemy's adapter, to our
-    connection class (with the engine's checkpointer)."""
-
-    def do_connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
-        return dialect.dbapi.connect(
-            *cargs, async_creator_fn=_open_one_trip, checkpointer=checkpointer, **cparams
-        )
-
-    return do_connect
-
-
-_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, _Checkpointer] = weakref.WeakKeyDictionary()
-
-
-def checkpointer_of(engine: AsyncEngine) -> _Checkpointer | None:
-    """The engine's WAL checkpointer (SQLite files only)."""
-    return _CHECKPOINTERS.get(engine.sync_engine)
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -269,8 +75,8 @@ def ensure_sqlite_dir(url: str) -> None:
 # --- PostgreSQL: a ping only for a connection that has been idle -----------------------------
 #
 # SQLAlchemy's pool_pre_ping pings the server at every checkout, and a session checks a
-# connection out again after each commit: on the flow benchmark that was a round trip on every
-# update or two, 13-30 % of PostgreSQL's time per update. What it protects against (a server
+# connection out again after each commit: a round trip on every update or two (benchmarks/
+# RESULTS.md has the figures). What it protects against (a server
 # restart, an idle timeout, a dropped TCP connection) strikes connections that have sat in the
 # pool, so only those are pinged: a connection back in the pool for PING_AFTER_IDLE_S or more is
 # pinged at checkout, and if the ping fails every pooled connection is replaced before the
@@ -308,26 +114,21 @@ def _pinger(dialect: Any) -> Callable[[Any, Any, Any], None]:
     return ping_if_idle
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine: aiosqlite (WAL, foreign keys on, one thread trip a statement) or asyncpg
-    (a pool whose connections are pinged after being idle)."""
+def create_engine(url: str, *, echo: bool = False, fast_path: bool = True) -> AsyncEngine:
+    """An async engine: aiosqlite (WAL, foreign keys on, savepoints inside the transaction;
+    with ``fast_path``, ``bot.sqlite_fast`` under it) or asyncpg (a pool whose connections are
+    pinged after being idle)."""
     ensure_sqlite_dir(url)
-    kwargs: dict[str, Any] = {"echo": echo}
-    if make_url(url).get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}
-    else:
-        kwargs.update(pool_size=10, max_overflow=20)
-    engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name != "sqlite":
+    if make_url(url).get_backend_name() != "sqlite":
+        engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
         event.listen(engine.sync_engine, "checkin", _returned)
         event.listen(engine.sync_engine, "checkout", _pinger(engine.dialect))
-    if engine.dialect.name == "sqlite":
-        path = sqlite_path(url)
-        checkpointer = _Checkpointer(str(path)) if path is not None else None
-        if checkpointer is not None:
-            _CHECKPOINTERS[engine.sync_engine] = checkpointer
-        event.listen(engine.sync_engine, "do_connect", _one_trip_connector(checkpointer))
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_S})
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
+    if fast_path:
+        sqlite_fast.install(engine, sqlite_path(url), timeout_s=BUSY_TIMEOUT_S)
     return engine
 
 
