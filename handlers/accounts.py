@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
@@ -429,4 +429,4 @@ step(FLOW, RENAME, prompt=ask_nickname, on_text=on_nickname)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("accounts", accounts_command)]
+    return [CommandHandler("accounts", accounts_command, filters.UpdateType.MESSAGE)]

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names
@@ -158,4 +158,4 @@ buttons(NS, {"pg": ("int",)}, on_button)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("log", log_command)]
+    return [CommandHandler("log", log_command, filters.UpdateType.MESSAGE)]

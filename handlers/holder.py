@@ -7,7 +7,7 @@ Callback data, namespace ``me`` (the id must be the presser's own sub-account):
 from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names
@@ -96,4 +96,4 @@ buttons(NS, {"lv": ("int",), "ly": ("int",), "lx": ("int",)}, on_button)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("me", me_command)]
+    return [CommandHandler("me", me_command, filters.UpdateType.MESSAGE)]

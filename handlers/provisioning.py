@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Contact, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue, filters
 
 from handlers import accounts, home, roles
 from handlers.base import (
@@ -700,5 +700,5 @@ async def expiry_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("newaccount", newaccount_command)]
+    return [CommandHandler("newaccount", newaccount_command, filters.UpdateType.MESSAGE)]
 
