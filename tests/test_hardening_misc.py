@@ -88,3 +88,33 @@ async def test_an_edit_into_a_command_runs_nothing(harness: Harness) -> None:
     assert (draft.flow, draft.step) == ("newaccount", "code")
     await h.text(OWNER, holder_code(h))
     assert "Code verified" in " ".join(m.text for m in h.messages(OWNER)[-3:])
+
+
+# --- 15. configured module names are escaped once in /log -------------------------------------
+
+
+async def test_module_names_with_markup_characters_read_right_in_the_log(
+    settings: Settings, engine: AsyncEngine, api: FakeBotApi, harness: Harness
+) -> None:
+    await stop_harness(harness)
+    modules = [*settings.modules,
+               ModuleSettings.model_validate({"key": "rd", "en": "R&D <lab>", "zh-Hans": "研发&<实验>"})]
+    h = await start_harness(settings.model_copy(update={"modules": modules}), engine, api,
+                            harness.clock)
+    harness.app = h.app
+    await make_owner(h)
+    role_id = await add_role(h, name="Lab", modules=("home",))
+    deps = h.app.bot_data["deps"]
+    async with deps.sessions() as session:
+        shop = await owned_shop(session, OWNER.id)
+        assert shop is not None
+        await set_modules(session, deps.policy, shop_id=shop.id or 0, actor_id=OWNER.id,
+                          role_id=role_id, modules=["home", "rd"], now=h.clock.now())
+        await session.commit()
+    assert [e.action for e in await rows(h, AuditEvent)][-1] == "role.permissions"
+    await h.command(OWNER, "/log")
+    log = h.last(OWNER)
+    assert "added R&D <lab>" in log.text
+    assert "&amp;" not in log.text and "&lt;" not in log.text
+    raw = h.api.messages[OWNER.id][log.message_id]["_raw"]
+    assert "added R&amp;D &lt;lab&gt;" in raw
