@@ -68,6 +68,35 @@ async def at_summary(h: Harness) -> Shown:
     return summary
 
 
+# --- 8. ids out of the columns' range are stale, never a database error -----------------------
+
+
+FORGED = ["a:op:{n}", "a:sr:1:{n}", "a:sr:{n}:1", "a:im:{n}:1", "r:o:{n}", "r:yes:{n}",
+          "me:lv:{n}", "hc:no:{n}", "lg:pg:{n}", "na:role:{n}", "a:pg:{n}"]
+
+
+async def test_forged_huge_ids_are_stale_on_every_database(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    await setup_hank(h)
+    await h.command(OWNER, "/newaccount")
+    for n in (2**31, 99_999_999_999, 999_999_999_999):
+        for pattern in FORGED:
+            answers = len(h.answers())
+            await h.press(OWNER, pattern.format(n=n))
+            await h.press(HOLDER, pattern.format(n=n))
+            assert h.answers()[answers:] == [STALE, STALE], pattern.format(n=n)
+    assert not said(h, OWNER, WENT_WRONG) and not said(h, HOLDER, WENT_WRONG)
+    assert errors(caplog) == []
+
+
+def test_callback_ints_must_fit_a_32_bit_column() -> None:
+    assert router.parse(f"a:op:{2**31 - 1}") == ("a", "op", [str(2**31 - 1)])
+    for bad in (f"a:op:{2**31}", "a:op:00000000001", "a:op:١٢", "a:op:-1", "a:op:+1", "a:op:"):
+        assert router.parse(bad) is None, bad
+
+
 # --- 10. an edited message is never run as a command ------------------------------------------
 
 
