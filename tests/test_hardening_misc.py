@@ -97,6 +97,53 @@ def test_callback_ints_must_fit_a_32_bit_column() -> None:
         assert router.parse(bad) is None, bad
 
 
+# --- 9. invisible and bidi characters are stripped from every name ----------------------------
+
+
+async def create_role_named(h: Harness, name: str) -> list[Shown]:
+    """Olivia starts a blank role in /roles and types ``name``: what the bot answers."""
+    await h.command(OWNER, "/roles")
+    await h.click(OWNER, "New role")
+    await h.click(OWNER, "Blank")
+    return await h.text(OWNER, name)
+
+
+async def test_role_names_that_only_differ_by_invisible_characters_are_the_same(
+    harness: Harness,
+) -> None:
+    h = harness
+    await make_owner(h)
+    await add_role(h, name="Ops")
+    for lookalike in ("Ops\u200b", "O\u00adps", "\u2066Ops\u2069", "\ufeffOps"):
+        shown = await create_role_named(h, lookalike)
+        assert "already has a role called “Ops”" in shown[0].text, repr(lookalike)
+        await h.command(OWNER, "/cancel")
+    assert [r.name for r in await rows(h, Role)] == ["Ops"]
+
+
+async def test_names_lose_bidi_overrides_and_keep_emoji_sequences(harness: Harness) -> None:
+    h = harness
+    await make_owner(h, shop="\u202eesuoH aeT")
+    assert [s.name for s in await rows(h, Shop)] == ["esuoH aeT"]
+    shown = await create_role_named(h, "👩\u200d💻 Dev\u202e")
+    assert "Role description for 👩\u200d💻 Dev" in shown[0].text
+    await h.text(OWNER, "Night\u2067 shift\u00ad")
+    await h.click(OWNER, "Home")
+    await h.click(OWNER, "Done")
+    role = next(r for r in await rows(h, Role) if r.name.endswith("Dev"))
+    assert (role.name, role.description) == ("👩\u200d💻 Dev", "Night shift")
+    await add_role(h, name="Operations")
+    from tests.conftest import add_sub_account
+
+    await add_sub_account(h, HOLDER, HOLDER_PHONE)
+    await open_hank(h)
+    await h.click(OWNER, "Rename")
+    await h.text(OWNER, "\u202enimdA")
+    (account,) = await rows(h, SubAccount)
+    assert account.nickname == "nimdA"
+    assert "Admin" not in h.last(OWNER).text and "\u202e" not in h.last(OWNER).text
+
+
 # --- 10. an edited message is never run as a command ------------------------------------------
 
 
