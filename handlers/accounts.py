@@ -21,7 +21,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
-from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
+from handlers.base import Ctx, Undelivered, button, entry, keyboard, module_names, rows_of
 from handlers.i18n import t
 from handlers.router import abandon, buttons, cb, step
 from models.accounts import (
@@ -170,11 +170,20 @@ async def _show_details(
 
 async def _tell_holder(
     ctx: Ctx, holder: User | None, holder_name: str, key: str, /, **params: Any
-) -> None:
-    """Tell the holder in their language; if they can't be reached, tell the owner plainly."""
-    sent = await ctx.notify(holder, key, **params) if holder is not None else None
-    if sent is None:
-        await ctx.reply(ctx.t("accounts.not_notified", nickname=holder_name))
+) -> str | None:
+    """Tell the holder in their language (the change is committed first); ``None`` when they
+    were told, else the line that tells the owner plainly they were not."""
+    sent = await ctx.notify(holder, key, **params) if holder is not None else Undelivered.BLOCKED
+    if sent is Undelivered.FAILED:
+        return ctx.t("accounts.not_notified_failed", nickname=holder_name)
+    if sent is Undelivered.BLOCKED:
+        return ctx.t("accounts.not_notified", nickname=holder_name)
+    return None
+
+
+def _outcome(done: str, warning: str | None) -> str:
+    """What the owner's screen says after a change: done, and whether the holder knows."""
+    return f"{done}\n{warning}" if warning else done
 
 
 # --- button actions ----------------------------------------------------------------------------
@@ -225,10 +234,11 @@ async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None
     locale = ctx.deps.locale_of(holder)
     modules = module_names(ctx.policy, role.modules, locale, t(locale, "accounts.sep"))
     await ctx.answer()
-    await _show_details(ctx, shop, account,
-                        ctx.t("accounts.done_role", before=before, after=role.name))
-    await _tell_holder(ctx, holder, account.nickname, "accounts.notify_role", shop=shop.name,
-                       role=role.name, before=before, modules=modules)
+    # the holder first: the owner's screen may fail to update, the holder must still be told
+    warning = await _tell_holder(ctx, holder, account.nickname, "accounts.notify_role",
+                                 shop=shop.name, role=role.name, before=before, modules=modules)
+    await _show_details(ctx, shop, account, _outcome(
+        ctx.t("accounts.done_role", before=before, after=role.name), warning))
 
 
 async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
@@ -240,10 +250,10 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
     holder = await holder_of(ctx.session, account)
     suffix = "on" if enabled else "off"
     await ctx.answer()
-    await _show_details(ctx, shop, account,
-                        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname))
-    await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
-                       shop=shop.name)
+    warning = await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
+                                 shop=shop.name)
+    await _show_details(ctx, shop, account, _outcome(
+        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname), warning))
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
@@ -256,9 +266,10 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
     holder = await holder_of(ctx.session, account)
     what = "suspended" if suspended else "resumed"
     await ctx.answer()
-    await _show_details(ctx, shop, account,
-                        ctx.t(f"accounts.done_{what}", nickname=account.nickname))
-    await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}", shop=shop.name)
+    warning = await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}",
+                                 shop=shop.name)
+    await _show_details(ctx, shop, account, _outcome(
+        ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -283,10 +294,11 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     await unbind(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
                  now=ctx.now())
     await ctx.answer()
-    text, markup = await list_screen(
-        ctx, shop, page, ctx.t("accounts.done_unbound", nickname=nickname, phone=phone))
+    warning = await _tell_holder(ctx, holder, nickname, "accounts.notify_unbound",
+                                 shop=shop.name)
+    text, markup = await list_screen(ctx, shop, page, _outcome(
+        ctx.t("accounts.done_unbound", nickname=nickname, phone=phone), warning))
     await ctx.show(text, markup)
-    await _tell_holder(ctx, holder, nickname, "accounts.notify_unbound", shop=shop.name)
 
 
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -417,11 +429,11 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     await ctx.end_flow()
     name = account.nickname
     holder = await holder_of(ctx.session, account)
-    text_, markup = await details_screen(
-        ctx, shop, account, ctx.t("accounts.done_renamed", before=before, nickname=name))
+    warning = await _tell_holder(ctx, holder, name, "accounts.notify_renamed", shop=shop.name,
+                                 nickname=name)
+    text_, markup = await details_screen(ctx, shop, account, _outcome(
+        ctx.t("accounts.done_renamed", before=before, nickname=name), warning))
     await ctx.reply(text_, markup)
-    await _tell_holder(ctx, holder, name, "accounts.notify_renamed", shop=shop.name,
-                       nickname=name)
 
 
 step(FLOW, RENAME, prompt=ask_nickname, on_text=on_nickname)

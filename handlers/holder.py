@@ -85,10 +85,11 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     nickname, phone, shop_name = account.nickname, mask_phone(account.phone), shop.name
     await leave_shop(ctx.session, holder=ctx.user, now=ctx.now())
     await ctx.answer()
-    await ctx.show(ctx.t("holder.left", shop=shop_name))
+    # the owner first (committed with the change), independently of this screen's update
     if owner is not None:
         await ctx.notify(owner, "holder.notify_owner_left", nickname=nickname, phone=phone,
                          shop=shop_name)
+    await ctx.show(ctx.t("holder.left", shop=shop_name))
 
 
 buttons(NS, {"lv": ("int",), "ly": ("int",), "lx": ("int",)}, on_button)

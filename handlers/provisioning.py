@@ -21,6 +21,7 @@ from handlers import accounts, home, roles
 from handlers.base import (
     Ctx,
     Deps,
+    Undelivered,
     button,
     deps_of,
     edit_safely,
@@ -386,7 +387,8 @@ step(FLOW, "confirm", prompt=ask_confirm)
 
 
 async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
-    """Create the sub-account (Authorized), tell the holder, show the account list."""
+    """Create the sub-account (Authorized), tell the holder, then show the owner the outcome
+    (the holder is told first, so a failed screen update cannot leave them untold)."""
     shop = await ctx.owned_shop()
     try:
         # held here, so that the confirmation's own look-up and the messages below share a load
@@ -406,8 +408,7 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     holder = await ctx.session.get(User, account.holder_id)
     await ctx.end_flow()
     await ctx.answer()
-    await ctx.show(ctx.t("newaccount.created", nickname=account.nickname,
-                         phone=mask_phone(account.phone), role=role.name))
+    warning: str | None = ctx.t("newaccount.holder_not_told", nickname=account.nickname)
     if holder is not None:
         locale = ctx.deps.locale_of(holder)
         sent = await ctx.notify(
@@ -415,8 +416,13 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
             modules=role_modules(locale, ctx.deps, role),
             im=t(locale, "common.on" if account.im_enabled else "common.off"),
         )
-        if sent is None:
-            await ctx.reply(ctx.t("newaccount.holder_not_told", nickname=account.nickname))
+        if sent is Undelivered.FAILED:
+            warning = ctx.t("newaccount.holder_not_told_failed", nickname=account.nickname)
+        elif sent is not Undelivered.BLOCKED:
+            warning = None
+    created = ctx.t("newaccount.created", nickname=account.nickname,
+                    phone=mask_phone(account.phone), role=role.name)
+    await ctx.show(f"{created}\n\n{warning}" if warning else created)
     await accounts.show_accounts(ctx)
 
 

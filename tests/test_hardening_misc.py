@@ -68,6 +68,125 @@ async def at_summary(h: Harness) -> Shown:
     return summary
 
 
+# --- 5. the holder is told first; edits are retried; the owner always learns the outcome ------
+
+
+async def test_confirm_edit_failing_once_is_retried_and_the_holder_is_told(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    summary = await at_summary(h)
+    h.api.fail_next("editMessageText", NetworkError("connection reset"))
+    await h.press(OWNER, summary.button("Confirm"), message_id=summary.message_id)
+    assert len(await rows(h, SubAccount)) == 1
+    assert "Sub-account created" in h.message(OWNER, summary.message_id).text  # on the retry
+    assert said(h, HOLDER, ADDED)
+    assert not said(h, OWNER, WENT_WRONG) and errors(caplog) == []
+
+
+async def test_confirm_screen_that_cannot_be_edited_is_sent_anew(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    summary = await at_summary(h)
+    for _ in range(3):  # the first try and both retries
+        h.api.fail_next("editMessageText", NetworkError("connection reset"))
+    await h.press(OWNER, summary.button("Confirm"), message_id=summary.message_id)
+    assert said(h, HOLDER, ADDED)  # told before the owner's screen was even tried
+    (created,) = said(h, OWNER, "Sub-account created")
+    assert created.message_id != summary.message_id  # a new message, since the edit failed
+    assert not said(h, OWNER, WENT_WRONG) and errors(caplog) == []
+
+
+async def test_confirm_with_the_holder_unreachable_says_so_on_the_owners_screen(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    summary = await at_summary(h)
+    for _ in range(3):
+        h.api.fail_next("sendMessage", NetworkError("connection reset"))
+    await h.press(OWNER, summary.button("Confirm"), message_id=summary.message_id)
+    (account,) = await rows(h, SubAccount)
+    assert account.status == AccountStatus.AUTHORIZED.value
+    screen = h.message(OWNER, summary.message_id).text
+    assert "Sub-account created" in screen
+    assert "Hank could not be told: Telegram did not take the message" in screen
+    assert not said(h, HOLDER, ADDED)
+    assert not said(h, OWNER, WENT_WRONG) and errors(caplog) == []
+
+
+async def act_on_hank(h: Harness, action: str) -> None:
+    """Olivia changes Hank's account by ``action`` from his account screen."""
+    await open_hank(h)
+    if action == "role":
+        await h.click(OWNER, "Change role")
+        await h.click(OWNER, "Support")
+    elif action == "im":
+        await h.click(OWNER, "IM")
+    elif action == "suspend":
+        await h.click(OWNER, "Suspend")
+    elif action == "unbind":
+        await h.click(OWNER, "Unbind")
+        await h.click(OWNER, "Yes, unbind")
+    else:
+        await h.click(OWNER, "Rename")
+        await h.text(OWNER, "Hank Li")
+
+
+CHANGES = {
+    "role": ("Role changed", "your role is now"),
+    "im": ("IM is now on", "is now <b>on</b>"),
+    "suspend": ("is suspended", "has suspended your sub-account"),
+    "unbind": ("is unbound", "has unbound your sub-account"),
+    "rename": ("Renamed", "your nickname is now"),
+}
+
+
+@pytest.mark.parametrize("action", list(CHANGES))
+async def test_account_changes_tell_the_holder_through_a_failing_edit(
+    action: str, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    await setup_hank(h)
+    await add_role(h, name="Support")
+    h.api.fail_next("editMessageText", NetworkError("connection reset"))
+    await act_on_hank(h, action)
+    done, told = CHANGES[action]
+    assert said(h, OWNER, done)
+    assert [c for c in h.api.methods("sendMessage")
+            if c.params["chat_id"] == HOLDER.id and told in c.params["text"]]
+    assert not said(h, OWNER, WENT_WRONG) and errors(caplog) == []
+
+
+@pytest.mark.parametrize("action", list(CHANGES))
+async def test_account_changes_say_plainly_when_the_holder_was_not_told(
+    action: str, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    await setup_hank(h)
+    await add_role(h, name="Support")
+    calls = len(h.api.calls)
+    # the holder's message fails for good, however many Bot API calls come before it
+    original = h.api.handle
+
+    def failing_for_hank(method: str, params: dict[str, object]) -> object:
+        if method == "sendMessage" and params.get("chat_id") == HOLDER.id:
+            h.api.calls.append(Call(method, params))
+            raise NetworkError("connection reset")
+        return original(method, params)
+
+    h.api.handle = failing_for_hank  # type: ignore[method-assign]
+    await act_on_hank(h, action)
+    done, _ = CHANGES[action]
+    screen = h.last(OWNER).text
+    assert done in screen
+    assert "could not be told about this change: Telegram did not take the message" in screen
+    tries = [c for c in h.api.calls[calls:]
+             if c.method == "sendMessage" and c.params["chat_id"] == HOLDER.id]
+    assert len(tries) == 3  # sent, then retried twice
+    assert not said(h, OWNER, WENT_WRONG) and errors(caplog) == []
+
+
 # --- 8. ids out of the columns' range are stale, never a database error -----------------------
 
 
