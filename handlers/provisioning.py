@@ -19,6 +19,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue, fi
 
 from handlers import accounts, home, roles
 from handlers.base import (
+    Answered,
     Ctx,
     Deps,
     Undelivered,
@@ -81,11 +82,45 @@ async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
 
 
 async def _chosen_role(ctx: Ctx, at: str) -> tuple[dict[str, Any], Shop, Role]:
-    """At step ``at``: the flow's data, the owner's shop and the role chosen in step 1."""
+    """At step ``at``: the flow's data, the owner's shop and the role chosen in step 1.
+
+    If that role has been deleted meanwhile, the flow goes back to choosing a role (what was
+    entered is kept) with one message, and the handler stops there (``Answered``).
+    """
     data = await _at(ctx, at) or {}
     shop = await ctx.owned_shop()
-    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    try:
+        role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    except DomainError as exc:
+        if exc.key != "role_not_found" or not data:
+            raise
+        await rewind_to_role(ctx)
+        raise Answered from exc
     return data, shop, role
+
+
+async def rewind_to_role(ctx: Ctx) -> None:
+    """The role chosen for the new account is gone: back to step 1, keeping the phone, the
+    code and what else was entered (the step to come back to is kept as ``resume``)."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != FLOW:
+        return
+    data = {k: v for k, v in draft.data.items() if k != "role_id"}
+    if draft.step != "role":
+        data["resume"] = draft.step
+    await ctx.start_flow(FLOW, "role", data)
+    await ctx.reply(ctx.t("newaccount.role_gone"))
+    await ask_role(ctx)
+
+
+async def _after_role_deleted(ctx: Ctx, role_id: int) -> None:
+    """The owner deleted a role: if their /newaccount in progress uses it, rewind it now."""
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow == FLOW and draft.data.get("role_id") == role_id:
+        await rewind_to_role(ctx)
+
+
+roles.ON_DELETED.append(_after_role_deleted)
 
 
 def _cancel_button(ctx: Ctx) -> list[Any]:
@@ -102,7 +137,7 @@ async def ask_role(ctx: Ctx) -> None:
     found = await list_roles(ctx.session, shop.id or 0)
     if not found:
         await ctx.reply(ctx.t("newaccount.no_roles_yet"))
-        await roles.begin_create(ctx, parent=FLOW, parent_data={})
+        await roles.begin_create(ctx, parent=FLOW, parent_data=await _at(ctx, "role") or {})
         return
     rows = [[button(role.name, cb(NS, "role", role.id))] for role, _used in found]
     rows.append([button(ctx.t("newaccount.create_role"), cb(NS, "newrole"))])
@@ -118,6 +153,7 @@ async def back_from_role_creation(
     if role_id is None:
         shop = await ctx.owned_shop()
         if not await list_roles(ctx.session, shop.id or 0):
+            await _cancel_code(ctx, dict(parent_data))  # kept from a rewind, if any
             await ctx.end_flow()
             await ctx.reply(ctx.t("common.cancelled"))
             return
@@ -133,10 +169,24 @@ RETURNS[FLOW] = back_from_role_creation
 
 
 async def _role_chosen(ctx: Ctx, role: Role) -> None:
-    """Step 1 done: remember the role and ask for the phone."""
+    """Step 1 done: remember the role and ask for the phone — or, after a rewind (the role
+    first chosen was deleted), go back to where the owner was: the code or nickname step as
+    they were, IM and the summary asked again (IM's recommendation depends on the role)."""
     # ``role`` stays referenced until the prompt is sent: the session's identity map holds
     # loaded objects weakly, and the prompt's own look-up of the role is then answered from it
-    await ctx.goto(FLOW, "phone", {"role_id": role.id})
+    draft = await ctx.load_draft()
+    data = dict(draft.data) if draft is not None and draft.flow == FLOW else {}
+    resume = data.pop("resume", None)
+    data["role_id"] = role.id
+    if resume in ("code", "nickname"):
+        await ctx.start_flow(FLOW, str(resume), data)
+        await (ask_code if resume == "code" else ask_nickname)(ctx)
+        return
+    if resume in ("im", "confirm"):
+        await ctx.start_flow(FLOW, "im", data)
+        await ask_im(ctx)
+        return
+    await ctx.start_flow(FLOW, "phone", data)
     await ask_holder_phone(ctx)
 
 
@@ -400,6 +450,9 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
         )
     except DomainError as exc:
         await ctx.answer()
+        if exc.key == "role_not_found":
+            await rewind_to_role(ctx)
+            return
         await _cancel_code(ctx, data)
         await ctx.end_flow()
         await ctx.reply(ctx.error_text(exc))

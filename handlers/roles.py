@@ -200,6 +200,10 @@ async def on_menu_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await begin_edit(ctx, role, {"ren": "rename", "des": "redesc", "per": "reperms"}[action])
 
 
+#: what other flows do when the owner deletes a role (a /newaccount using it goes back a step)
+ON_DELETED: list[Callable[[Ctx, int], Awaitable[None]]] = []
+
+
 async def confirm_delete(ctx: Ctx, shop: Shop, role: Role) -> None:
     """Delete the role, or say how many sub-accounts still use it."""
     role_id = role.id or 0
@@ -219,6 +223,8 @@ async def confirm_delete(ctx: Ctx, shop: Shop, role: Role) -> None:
         return
     await ctx.answer()
     await show_list(ctx, 0, notice=ctx.t("roles.deleted", name=name))
+    for hook in ON_DELETED:
+        await hook(ctx, role_id)
 
 
 buttons(

@@ -285,6 +285,82 @@ async def test_an_edit_into_a_command_runs_nothing(harness: Harness) -> None:
     assert "Code verified" in " ".join(m.text for m in h.messages(OWNER)[-3:])
 
 
+# --- 11. a role deleted mid-flow rewinds to choosing a role, once -----------------------------
+
+
+async def test_deleting_the_chosen_role_mid_flow_rewinds_to_the_role_step(
+    harness: Harness,
+) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    support = await add_role(h, name="Support")
+    ops = await to_code_step(h)  # "Customer service", chosen
+    await h.press(OWNER, f"r:del:{ops}")  # from an older /roles screen
+    await h.press(OWNER, f"r:yes:{ops}")
+    assert "The role you chose for this new account has been deleted" in \
+        h.messages(OWNER)[-2].text
+    assert "Step 1 of 6" in h.last(OWNER).text
+    await h.press(OWNER, f"na:role:{support}")
+    assert "Type the 6-digit code" in h.last(OWNER).text  # back where the owner was
+    await h.text(OWNER, holder_code(h))
+    await h.click(OWNER, "Use “")
+    assert "Step 5 of 6" in h.last(OWNER).text
+    await h.press(OWNER, "na:im:0")
+    assert "Role: <b>Support</b>" in h.last(OWNER).text or "Role: Support" in h.last(OWNER).text
+    await h.click(OWNER, "Confirm")
+    (account,) = await rows(h, SubAccount)
+    assert account.role_id == support
+    assert not said(h, OWNER, "That role no longer exists")
+
+
+async def test_a_role_deleted_by_another_session_is_noticed_once(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    support = await add_role(h, name="Support")
+    ops = await to_code_step(h)
+    await h.text(OWNER, holder_code(h))
+    deps = h.app.bot_data["deps"]
+    async with deps.sessions() as session:  # another process deletes it
+        shop = await owned_shop(session, OWNER.id)
+        assert shop is not None
+        await delete_role(session, shop_id=shop.id or 0, actor_id=OWNER.id, role_id=ops,
+                          now=h.clock.now())
+        await session.commit()
+    shown = await h.text(OWNER, "Hank")
+    assert shown[0].text.startswith("⚠️ The role you chose")
+    assert "Step 1 of 6" in shown[-1].text
+    (draft,) = await rows(h, Draft)
+    assert (draft.step, draft.data.get("nickname"), draft.data.get("resume")) == \
+        ("role", "Hank", "im")
+    await h.press(OWNER, f"na:role:{support}")
+    assert "Step 5 of 6" in h.last(OWNER).text
+    await h.press(OWNER, "na:im:1")
+    await h.click(OWNER, "Confirm")
+    (account,) = await rows(h, SubAccount)
+    assert (account.role_id, account.nickname) == (support, "Hank")
+    assert not said(h, OWNER, "That role no longer exists")
+
+
+async def test_deleting_the_last_role_mid_flow_creates_one_and_keeps_the_code(
+    harness: Harness,
+) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    ops = await to_code_step(h)
+    await h.press(OWNER, f"r:yes:{ops}")
+    assert "no roles yet" in " ".join(m.text for m in h.messages(OWNER)[-3:])
+    await h.click(OWNER, "Finance")
+    await h.click(OWNER, "Call it “Finance”")
+    await h.click(OWNER, "Skip")
+    await h.click(OWNER, "Done")
+    assert "Type the 6-digit code" in h.last(OWNER).text
+    (code,) = await rows(h, VerificationCode)
+    assert code.status == "pending"
+
+
 # --- 15. configured module names are escaped once in /log -------------------------------------
 
 
