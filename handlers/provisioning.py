@@ -37,6 +37,7 @@ from handlers.router import RETURNS, abandon, buttons, cb, on_cancel, step
 from models import codes
 from models.accounts import (
     NICKNAME_MAX,
+    account_for_code,
     check_phone_available,
     check_seat_free,
     clean_nickname,
@@ -429,7 +430,8 @@ async def ask_confirm(ctx: Ctx) -> None:
             nickname=str(data.get("nickname")),
             im=ctx.t("common.on" if data.get("im") else "common.off"),
         ),
-        keyboard([button(ctx.t("newaccount.confirm"), cb(NS, "ok"))], _cancel_button(ctx)),
+        keyboard([button(ctx.t("newaccount.confirm"), cb(NS, "ok", data.get("code_id", 0)))],
+                 _cancel_button(ctx)),
     )
 
 
@@ -440,15 +442,19 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     """Create the sub-account (Authorized), tell the holder, then show the owner the outcome
     (the holder is told first, so a failed screen update cannot leave them untold)."""
     shop = await ctx.owned_shop()
+    shop_id, code_id = shop.id or 0, int(data["code_id"])
     try:
         # held here, so that the confirmation's own look-up and the messages below share a load
-        role = await get_role(ctx.session, shop.id or 0, int(data["role_id"]))
+        role = await get_role(ctx.session, shop_id, int(data["role_id"]))
         account = await confirm_sub_account(
-            ctx.session, shop=shop, owner_id=ctx.user_id, code_id=int(data["code_id"]),
+            ctx.session, shop=shop, owner_id=ctx.user_id, code_id=code_id,
             role_id=int(data["role_id"]), nickname=str(data["nickname"]),
             im_enabled=bool(data["im"]), now=ctx.now(),
         )
     except DomainError as exc:
+        if await _already_created(ctx, code_id):
+            await ctx.end_flow()
+            return
         await ctx.answer()
         if exc.key == "role_not_found":
             await rewind_to_role(ctx)
@@ -477,6 +483,20 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
                     phone=mask_phone(account.phone), role=role.name)
     await ctx.show(f"{created}\n\n{warning}" if warning else created)
     await accounts.show_accounts(ctx)
+
+
+async def _already_created(ctx: Ctx, code_id: int) -> bool:
+    """A second Confirm (pressed twice, or on two devices): if the code already made the
+    account, say so plainly and show it; ``False`` if it did not."""
+    shop = await ctx.shop_or_none()
+    done = await account_for_code(ctx.session, shop.id or 0, code_id) if shop else None
+    if shop is None or done is None:
+        return False
+    await ctx.answer(ctx.label("newaccount.already_created_toast"))
+    text, markup = await accounts.details_screen(
+        ctx, shop, done, ctx.t("newaccount.already_created", nickname=done.nickname))
+    await ctx.reply(text, markup)
+    return True
 
 
 # --- buttons ----------------------------------------------------------------------------------
@@ -542,8 +562,9 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         return
     if action == "ok":
         data = await _at(ctx, "confirm")
-        if data is None:
-            await ctx.stale()
+        if data is None or int(data.get("code_id", 0)) != int(args[0]):
+            if not await _already_created(ctx, int(args[0])):
+                await ctx.stale()
             return
         await confirm(ctx, data)
 
@@ -551,7 +572,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
 buttons(
     NS,
     {"cancel": (), "role": ("int",), "newrole": (), "resend": (), "nick": (), "im": ("int",),
-     "ok": ()},
+     "ok": ("int",)},
     on_button,
 )
 

@@ -389,3 +389,38 @@ async def test_module_names_with_markup_characters_read_right_in_the_log(
     assert "&amp;" not in log.text and "&lt;" not in log.text
     raw = h.api.messages[OWNER.id][log.message_id]["_raw"]
     assert "added R&amp;D &lt;lab&gt;" in raw
+
+
+# --- 17. a double Confirm: one press wins, the other is told it was done ----------------------
+
+
+async def test_two_confirms_at_once_create_one_account_and_no_failure(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    summary = await at_summary(h)
+    data = summary.button("Confirm")
+    await asyncio.gather(h.press(OWNER, data, message_id=summary.message_id),
+                         h.press(OWNER, data, message_id=summary.message_id))
+    (account,) = await rows(h, SubAccount)
+    assert said(h, OWNER, "Sub-account created")
+    (again,) = said(h, OWNER, "this sub-account was already created")
+    assert "Hank" in again.text and "Authorized" in again.text  # the account, shown
+    assert "Already done: the sub-account was created." in h.answers()
+    assert not said(h, OWNER, "was not created") and not said(h, OWNER, "bound to")
+    assert not said(h, OWNER, WENT_WRONG) and errors(caplog) == []
+    (code,) = await rows(h, VerificationCode)
+    assert code.status == "used" and account.code_id == code.id
+    assert len(said(h, HOLDER, ADDED)) == 1
+
+
+async def test_a_later_press_on_the_same_confirm_shows_the_account(harness: Harness) -> None:
+    h = harness
+    summary = await at_summary(h)
+    data = summary.button("Confirm")
+    await h.press(OWNER, data, message_id=summary.message_id)
+    await h.press(OWNER, data, message_id=summary.message_id)  # a second device, later
+    assert len(await rows(h, SubAccount)) == 1
+    assert said(h, OWNER, "this sub-account was already created")
+    assert h.answers()[-1] == "Already done: the sub-account was created."
+    assert not said(h, OWNER, "was not created")
