@@ -38,6 +38,7 @@ from models.drafts import DraftState, clear_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
 from models.tables import Shop, User
+from models.text import drop_controls
 from models.users import locale_from_language_code, touch_user
 from models.writes import may_have_written
 
@@ -416,6 +417,13 @@ async def apologize(update: object, bot: Bot, default_locale: str) -> None:
         log.info("could not tell the user about the error either (%s)", type(exc).__name__)
 
 
+def telegram_name(raw: str | None) -> str:
+    """A person's Telegram first name as the bot keeps and shows it: on one line, without
+    control or invisible format characters (a bidi override would let "\u202enimdA" show
+    as "Admin" on the owner's screens)."""
+    return " ".join(drop_controls(raw or "").split())
+
+
 def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     """Wrap a handler: private chats only, one session per update, domain errors shown."""
 
@@ -432,7 +440,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
             user, draft, shop = await touch_user(
                 session,
                 tg_user.id,
-                first_name=tg_user.first_name or "",
+                first_name=telegram_name(tg_user.first_name),
                 username=tg_user.username,
                 language_code=tg_user.language_code,
                 default_locale=deps.default_locale,

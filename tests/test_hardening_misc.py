@@ -23,6 +23,7 @@ from models.tables import (
     Role,
     Shop,
     SubAccount,
+    User,
     VerificationCode,
 )
 from tests.conftest import (
@@ -41,7 +42,7 @@ from tests.conftest import (
     to_confirm_step,
 )
 from tests.fake_api import Call, FakeBotApi
-from tests.harness import Harness, Shown, rows
+from tests.harness import Harness, Person, Shown, rows
 
 STALE = "This menu is no longer valid."
 WENT_WRONG = "Sorry, something went wrong"
@@ -160,22 +161,23 @@ async def test_account_changes_tell_the_holder_through_a_failing_edit(
 
 @pytest.mark.parametrize("action", list(CHANGES))
 async def test_account_changes_say_plainly_when_the_holder_was_not_told(
-    action: str, harness: Harness, caplog: pytest.LogCaptureFixture
+    action: str, harness: Harness, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     h = harness
     await setup_hank(h)
     await add_role(h, name="Support")
     calls = len(h.api.calls)
-    # the holder's message fails for good, however many Bot API calls come before it
-    original = h.api.handle
+    # every message to Hank fails on the network, however many calls come before it
+    handle = h.api.handle
 
     def failing_for_hank(method: str, params: dict[str, object]) -> object:
         if method == "sendMessage" and params.get("chat_id") == HOLDER.id:
             h.api.calls.append(Call(method, params))
             raise NetworkError("connection reset")
-        return original(method, params)
+        return handle(method, params)
 
-    h.api.handle = failing_for_hank  # type: ignore[method-assign]
+    monkeypatch.setattr(h.api, "handle", failing_for_hank)
     await act_on_hank(h, action)
     done, _ = CHANGES[action]
     screen = h.last(OWNER).text
@@ -261,6 +263,18 @@ async def test_names_lose_bidi_overrides_and_keep_emoji_sequences(harness: Harne
     (account,) = await rows(h, SubAccount)
     assert account.nickname == "nimdA"
     assert "Admin" not in h.last(OWNER).text and "\u202e" not in h.last(OWNER).text
+
+
+async def test_telegram_first_names_lose_bidi_overrides(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    spoofer = Person(HOLDER.id, "\u202enimdA\u200b", "en")
+    await onboard(h, spoofer, HOLDER_PHONE)
+    holder = next(u for u in await rows(h, User) if u.id == HOLDER.id)
+    assert holder.first_name == "nimdA"
+    await to_code_step(h)
+    await h.text(OWNER, holder_code(h))
+    assert "Use “nimdA”" in h.last(OWNER).labels
 
 
 # --- 10. an edited message is never run as a command ------------------------------------------
