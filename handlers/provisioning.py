@@ -18,6 +18,7 @@ from telegram import Bot, Contact, InlineKeyboardMarkup
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue, filters
 
 from handlers import accounts, home, roles
+from handlers.account_screens import details_screen
 from handlers.base import (
     Answered,
     Ctx,
@@ -493,7 +494,7 @@ async def _already_created(ctx: Ctx, code_id: int) -> bool:
     if shop is None or done is None:
         return False
     await ctx.answer(ctx.label("newaccount.already_created_toast"))
-    text, markup = await accounts.details_screen(
+    text, markup = await details_screen(
         ctx, shop, done, ctx.t("newaccount.already_created", nickname=done.nickname))
     await ctx.reply(text, markup)
     return True
