@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import NetworkError
 
+from bot import db
 from bot.config import ModuleSettings, Settings
 from handlers import router
 from models.roles import delete_role, set_modules
@@ -438,3 +439,24 @@ async def test_a_later_press_on_the_same_confirm_shows_the_account(harness: Harn
     assert said(h, OWNER, "this sub-account was already created")
     assert h.answers()[-1] == "Already done: the sub-account was created."
     assert not said(h, OWNER, "was not created")
+
+
+async def test_two_processes_confirming_at_once_create_one_account(
+    harness: Harness, settings: Settings, api: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    summary = await at_summary(h)
+    data = summary.button("Confirm")
+    engine2 = db.create_engine(settings.database.url)
+    h2 = await start_harness(settings, engine2, api, h.clock)  # a second bot process
+    try:
+        await asyncio.gather(h.press(OWNER, data, message_id=summary.message_id),
+                             h2.press(OWNER, data, message_id=summary.message_id))
+    finally:
+        await stop_harness(h2)
+        await engine2.dispose()
+    assert len(await rows(h, SubAccount)) == 1
+    assert said(h, OWNER, "Sub-account created")
+    assert said(h, OWNER, "this sub-account was already created")
+    assert not said(h, OWNER, "was not created") and not said(h, OWNER, WENT_WRONG)
+    assert errors(caplog) == []
