@@ -10,7 +10,9 @@ import time
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
 from telegram.error import NetworkError
+from telegram.ext import CommandHandler
 
 from bot import db
 from bot.config import ModuleSettings, Settings
@@ -298,6 +300,23 @@ async def test_an_edit_into_a_command_runs_nothing(harness: Harness) -> None:
     assert (draft.flow, draft.step) == ("newaccount", "code")
     await h.text(OWNER, holder_code(h))
     assert "Code verified" in " ".join(m.text for m in h.messages(OWNER)[-3:])
+
+
+async def test_no_command_handler_takes_an_edited_message(harness: Harness) -> None:
+    """Every command the application has (today's and any added later) ignores edits."""
+    commands = [h for group in harness.app.handlers.values() for h in group
+                if isinstance(h, CommandHandler)]
+    assert len(commands) >= 8
+    for handler in commands:
+        for command in sorted(handler.commands):
+            text = f"/{command}"
+            payload = {"update_id": 1, "edited_message": harness._message(
+                OWNER, text=text, edit_date=int(time.time()),
+                entities=[{"type": "bot_command", "offset": 0, "length": len(text)}])}
+            edited = Update.de_json(payload, harness.app.bot)
+            assert not handler.check_update(edited), text
+            payload["message"] = payload.pop("edited_message")
+            assert handler.check_update(Update.de_json(payload, harness.app.bot)), text
 
 
 # --- 11. a role deleted mid-flow rewinds to choosing a role, once -----------------------------
