@@ -1,9 +1,10 @@
 """Account management (账号管理), the owner's side: /accounts.
 
-The list of the shop's sub-accounts (paged, with the seat count), and one account's screen:
-change role, rename (a draft-backed step), IM on / off, suspend / resume, unbind (confirmed).
-Every change goes through ``models.accounts`` (which writes the audit log) and the holder is
-told in their own language; if they blocked the bot, the owner is told so.
+The list of the shop's sub-accounts (paged, with the seat count), and one account's screen
+(both drawn by ``handlers.account_screens``): change role, rename (a draft-backed step), IM on /
+off, suspend / resume, unbind (confirmed). Every change goes through ``models.accounts`` (which
+writes the audit log); the holder is told in their own language before the owner's screen is
+updated, and the owner's screen says so when the holder could not be told.
 
 Callback data, namespace ``a`` (ids are re-checked against the presser's shop every time):
 ``a:pg:<page>`` list page · ``a:op:<acc>`` open · ``a:rl:<acc>`` role choice ·
@@ -15,12 +16,18 @@ Callback data, namespace ``a`` (ids are re-checked against the presser's shop ev
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
+from handlers.account_screens import (
+    NS,
+    details_screen,
+    list_screen,
+    outcome,
+    show_details,
+    tell_holder,
+)
 from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
 from handlers.i18n import t
 from handlers.router import abandon, buttons, cb, step
@@ -28,7 +35,6 @@ from models.accounts import (
     NICKNAME_MAX,
     PAGE_SIZE,
     account_position,
-    accounts_page,
     change_role,
     get_account,
     holder_of,
@@ -40,67 +46,13 @@ from models.accounts import (
 from models.errors import DomainError
 from models.phones import mask_phone
 from models.roles import get_role, list_roles
-from models.tables import AccountStatus, Shop, SubAccount, User
+from models.tables import Shop, SubAccount
 
-NS = "a"
 FLOW = "accounts"
 RENAME = "rename"
 
 
-# --- small helpers -----------------------------------------------------------------------------
-
-
-def status_text(ctx: Ctx, account: SubAccount) -> str:
-    """已授权 / 已暂停, in the reader's language."""
-    suspended = account.status == AccountStatus.SUSPENDED.value
-    return ctx.t("accounts.status_suspended" if suspended else "accounts.status_authorized")
-
-
-def on_off(ctx: Ctx, enabled: bool) -> str:
-    """The word for on or off in the owner's language."""
-    return ctx.t("common.on" if enabled else "common.off")
-
-
 # --- the list ----------------------------------------------------------------------------------
-
-
-async def list_screen(
-    ctx: Ctx, shop: Shop, page: int, notice: str | None = None
-) -> tuple[str, InlineKeyboardMarkup]:
-    """The shop's sub-accounts, one page (clamped to the pages there are)."""
-    listed = await accounts_page(ctx.session, shop.id or 0, page)
-    rows, total, page, pages = listed.rows, listed.total, listed.page, listed.pages
-    lines = [notice, ""] if notice else []
-    lines.append(ctx.t("accounts.title", shop=shop.name, used=total, cap=shop.max_sub_accounts))
-    if pages > 1:
-        lines.append(ctx.t("accounts.page", page=page + 1, pages=pages))
-    lines.append("")
-    if not rows:
-        lines.append(ctx.t("accounts.empty"))
-    for number, (account, role) in enumerate(rows, start=page * PAGE_SIZE + 1):
-        lines.append(ctx.t(
-            "accounts.row", n=number, nickname=account.nickname, phone=mask_phone(account.phone),
-            role=role.name, im=on_off(ctx, account.im_enabled), status=status_text(ctx, account),
-        ))
-    if rows:
-        lines += ["", ctx.t("accounts.open_hint")]
-    account_rows = [[button(_account_label(account), cb(NS, "op", account.id))]
-                    for account, _ in rows]
-    nav: list[InlineKeyboardButton] = []
-    if page > 0:
-        nav.append(button(ctx.t("accounts.prev"), cb(NS, "pg", page - 1)))
-    if page < pages - 1:
-        nav.append(button(ctx.t("accounts.next"), cb(NS, "pg", page + 1)))
-    extra: list[InlineKeyboardButton] = []
-    if "newaccount" in home.MENU and total < shop.max_sub_accounts:
-        extra.append(button(ctx.t("home.menu_newaccount"), cb("m", "newaccount")))
-    return "\n".join(lines), keyboard(*account_rows, nav, extra)
-
-
-def _account_label(account: SubAccount) -> str:
-    """A button label (plain text, not HTML)."""
-    mark = "⏸ " if account.status == AccountStatus.SUSPENDED.value else ""
-    return f"{mark}{account.nickname} · {mask_phone(account.phone)}"
 
 
 async def show_accounts(ctx: Ctx, page: int = 0) -> None:
@@ -130,53 +82,6 @@ home.menu_entry("accounts", open_accounts)
 # --- one account -------------------------------------------------------------------------------
 
 
-async def details_screen(
-    ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None
-) -> tuple[str, InlineKeyboardMarkup]:
-    """One sub-account and what the owner can do with it."""
-    shop_id = shop.id or 0
-    role = await get_role(ctx.session, shop_id, account.role_id)
-    page = await account_position(ctx.session, shop_id, account.id or 0) // PAGE_SIZE
-    lines = [notice, ""] if notice else []
-    lines.append(ctx.t(
-        "accounts.details", nickname=account.nickname, phone=mask_phone(account.phone),
-        role=role.name,
-        modules=module_names(ctx.policy, role.modules, ctx.locale, ctx.t("accounts.sep")),
-        im=on_off(ctx, account.im_enabled), status=status_text(ctx, account),
-        since=account.created_at.strftime("%Y-%m-%d"),
-    ))
-    acc = account.id
-    suspended = account.status == AccountStatus.SUSPENDED.value
-    markup = keyboard(
-        [button(ctx.t("accounts.change_role"), cb(NS, "rl", acc)),
-         button(ctx.t("accounts.rename"), cb(NS, "rn", acc))],
-        [button(ctx.t("accounts.im_turn_off" if account.im_enabled else "accounts.im_turn_on"),
-                cb(NS, "im", acc, 0 if account.im_enabled else 1)),
-         button(ctx.t("accounts.resume" if suspended else "accounts.suspend"),
-                cb(NS, "su", acc, 0 if suspended else 1))],
-        [button(ctx.t("accounts.unbind"), cb(NS, "ub", acc))],
-        [button(ctx.t("accounts.back_to_list"), cb(NS, "pg", page))],
-    )
-    return "\n".join(lines), markup
-
-
-async def _show_details(
-    ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None
-) -> None:
-    """Show one account's screen (with an optional notice)."""
-    text, markup = await details_screen(ctx, shop, account, notice)
-    await ctx.show(text, markup)
-
-
-async def _tell_holder(
-    ctx: Ctx, holder: User | None, holder_name: str, key: str, /, **params: Any
-) -> None:
-    """Tell the holder in their language; if they can't be reached, tell the owner plainly."""
-    sent = await ctx.notify(holder, key, **params) if holder is not None else None
-    if sent is None:
-        await ctx.reply(ctx.t("accounts.not_notified", nickname=holder_name))
-
-
 # --- button actions ----------------------------------------------------------------------------
 
 
@@ -191,7 +96,7 @@ async def _open(ctx: Ctx, shop: Shop, account_id: int) -> None:
     """Button: open an account."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
     await ctx.answer()
-    await _show_details(ctx, shop, account)
+    await show_details(ctx, shop, account)
 
 
 async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -225,10 +130,11 @@ async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None
     locale = ctx.deps.locale_of(holder)
     modules = module_names(ctx.policy, role.modules, locale, t(locale, "accounts.sep"))
     await ctx.answer()
-    await _show_details(ctx, shop, account,
-                        ctx.t("accounts.done_role", before=before, after=role.name))
-    await _tell_holder(ctx, holder, account.nickname, "accounts.notify_role", shop=shop.name,
-                       role=role.name, before=before, modules=modules)
+    # the holder first: the owner's screen may fail to update, the holder must still be told
+    warning = await tell_holder(ctx, holder, account.nickname, "accounts.notify_role",
+                                 shop=shop.name, role=role.name, before=before, modules=modules)
+    await show_details(ctx, shop, account, outcome(
+        ctx.t("accounts.done_role", before=before, after=role.name), warning))
 
 
 async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
@@ -240,10 +146,10 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
     holder = await holder_of(ctx.session, account)
     suffix = "on" if enabled else "off"
     await ctx.answer()
-    await _show_details(ctx, shop, account,
-                        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname))
-    await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
-                       shop=shop.name)
+    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
+                                 shop=shop.name)
+    await show_details(ctx, shop, account, outcome(
+        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname), warning))
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
@@ -256,9 +162,10 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
     holder = await holder_of(ctx.session, account)
     what = "suspended" if suspended else "resumed"
     await ctx.answer()
-    await _show_details(ctx, shop, account,
-                        ctx.t(f"accounts.done_{what}", nickname=account.nickname))
-    await _tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}", shop=shop.name)
+    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}",
+                                 shop=shop.name)
+    await show_details(ctx, shop, account, outcome(
+        ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -283,10 +190,11 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     await unbind(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
                  now=ctx.now())
     await ctx.answer()
-    text, markup = await list_screen(
-        ctx, shop, page, ctx.t("accounts.done_unbound", nickname=nickname, phone=phone))
+    warning = await tell_holder(ctx, holder, nickname, "accounts.notify_unbound",
+                                 shop=shop.name)
+    text, markup = await list_screen(ctx, shop, page, outcome(
+        ctx.t("accounts.done_unbound", nickname=nickname, phone=phone), warning))
     await ctx.show(text, markup)
-    await _tell_holder(ctx, holder, nickname, "accounts.notify_unbound", shop=shop.name)
 
 
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -308,7 +216,7 @@ async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
         await ctx.end_flow()
         notice = ctx.t("accounts.rename_cancelled")
     await ctx.answer()
-    await _show_details(ctx, shop, account, notice)
+    await show_details(ctx, shop, account, notice)
 
 
 _ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
@@ -340,7 +248,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
             # a toggle pressed on an outdated screen: say so and show the account as it is now
             await ctx.answer(ctx.t("errors.nothing_changed"))
             shop = await ctx.owned_shop()
-            await _show_details(ctx, shop, await get_account(ctx.session, shop.id or 0, values[0]))
+            await show_details(ctx, shop, await get_account(ctx.session, shop.id or 0, values[0]))
             return
         if exc.key in ("account_not_found", "role_not_found", "stale_button"):
             await ctx.stale()
@@ -417,11 +325,11 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     await ctx.end_flow()
     name = account.nickname
     holder = await holder_of(ctx.session, account)
-    text_, markup = await details_screen(
-        ctx, shop, account, ctx.t("accounts.done_renamed", before=before, nickname=name))
+    warning = await tell_holder(ctx, holder, name, "accounts.notify_renamed", shop=shop.name,
+                                 nickname=name)
+    text_, markup = await details_screen(ctx, shop, account, outcome(
+        ctx.t("accounts.done_renamed", before=before, nickname=name), warning))
     await ctx.reply(text_, markup)
-    await _tell_holder(ctx, holder, name, "accounts.notify_renamed", shop=shop.name,
-                       nickname=name)
 
 
 step(FLOW, RENAME, prompt=ask_nickname, on_text=on_nickname)
@@ -429,4 +337,4 @@ step(FLOW, RENAME, prompt=ask_nickname, on_text=on_nickname)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("accounts", accounts_command)]
+    return [CommandHandler("accounts", accounts_command, filters.UpdateType.MESSAGE)]

@@ -14,11 +14,11 @@ import re
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names
-from handlers.i18n import placeholders, template
+from handlers.i18n import label, placeholders, template
 from handlers.router import abandon, buttons, cb
 from models import audit
 from models.paging import paging
@@ -41,18 +41,18 @@ def safe_phone(value: object) -> str:
 
 
 def _module_changes(ctx: Ctx, before: object, after: object) -> str:
-    """Describe a change of modules as added and removed names."""
+    """Describe a change of modules as added and removed names, as plain text (the event's
+    text escapes it once, like every other parameter)."""
     old = set(before) if isinstance(before, list) else set()
     new = set(after) if isinstance(after, list) else set()
-    sep = ctx.t("accounts.sep")
+    loc, policy = ctx.locale, ctx.policy
+    sep = label(loc, "accounts.sep")
     parts = []
     if new - old:
-        parts.append(ctx.t("log.added", modules=module_names(ctx.policy, new - old,
-                                                             ctx.locale, sep)))
+        parts.append(label(loc, "log.added", modules=module_names(policy, new - old, loc, sep)))
     if old - new:
-        parts.append(ctx.t("log.removed", modules=module_names(ctx.policy, old - new,
-                                                               ctx.locale, sep)))
-    return ctx.t("log.sep").join(parts) if parts else ctx.t("log.unchanged")
+        parts.append(label(loc, "log.removed", modules=module_names(policy, old - new, loc, sep)))
+    return label(loc, "log.sep").join(parts) if parts else label(loc, "log.unchanged")
 
 
 def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
@@ -167,4 +167,4 @@ buttons(NS, {"pg": ("int",)}, on_button)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("log", log_command)]
+    return [CommandHandler("log", log_command, filters.UpdateType.MESSAGE)]

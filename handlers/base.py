@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -37,6 +38,7 @@ from models.drafts import DraftState, clear_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
 from models.tables import Shop, User
+from models.text import drop_controls
 from models.users import locale_from_language_code, touch_user
 from models.writes import may_have_written
 
@@ -92,6 +94,11 @@ def not_modified(exc: BadRequest) -> bool:
     """Telegram's harmless answers to an edit: nothing changed, or the message is gone."""
     text = str(exc).lower()
     return "message is not modified" in text or "message to edit not found" in text
+
+
+class Answered(Exception):
+    """Raised by a handler that has already told the person what happened and must stop
+    there: what it wrote is kept, nothing more is said."""
 
 
 @dataclass
@@ -215,30 +222,24 @@ class Ctx:
     async def reply(self, text: str, markup: Markup = None) -> Message:
         """Send a new message to this chat (after committing what was written)."""
         await self.commit()
-        return await with_retry(
-            lambda: self.context.bot.send_message(
-                self.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                disable_web_page_preview=True,
-            )
-        )
+        return await send(self.context.bot, self.chat_id, text, markup)
 
     async def show(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-        """Replace the pressed menu's message, or send one when this is not a button press."""
+        """Replace the pressed menu's message, or send one when this is not a button press.
+
+        The edit is retried like a send; if it still fails (or the message is gone) the text
+        is sent as a new message, so the person always learns the outcome of what they did.
+        """
         query = self.update.callback_query
         if query is not None and query.message is not None:
             await self.commit()
             try:
-                await self.context.bot.edit_message_text(
-                    text, chat_id=self.chat_id, message_id=query.message.message_id,
-                    parse_mode=ParseMode.HTML, reply_markup=markup,
-                    disable_web_page_preview=True,
-                )
+                await edit(self.context.bot, self.chat_id, query.message.message_id, text,
+                           markup)
                 return
-            except BadRequest as exc:
-                if "message is not modified" in str(exc).lower():
-                    return
-                if "message to edit not found" not in str(exc).lower():
-                    raise
+            except TelegramError as exc:
+                log.warning("could not update the screen (%s); sending it as a new message",
+                            type(exc).__name__)
         await self.reply(text, markup)
 
     async def answer(self, text: str | None = None, *, alert: bool = False) -> None:
@@ -257,22 +258,62 @@ class Ctx:
 
     async def notify(
         self, user: User, key: str, markup: Markup = None, **params: Any
-    ) -> Message | None:
-        """Tell another user something in their language; ``None`` if they blocked the bot."""
+    ) -> Message | Undelivered:
+        """Tell another user something in their language (after committing what was written).
+
+        Never raises for Telegram's sake: the change it reports is already made, so the caller
+        gets why the message did not arrive instead, to say so to the person acting.
+        """
         await self.commit()
         locale = self.deps.locale_of(user)
-        return await send_safely(self.context.bot, user.id, t(locale, key, **params), markup)
+        try:
+            sent = await send_safely(self.context.bot, user.id, t(locale, key, **params), markup)
+        except TelegramError as exc:
+            log.warning("could not notify user %s (%s)", user.id, type(exc).__name__)
+            return Undelivered.FAILED
+        return Undelivered.BLOCKED if sent is None else sent
+
+
+class Undelivered(Enum):
+    """Why a notification did not arrive."""
+
+    #: the user blocked the bot (or their chat is gone)
+    BLOCKED = "blocked"
+    #: Telegram could not be reached or refused, even after the retries
+    FAILED = "failed"
+
+
+async def send(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message:
+    """The one way a message is sent: HTML, no link previews, network errors retried."""
+    return await with_retry(
+        lambda: bot.send_message(
+            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+            disable_web_page_preview=True,
+        )
+    )
+
+
+async def edit(
+    bot: Bot, chat_id: int, message_id: int, text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """The one way a message is edited, retried like a send; "not modified" is success."""
+    try:
+        await with_retry(
+            lambda: bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
+                reply_markup=markup, disable_web_page_preview=True,
+            )
+        )
+    except BadRequest as exc:
+        if "message is not modified" not in str(exc).lower():
+            raise
 
 
 async def send_safely(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message | None:
     """Send, or return ``None`` when the user blocked the bot or the chat is gone."""
     try:
-        return await with_retry(
-            lambda: bot.send_message(
-                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                disable_web_page_preview=True,
-            )
-        )
+        return await send(bot, chat_id, text, markup)
     except Forbidden:
         log.info("user %s cannot be reached (blocked the bot)", chat_id)
         return None
@@ -290,12 +331,9 @@ async def edit_safely(
     text: str,
     markup: InlineKeyboardMarkup | None = None,
 ) -> None:
-    """Edit a message, ignoring "not modified", "not found" and blocked users."""
+    """Edit a message (retried), ignoring "not modified", "not found" and blocked users."""
     try:
-        await bot.edit_message_text(
-            text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-        )
+        await edit(bot, chat_id, message_id, text, markup)
     except Forbidden:
         log.info("user %s cannot be reached (blocked the bot)", chat_id)
     except BadRequest as exc:
@@ -379,6 +417,13 @@ async def apologize(update: object, bot: Bot, default_locale: str) -> None:
         log.info("could not tell the user about the error either (%s)", type(exc).__name__)
 
 
+def telegram_name(raw: str | None) -> str:
+    """A person's Telegram first name as the bot keeps and shows it: on one line, without
+    control or invisible format characters (a bidi override would let "\u202enimdA" show
+    as "Admin" on the owner's screens)."""
+    return " ".join(drop_controls(raw or "").split())
+
+
 def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     """Wrap a handler: private chats only, one session per update, domain errors shown."""
 
@@ -395,7 +440,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
             user, draft, shop = await touch_user(
                 session,
                 tg_user.id,
-                first_name=tg_user.first_name or "",
+                first_name=telegram_name(tg_user.first_name),
                 username=tg_user.username,
                 language_code=tg_user.language_code,
                 default_locale=deps.default_locale,
@@ -411,6 +456,8 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
             )
             try:
                 await func(ctx)
+                await ctx.commit()
+            except Answered:
                 await ctx.commit()
             except DomainError as exc:
                 await session.rollback()

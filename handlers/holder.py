@@ -7,7 +7,7 @@ Callback data, namespace ``me`` (the id must be the presser's own sub-account):
 from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names
@@ -85,10 +85,11 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     nickname, phone, shop_name = account.nickname, mask_phone(account.phone), shop.name
     await leave_shop(ctx.session, holder=ctx.user, now=ctx.now())
     await ctx.answer()
-    await ctx.show(ctx.t("holder.left", shop=shop_name))
+    # the owner first (committed with the change), independently of this screen's update
     if owner is not None:
         await ctx.notify(owner, "holder.notify_owner_left", nickname=nickname, phone=phone,
                          shop=shop_name)
+    await ctx.show(ctx.t("holder.left", shop=shop_name))
 
 
 buttons(NS, {"lv": ("int",), "ly": ("int",), "lx": ("int",)}, on_button)
@@ -96,4 +97,4 @@ buttons(NS, {"lv": ("int",), "ly": ("int",), "lx": ("int",)}, on_button)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("me", me_command)]
+    return [CommandHandler("me", me_command, filters.UpdateType.MESSAGE)]

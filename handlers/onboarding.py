@@ -13,7 +13,7 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard
@@ -211,9 +211,9 @@ buttons("lang", {"set": ("key",)}, on_language_button)
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
     return [
-        CommandHandler("start", start),
-        CommandHandler("newshop", newshop),
-        CommandHandler("help", help_command),
-        CommandHandler("cancel", cancel),
-        CommandHandler("language", language),
+        CommandHandler("start", start, filters.UpdateType.MESSAGE),
+        CommandHandler("newshop", newshop, filters.UpdateType.MESSAGE),
+        CommandHandler("help", help_command, filters.UpdateType.MESSAGE),
+        CommandHandler("cancel", cancel, filters.UpdateType.MESSAGE),
+        CommandHandler("language", language, filters.UpdateType.MESSAGE),
     ]

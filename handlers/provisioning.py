@@ -15,12 +15,15 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, Contact, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue, filters
 
 from handlers import accounts, home, roles
+from handlers.account_screens import details_screen
 from handlers.base import (
+    Answered,
     Ctx,
     Deps,
+    Undelivered,
     button,
     deps_of,
     edit_safely,
@@ -35,6 +38,7 @@ from handlers.router import RETURNS, abandon, buttons, cb, on_cancel, step
 from models import codes
 from models.accounts import (
     NICKNAME_MAX,
+    account_for_code,
     check_phone_available,
     check_seat_free,
     clean_nickname,
@@ -80,11 +84,45 @@ async def _at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
 
 
 async def _chosen_role(ctx: Ctx, at: str) -> tuple[dict[str, Any], Shop, Role]:
-    """At step ``at``: the flow's data, the owner's shop and the role chosen in step 1."""
+    """At step ``at``: the flow's data, the owner's shop and the role chosen in step 1.
+
+    If that role has been deleted meanwhile, the flow goes back to choosing a role (what was
+    entered is kept) with one message, and the handler stops there (``Answered``).
+    """
     data = await _at(ctx, at) or {}
     shop = await ctx.owned_shop()
-    role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    try:
+        role = await get_role(ctx.session, shop.id or 0, int(data.get("role_id", 0)))
+    except DomainError as exc:
+        if exc.key != "role_not_found" or not data:
+            raise
+        await rewind_to_role(ctx)
+        raise Answered from exc
     return data, shop, role
+
+
+async def rewind_to_role(ctx: Ctx) -> None:
+    """The role chosen for the new account is gone: back to step 1, keeping the phone, the
+    code and what else was entered (the step to come back to is kept as ``resume``)."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != FLOW:
+        return
+    data = {k: v for k, v in draft.data.items() if k != "role_id"}
+    if draft.step != "role":
+        data["resume"] = draft.step
+    await ctx.start_flow(FLOW, "role", data)
+    await ctx.reply(ctx.t("newaccount.role_gone"))
+    await ask_role(ctx)
+
+
+async def _after_role_deleted(ctx: Ctx, role_id: int) -> None:
+    """The owner deleted a role: if their /newaccount in progress uses it, rewind it now."""
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow == FLOW and draft.data.get("role_id") == role_id:
+        await rewind_to_role(ctx)
+
+
+roles.ON_DELETED.append(_after_role_deleted)
 
 
 def _cancel_button(ctx: Ctx) -> list[Any]:
@@ -101,7 +139,7 @@ async def ask_role(ctx: Ctx) -> None:
     found = await list_roles(ctx.session, shop.id or 0)
     if not found:
         await ctx.reply(ctx.t("newaccount.no_roles_yet"))
-        await roles.begin_create(ctx, parent=FLOW, parent_data={})
+        await roles.begin_create(ctx, parent=FLOW, parent_data=await _at(ctx, "role") or {})
         return
     rows = [[button(role.name, cb(NS, "role", role.id))] for role, _used in found]
     rows.append([button(ctx.t("newaccount.create_role"), cb(NS, "newrole"))])
@@ -117,6 +155,7 @@ async def back_from_role_creation(
     if role_id is None:
         shop = await ctx.owned_shop()
         if not await list_roles(ctx.session, shop.id or 0):
+            await _cancel_code(ctx, dict(parent_data))  # kept from a rewind, if any
             await ctx.end_flow()
             await ctx.reply(ctx.t("common.cancelled"))
             return
@@ -132,10 +171,24 @@ RETURNS[FLOW] = back_from_role_creation
 
 
 async def _role_chosen(ctx: Ctx, role: Role) -> None:
-    """Step 1 done: remember the role and ask for the phone."""
+    """Step 1 done: remember the role and ask for the phone — or, after a rewind (the role
+    first chosen was deleted), go back to where the owner was: the code or nickname step as
+    they were, IM and the summary asked again (IM's recommendation depends on the role)."""
     # ``role`` stays referenced until the prompt is sent: the session's identity map holds
     # loaded objects weakly, and the prompt's own look-up of the role is then answered from it
-    await ctx.goto(FLOW, "phone", {"role_id": role.id})
+    draft = await ctx.load_draft()
+    data = dict(draft.data) if draft is not None and draft.flow == FLOW else {}
+    resume = data.pop("resume", None)
+    data["role_id"] = role.id
+    if resume in ("code", "nickname"):
+        await ctx.start_flow(FLOW, str(resume), data)
+        await (ask_code if resume == "code" else ask_nickname)(ctx)
+        return
+    if resume in ("im", "confirm"):
+        await ctx.start_flow(FLOW, "im", data)
+        await ask_im(ctx)
+        return
+    await ctx.start_flow(FLOW, "phone", data)
     await ask_holder_phone(ctx)
 
 
@@ -378,7 +431,8 @@ async def ask_confirm(ctx: Ctx) -> None:
             nickname=str(data.get("nickname")),
             im=ctx.t("common.on" if data.get("im") else "common.off"),
         ),
-        keyboard([button(ctx.t("newaccount.confirm"), cb(NS, "ok"))], _cancel_button(ctx)),
+        keyboard([button(ctx.t("newaccount.confirm"), cb(NS, "ok", data.get("code_id", 0)))],
+                 _cancel_button(ctx)),
     )
 
 
@@ -386,18 +440,26 @@ step(FLOW, "confirm", prompt=ask_confirm)
 
 
 async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
-    """Create the sub-account (Authorized), tell the holder, show the account list."""
+    """Create the sub-account (Authorized), tell the holder, then show the owner the outcome
+    (the holder is told first, so a failed screen update cannot leave them untold)."""
     shop = await ctx.owned_shop()
+    shop_id, code_id = shop.id or 0, int(data["code_id"])
     try:
         # held here, so that the confirmation's own look-up and the messages below share a load
-        role = await get_role(ctx.session, shop.id or 0, int(data["role_id"]))
+        role = await get_role(ctx.session, shop_id, int(data["role_id"]))
         account = await confirm_sub_account(
-            ctx.session, shop=shop, owner_id=ctx.user_id, code_id=int(data["code_id"]),
+            ctx.session, shop=shop, owner_id=ctx.user_id, code_id=code_id,
             role_id=int(data["role_id"]), nickname=str(data["nickname"]),
             im_enabled=bool(data["im"]), now=ctx.now(),
         )
     except DomainError as exc:
+        if await _already_created(ctx, code_id):
+            await ctx.end_flow()
+            return
         await ctx.answer()
+        if exc.key == "role_not_found":
+            await rewind_to_role(ctx)
+            return
         await _cancel_code(ctx, data)
         await ctx.end_flow()
         await ctx.reply(ctx.error_text(exc))
@@ -406,8 +468,7 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     holder = await ctx.session.get(User, account.holder_id)
     await ctx.end_flow()
     await ctx.answer()
-    await ctx.show(ctx.t("newaccount.created", nickname=account.nickname,
-                         phone=mask_phone(account.phone), role=role.name))
+    warning: str | None = ctx.t("newaccount.holder_not_told", nickname=account.nickname)
     if holder is not None:
         locale = ctx.deps.locale_of(holder)
         sent = await ctx.notify(
@@ -415,9 +476,28 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
             modules=role_modules(locale, ctx.deps, role),
             im=t(locale, "common.on" if account.im_enabled else "common.off"),
         )
-        if sent is None:
-            await ctx.reply(ctx.t("newaccount.holder_not_told", nickname=account.nickname))
+        if sent is Undelivered.FAILED:
+            warning = ctx.t("newaccount.holder_not_told_failed", nickname=account.nickname)
+        elif sent is not Undelivered.BLOCKED:
+            warning = None
+    created = ctx.t("newaccount.created", nickname=account.nickname,
+                    phone=mask_phone(account.phone), role=role.name)
+    await ctx.show(f"{created}\n\n{warning}" if warning else created)
     await accounts.show_accounts(ctx)
+
+
+async def _already_created(ctx: Ctx, code_id: int) -> bool:
+    """A second Confirm (pressed twice, or on two devices): if the code already made the
+    account, say so plainly and show it; ``False`` if it did not."""
+    shop = await ctx.shop_or_none()
+    done = await account_for_code(ctx.session, shop.id or 0, code_id) if shop else None
+    if shop is None or done is None:
+        return False
+    await ctx.answer(ctx.label("newaccount.already_created_toast"))
+    text, markup = await details_screen(
+        ctx, shop, done, ctx.t("newaccount.already_created", nickname=done.nickname))
+    await ctx.reply(text, markup)
+    return True
 
 
 # --- buttons ----------------------------------------------------------------------------------
@@ -483,8 +563,9 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         return
     if action == "ok":
         data = await _at(ctx, "confirm")
-        if data is None:
-            await ctx.stale()
+        if data is None or int(data.get("code_id", 0)) != int(args[0]):
+            if not await _already_created(ctx, int(args[0])):
+                await ctx.stale()
             return
         await confirm(ctx, data)
 
@@ -492,7 +573,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
 buttons(
     NS,
     {"cancel": (), "role": ("int",), "newrole": (), "resend": (), "nick": (), "im": ("int",),
-     "ok": ()},
+     "ok": ("int",)},
     on_button,
 )
 
@@ -700,5 +781,5 @@ async def expiry_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("newaccount", newaccount_command)]
+    return [CommandHandler("newaccount", newaccount_command, filters.UpdateType.MESSAGE)]
 

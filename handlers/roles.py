@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import InlineKeyboardButton
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import home
 from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
@@ -200,6 +200,10 @@ async def on_menu_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await begin_edit(ctx, role, {"ren": "rename", "des": "redesc", "per": "reperms"}[action])
 
 
+#: what other flows do when the owner deletes a role (a /newaccount using it goes back a step)
+ON_DELETED: list[Callable[[Ctx, int], Awaitable[None]]] = []
+
+
 async def confirm_delete(ctx: Ctx, shop: Shop, role: Role) -> None:
     """Delete the role, or say how many sub-accounts still use it."""
     role_id = role.id or 0
@@ -219,6 +223,8 @@ async def confirm_delete(ctx: Ctx, shop: Shop, role: Role) -> None:
         return
     await ctx.answer()
     await show_list(ctx, 0, notice=ctx.t("roles.deleted", name=name))
+    for hook in ON_DELETED:
+        await hook(ctx, role_id)
 
 
 buttons(
@@ -678,4 +684,4 @@ home.menu_entry("roles", open_roles)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("roles", roles_command)]
+    return [CommandHandler("roles", roles_command, filters.UpdateType.MESSAGE)]

@@ -36,7 +36,19 @@ BUTTONS: dict[str, tuple[dict[str, tuple[str, ...]], ButtonHandler]] = {}
 #: where a contact goes when the user is in no conversation (phone linking)
 CONTACT_FALLBACK: tuple[str, str] = ("onboard", "phone")
 
-_ARG = {"int": re.compile(r"^\d{1,12}$"), "key": re.compile(r"^[A-Za-z0-9_-]{1,40}$")}
+#: the largest value an ``int`` argument may have: the ids in callback data (shop, role,
+#: sub-account, code) are 32-bit INTEGER columns (user ids are BIGINT, but no button carries
+#: one), and page numbers and flags are small; anything larger is a forged or broken button
+INT_MAX = 2**31 - 1
+_DIGITS = re.compile(r"[0-9]{1,10}")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def _valid(kind: str, arg: str) -> bool:
+    """Whether ``arg`` is a well-formed argument of ``kind`` (ASCII only, in range)."""
+    if kind == "int":
+        return _DIGITS.fullmatch(arg) is not None and int(arg) <= INT_MAX
+    return _KEY.fullmatch(arg) is not None
 
 
 def step(
@@ -78,7 +90,7 @@ def parse(data: str) -> tuple[str, str, list[str]] | None:
     shape = actions.get(action)
     if shape is None or len(shape) != len(args):
         return None
-    if not all(_ARG[kind].match(arg) for kind, arg in zip(shape, args, strict=True)):
+    if not all(_valid(kind, arg) for kind, arg in zip(shape, args, strict=True)):
         return None
     return namespace, action, args
 

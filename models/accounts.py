@@ -230,6 +230,18 @@ async def get_account(session: AsyncSession, shop_id: int, account_id: int) -> S
     return account
 
 
+async def account_for_code(
+    session: AsyncSession, shop_id: int, code_id: int
+) -> SubAccount | None:
+    """The shop's sub-account that the code ``code_id`` created, if one did (a code is used
+    by at most one account: ``sub_account.code_id`` is unique)."""
+    found = await session.exec(
+        select(SubAccount).where(col(SubAccount.code_id) == code_id,
+                                 col(SubAccount.shop_id) == shop_id)
+    )
+    return found.first()
+
+
 _MEMBERSHIP = (
     select(SubAccount, Shop, Role)
     .join(Shop, col(Shop.id) == SubAccount.shop_id)

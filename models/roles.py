@@ -1,7 +1,8 @@
 """Roles (岗位): per-shop named module sets, with the rules that guard them.
 
-A name is kept as typed (spaces folded, NFC); names are compared by ``name_key``: NFKC
-case-folded with spaces folded, so "Ops", " OPS " and "ｏｐｓ" are the same role name.
+A name is kept as typed (spaces folded, NFC, invisible format characters removed); names are
+compared by ``name_key``: NFKC case-folded with spaces folded and format characters removed, so
+"Ops", " OPS ", "ｏｐｓ", "Ops\u200b" and "O\u00adps" are the same role name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from models import audit
 from models.errors import DomainError
 from models.policy import Policy
 from models.tables import Role, SubAccount
-from models.text import clean_line, drop_controls, visible
+from models.text import clean_line, drop_controls, drop_format, visible
 
 ROLE_NAME_MAX = 30
 ROLE_DESCRIPTION_MAX = 200
@@ -35,13 +36,15 @@ def clean_role_name(raw: str) -> str:
 
 
 def role_name_key(name: str) -> str:
-    """The form names are compared in: spaces folded, NFKC case-folded.
+    """The form names are compared in: without format characters (even a joiner between
+    emoji) or emoji variation selectors, spaces folded, NFKC case-folded.
 
     Case folding can lengthen a name ("ß" → "ss"); a key longer than the column is replaced by
     a digest rather than cut, so two different names never share a key. The digest starts with
     an upper-case letter, which a case-folded name never contains, so it cannot equal a plain key.
     """
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    plain = drop_format(name, keep_emoji_joiners=False).replace("\ufe0e", "").replace("\ufe0f", "")
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", plain).casefold())
     key = " ".join(folded.split())
     if len(key) <= NAME_KEY_MAX:
         return key
