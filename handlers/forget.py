@@ -10,7 +10,7 @@ Callback data, namespace ``fg``: ``fg:yes`` delete · ``fg:no`` keep everything.
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler, CommandHandler
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import provisioning
 from handlers.base import Ctx, button, edit_safely, entry, keyboard
@@ -87,4 +87,4 @@ buttons(NS, {"yes": (), "no": ()}, on_button)
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """This module's commands."""
-    return [CommandHandler("forget", forget_command)]
+    return [CommandHandler("forget", forget_command, filters.UpdateType.MESSAGE)]
