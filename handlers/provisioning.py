@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import Bot, Contact, InlineKeyboardMarkup
+from telegram import Bot, Contact, InlineKeyboardMarkup, ReplyKeyboardRemove
+from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue
 
 from handlers import accounts, home, roles
@@ -41,12 +42,13 @@ from models.accounts import (
     confirm_sub_account,
 )
 from models.clock import as_aware
+from models.code_limits import note_lookup
 from models.drafts import get_draft, save_draft
 from models.errors import DomainError
 from models.phones import mask_phone, normalize_phone
 from models.policy import IM_MODULE
 from models.roles import get_role, list_roles
-from models.tables import Role, Shop, User, VerificationCode
+from models.tables import CodeStatus, Role, Shop, User, VerificationCode
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ INVITE_FLOW = "invite"
 EXPIRY_JOB = "code-expiry"
 NS = "na"  # the owner's flow buttons
 HOLDER_NS = "hc"  # the holder's code message
+#: ``deliver``'s answer when Telegram could not be reached (the holder did not block the bot)
+SEND_FAILED = "send_failed"
+#: refusals that say the phone cannot be added here (SPEC §2's three meanings)
+BINDING_REFUSALS = ("phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account")
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -159,6 +165,9 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
     shop = await ctx.owned_shop()
     try:
         phone = normalize_phone(text, ctx.policy.default_region)
+        # counted before the checks: a refusal tells as much about a phone as a code does
+        await note_lookup(ctx.session, ctx.policy, owner_id=ctx.user_id, phone=phone,
+                          now=ctx.now())
         await check_phone_available(ctx.session, shop, phone)
     except DomainError as exc:
         await ctx.reply(ctx.error_text(exc))
@@ -207,12 +216,17 @@ def not_me_keyboard(locale: str, code_id: int) -> InlineKeyboardMarkup:
 async def deliver(
     bot: Bot, deps: Deps, code: VerificationCode, holder: User, plain: str,
     shop: Shop, owner: User, role: Role | None,
-) -> int | None:
-    """Send the code to the holder's chat; the message id, or ``None`` if they blocked the bot."""
+) -> int | str | None:
+    """Send the code to the holder's chat: the message id, ``None`` if they blocked the bot,
+    ``SEND_FAILED`` if Telegram could not be reached (after the retries)."""
     locale = deps.locale_of(holder)
     text = holder_code_text(locale, plain=plain, shop=shop, owner=owner, role=role,
                             code=code)
-    message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, code.id or 0))
+    try:
+        message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, code.id or 0))
+    except TelegramError as exc:
+        log.warning("code %s could not be sent: %s", code.id, type(exc).__name__)
+        return SEND_FAILED
     return message.message_id if message else None
 
 
@@ -223,25 +237,27 @@ def code_keyboard(ctx: Ctx) -> InlineKeyboardMarkup:
     )
 
 
-async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
-    """Issue a code for ``phone`` and deliver it (direct, or an invite link for the owner)."""
+async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
+                    recheck: bool = False) -> None:
+    """Issue a code for ``phone`` and deliver it (direct, or an invite link for the owner).
+
+    ``recheck`` (Resend) runs the binding checks of SPEC §2 again first: the phone may have
+    been bound elsewhere since the first code.
+    """
     try:
+        if recheck:
+            await check_phone_available(ctx.session, shop, phone)
         issued = await codes.issue_code(
             ctx.session, ctx.policy, shop_id=shop.id or 0, owner_id=ctx.user_id,
             role_id=role_id, phone=phone, now=ctx.now(),
         )
     except DomainError as exc:
-        await ctx.reply(ctx.error_text(exc))
-        draft = await ctx.load_draft()
-        if draft is not None and draft.step == "code":
-            await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
-        else:
-            await ask_holder_phone(ctx)
+        await _refused(ctx, exc)
         return
     code, holder = issued.code, issued.holder
-    # one write of the draft for the whole step (the holder's name is offered as a nickname)
-    await ctx.goto(FLOW, "code", {"phone": phone, "code_id": code.id,
-                                  "holder_name": holder.first_name if holder else None})
+    # one write of the draft for the whole step; the holder's name is not shown before the
+    # code is verified (SPEC §3: entering a phone reveals no more than §2 needs)
+    await ctx.goto(FLOW, "code", {"phone": phone, "code_id": code.id, "holder_name": None})
     await ctx.commit()
     schedule_expiry(ctx.context.job_queue, code.expires_at)
     for old in issued.superseded:
@@ -249,17 +265,18 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
     role = await ctx.session.get(Role, role_id)
     masked = mask_phone(phone)
     if holder is not None:
-        message_id = await deliver(ctx.context.bot, ctx.deps, code, holder, issued.plain,
-                                   shop, ctx.user, role)
-        if message_id is None:
-            await codes.mark_undeliverable(ctx.session, code, now=ctx.now())
-            await ctx.goto(FLOW, "code", {"holder_name": None})
-            await ctx.reply(ctx.t("newaccount.holder_blocked", phone=masked), code_keyboard(ctx))
+        sent = await deliver(ctx.context.bot, ctx.deps, code, holder, issued.plain,
+                             shop, ctx.user, role)
+        if sent is None or sent is SEND_FAILED:
+            await codes.mark_undeliverable(ctx.session, code, now=ctx.now(), blocked=sent is None)
+            key = "newaccount.holder_blocked" if sent is None else "newaccount.send_failed"
+            await ctx.reply(ctx.t(key, phone=masked), code_keyboard(ctx))
             return
-        await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=message_id)
+        assert isinstance(sent, int)
+        await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=sent)
         await ctx.reply(
-            ctx.t("newaccount.code_sent", name=holder.first_name or masked, phone=masked,
-                  minutes=code_minutes(code), until=_time(code.expires_at)),
+            ctx.t("newaccount.code_sent", phone=masked, minutes=code_minutes(code),
+                  until=_time(code.expires_at)),
             code_keyboard(ctx),
         )
         return
@@ -268,6 +285,26 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
         ctx.t("newaccount.invite", phone=masked, link=link, until=_time(code.expires_at)),
         code_keyboard(ctx),
     )
+
+
+async def _refused(ctx: Ctx, exc: DomainError) -> None:
+    """No code was issued: say why, then what the owner can do from here."""
+    await ctx.reply(ctx.error_text(exc))
+    if exc.key == "seat_cap_reached":
+        await ctx.end_flow()
+        return
+    draft = await ctx.load_draft()
+    at_code = draft is not None and draft.step == "code"
+    if exc.key in BINDING_REFUSALS:
+        if at_code:  # Resend found the phone bound meanwhile: the flow goes back to the phone
+            await _cancel_code(ctx, dict(draft.data) if draft else {})
+            await ctx.goto(FLOW, "phone", {"code_id": None})
+        await ask_holder_phone(ctx)
+        return
+    if at_code:
+        await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
+    else:
+        await ask_holder_phone(ctx)
 
 
 # --- 3. code ----------------------------------------------------------------------------------
@@ -280,19 +317,33 @@ async def ask_code(ctx: Ctx) -> None:
 
 async def on_code(ctx: Ctx, text: str) -> None:
     """Verify what the owner typed; wrong codes count, the last try locks the code."""
+    data = await _at(ctx, "code") or {}
     digits = codes.code_entry(text)
     if digits is None:
+        if _looks_like_phone(ctx, text):  # a number typed again: start over with it
+            await _cancel_code(ctx, data)
+            await ctx.goto(FLOW, "phone", {"code_id": None})
+            await on_holder_phone(ctx, text)
+            return
         await ctx.reply(ctx.t("newaccount.code_format"), code_keyboard(ctx))
         return
-    data = await _at(ctx, "code") or {}
+    code = await ctx.session.get(VerificationCode, int(data.get("code_id") or 0))
+    if code is not None and code.status == CodeStatus.PENDING.value and code.delivery == "queued":
+        await ctx.reply(ctx.t("newaccount.not_delivered", phone=mask_phone(code.phone)),
+                        code_keyboard(ctx))
+        return
     result = await codes.verify_code(
-        ctx.session, ctx.policy, code_id=int(data["code_id"]), owner_id=ctx.user_id,
+        ctx.session, ctx.policy, code_id=int(data.get("code_id") or 0), owner_id=ctx.user_id,
         entered=digits, now=ctx.now(),
     )
     outcome = result.outcome
     if outcome is codes.VerifyOutcome.OK:
-        await ctx.goto(FLOW, "nickname")
-        await ctx.reply(ctx.t("newaccount.code_ok"))
+        # now, and only now, the holder's Telegram name may be shown (offered as a nickname)
+        holder = await ctx.session.get(User, result.code.holder_id or 0)
+        await ctx.goto(FLOW, "nickname", {"holder_name": holder.first_name if holder else None})
+        schedule_expiry(ctx.context.job_queue, result.code.expires_at)
+        await ctx.reply(ctx.t("newaccount.code_ok", minutes=code_minutes(result.code),
+                              until=_time(result.code.expires_at)))
         await ask_nickname(ctx)
         return
     if outcome is codes.VerifyOutcome.WRONG:
@@ -307,6 +358,14 @@ async def on_code(ctx: Ctx, text: str) -> None:
         codes.VerifyOutcome.DECLINED: "newaccount.code_declined",
     }.get(outcome, "newaccount.code_dead")
     await ctx.reply(ctx.t(key, minutes=code_minutes(result.code)), code_keyboard(ctx))
+
+
+def _looks_like_phone(ctx: Ctx, text: str) -> bool:
+    try:
+        normalize_phone(text, ctx.policy.default_region)
+    except DomainError:
+        return False
+    return True
 
 
 step(FLOW, "code", prompt=ask_code, on_text=on_code)
@@ -462,7 +521,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
             return
         await ctx.answer()
         shop = await ctx.owned_shop()
-        await send_code(ctx, shop, int(data["role_id"]), str(data["phone"]))
+        await send_code(ctx, shop, int(data["role_id"]), str(data["phone"]), recheck=True)
         return
     if action == "nick":
         data = await _at(ctx, "nickname")
@@ -565,11 +624,12 @@ async def _end_holder_message(ctx: Ctx, code: VerificationCode, key: str) -> Non
 async def on_holder_button(ctx: Ctx, action: str, args: list[str]) -> None:
     """"Not me": the holder declines; the code dies and the owner is told."""
     try:
-        code = await codes.decline_code(ctx.session, code_id=int(args[0]), holder_id=ctx.user_id,
-                                        now=ctx.now())
+        code = await codes.decline_code(ctx.session, code_id=int(args[0]),
+                                        holder_id=ctx.user_id, now=ctx.now())
     except DomainError:
         await ctx.stale()
         return
+    await _back_to_code_step(ctx.session, code, ctx.now())
     await ctx.answer()
     await ctx.show(ctx.t("holder_code.declined_by_you"))
     owner = await ctx.session.get(User, code.owner_id)
@@ -578,8 +638,7 @@ async def on_holder_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await send_safely(
             ctx.context.bot, owner.id,
             t(locale, "newaccount.declined_notice", phone=mask_phone(code.phone)),
-            keyboard([button(t(locale, "newaccount.resend"), cb(NS, "resend"))],
-                     [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))]),
+            resend_keyboard(locale),
         )
 
 
@@ -587,28 +646,36 @@ buttons(HOLDER_NS, {"no": ("int",)}, on_holder_button)
 
 
 async def open_invite(ctx: Ctx, token: str) -> None:
-    """``/start <token>``: link the phone first if needed, then deliver the code."""
-    await codes.code_for_invite(ctx.session, token, now=ctx.now())
+    """``/start <token>``: link the phone first if needed, then deliver the code. Only the
+    token's SHA-256 is kept (in the draft too), never the token."""
+    token_hash = codes.invite_hash(token)
+    await codes.code_for_invite(ctx.session, token_hash, now=ctx.now())
     if ctx.user.phone is None:
-        await ctx.start_flow(INVITE_FLOW, "contact", {"token": token})
+        await ctx.start_flow(INVITE_FLOW, "contact", {"token_hash": token_hash})
         await ctx.reply(ctx.t("holder_code.invite_welcome"))
         await ask_phone(ctx)
         return
-    await claim(ctx, token)
+    await claim(ctx, token_hash)
 
 
 home.INVITE_OPENER.append(open_invite)
 
 
 async def on_invite_contact(ctx: Ctx, contact: Contact) -> None:
-    """The invited holder shared their contact: link it and deliver the code if it matches."""
+    """The invited holder shared their contact: link it (for good, whatever the invite says)
+    and deliver the code if it matches."""
     draft = await ctx.load_draft()
-    token = str((draft.data if draft else {}).get("token", ""))
+    token_hash = str((draft.data if draft else {}).get("token_hash", ""))
     phone = await accept_contact(ctx, contact)
     if phone is None:
         return
     await ctx.end_flow()
-    await claim(ctx, token)
+    await ctx.commit()  # the phone they proved stays linked even if the invite is refused
+    try:
+        await claim(ctx, token_hash)
+    except DomainError as exc:
+        await ctx.reply(ctx.t("onboarding.linked"), ReplyKeyboardRemove())
+        await ctx.reply(ctx.error_text(exc))
 
 
 async def on_invite_text(ctx: Ctx, _text: str) -> None:
@@ -620,30 +687,51 @@ step(INVITE_FLOW, "contact", prompt=ask_phone, on_text=on_invite_text,
      on_contact=on_invite_contact)
 
 
-async def claim(ctx: Ctx, token: str) -> None:
+async def claim(ctx: Ctx, token_hash: str) -> None:
     """Use up the invite and send the holder their code; tell the owner."""
-    code, plain = await codes.claim_invite(ctx.session, token, ctx.user, now=ctx.now())
+    code, plain = await codes.claim_invite(ctx.session, ctx.policy, token_hash, ctx.user,
+                                           now=ctx.now())
     shop = await ctx.session.get(Shop, code.shop_id)
     owner = await ctx.session.get(User, code.owner_id)
     role = await ctx.session.get(Role, code.role_id) if code.role_id else None
     assert shop is not None and owner is not None
     await ctx.commit()
-    message_id = await deliver(ctx.context.bot, ctx.deps, code, ctx.user, plain, shop, owner, role)
-    if message_id is None:
-        return
-    await codes.mark_delivered(ctx.session, code, holder_id=ctx.user_id, message_id=message_id)
-    await ctx.commit()
+    sent = await deliver(ctx.context.bot, ctx.deps, code, ctx.user, plain, shop, owner, role)
     owner_locale = ctx.deps.locale_of(owner)
+    if sent is None or sent is SEND_FAILED:
+        await codes.mark_undeliverable(ctx.session, code, now=ctx.now(), blocked=sent is None)
+        await ctx.commit()
+        await send_safely(
+            ctx.context.bot, owner.id,
+            t(owner_locale, "newaccount.send_failed", phone=mask_phone(code.phone)),
+            resend_keyboard(owner_locale),
+        )
+        return
+    assert isinstance(sent, int)
+    await codes.mark_delivered(ctx.session, code, holder_id=ctx.user_id, message_id=sent)
+    await ctx.commit()
+    # the holder's name is not told: the owner sees it only once the code is verified
     await send_safely(
         ctx.context.bot, owner.id,
-        t(owner_locale, "newaccount.invite_opened", name=ctx.user.first_name or "—",
-          phone=mask_phone(code.phone)),
+        t(owner_locale, "newaccount.invite_opened", phone=mask_phone(code.phone)),
     )
-    owner_draft = await get_draft(ctx.session, owner.id)
-    if owner_draft is not None and owner_draft.flow == FLOW and \
-            owner_draft.data.get("code_id") == code.id:
-        await save_draft(ctx.session, owner.id, FLOW, owner_draft.step,
-                         {**owner_draft.data, "holder_name": ctx.user.first_name}, ctx.now())
+
+
+def resend_keyboard(locale: str, key: str = "newaccount.resend") -> InlineKeyboardMarkup:
+    """Resend and Cancel for the owner, under a notice sent outside their update."""
+    return keyboard([button(t(locale, key), cb(NS, "resend"))],
+                    [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))])
+
+
+async def _back_to_code_step(session: AsyncSession, code: VerificationCode, now: datetime) -> None:
+    """A verified code ended before Confirm: the owner's flow goes back to the code step (so
+    that Resend works) and forgets the holder's name."""
+    draft = await get_draft(session, code.owner_id)
+    if draft is None or draft.flow != FLOW or draft.data.get("code_id") != code.id \
+            or draft.step in ("code", "phone", "role"):
+        return
+    await save_draft(session, code.owner_id, FLOW, "code",
+                     {**draft.data, "holder_name": None}, now)
 
 
 # --- expiry -----------------------------------------------------------------------------------
@@ -663,10 +751,14 @@ def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # 
 
 
 async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
-    """End every pending code past its deadline, tell owners and holders; the next deadline."""
+    """End every live code past its deadline (pending, or verified and not confirmed), tell
+    owners and holders; the next deadline."""
     while True:
         async with deps.sessions() as session:
-            expired = await codes.expire_due(session, now=deps.clock.now())
+            now = deps.clock.now()
+            expired = await codes.expire_due(session, now=now)
+            for code in expired:
+                await _back_to_code_step(session, code, now)
             await session.commit()
             notices = []
             for code in expired:
@@ -681,13 +773,49 @@ async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
             locale = deps.locale_of(owner)
             await send_safely(
                 bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
-                keyboard([button(t(locale, "newaccount.resend_new"), cb(NS, "resend"))],
-                         [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))]),
+                resend_keyboard(locale, "newaccount.resend_new"),
             )
         if len(expired) < 500:
             break
     async with deps.sessions() as session:
         return await codes.next_deadline(session)
+
+
+async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
+    """Start-up: codes committed but never sent (the process died between the two) are sent
+    now with fresh digits, and the owner is told; a holder who cannot be reached is reported to
+    the owner, who can resend at once. Returns how many codes were handled."""
+    async with deps.sessions() as session:
+        pending = await codes.undelivered(session, now=deps.clock.now())
+        for code in pending:
+            holder = await session.get(User, code.holder_id or 0)
+            shop = await session.get(Shop, code.shop_id)
+            owner = await session.get(User, code.owner_id)
+            role = await session.get(Role, code.role_id) if code.role_id else None
+            if holder is None or shop is None or owner is None:
+                await codes.mark_undeliverable(session, code, now=deps.clock.now(), blocked=False)
+                await session.commit()
+                continue
+            plain = codes.rekey(deps.policy, code)
+            session.add(code)
+            await session.commit()
+            sent = await deliver(bot, deps, code, holder, plain, shop, owner, role)
+            locale = deps.locale_of(owner)
+            masked = mask_phone(code.phone)
+            if sent is None or sent is SEND_FAILED:
+                await codes.mark_undeliverable(session, code, now=deps.clock.now(),
+                                               blocked=sent is None)
+                await session.commit()
+                await send_safely(bot, owner.id, t(locale, "newaccount.send_failed", phone=masked),
+                                  resend_keyboard(locale))
+                continue
+            assert isinstance(sent, int)
+            await codes.mark_delivered(session, code, holder_id=holder.id, message_id=sent)
+            await session.commit()
+            await send_safely(bot, owner.id, t(locale, "newaccount.sent_late", phone=masked,
+                                               until=_time(code.expires_at)),
+                              resend_keyboard(locale))
+        return len(pending)
 
 
 async def expiry_job(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -16,7 +16,7 @@ from tests import scratch_db
 from tests.conftest import PG_URL, requires_pg
 
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
-          "audit_event", "draft", "alembic_version"}
+          "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup"}
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -32,7 +32,7 @@ async def _check(url: str) -> None:
         assert names == TABLES
         assert await conn.run_sync(_diff) == []
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-        assert version == "0001"
+        assert version == "0002"
     await engine.dispose()
     await db.migrate(url)  # running it again is a no-op
 
