@@ -224,3 +224,53 @@ def test_code_entry_keeps_six_digits_and_refuses_other_shapes() -> None:
     assert codes.code_entry(" 12 34 56 ") == "123456"
     for typo in ("12345", "1234567", "12a456", "", "      "):
         assert codes.code_entry(typo) is None
+
+
+def test_code_entry_normalises_unicode_digits_and_finds_one_code_in_a_paste() -> None:
+    assert codes.code_entry("１２３４５６") == "123456"
+    assert codes.code_entry("١٢٣٤٥٦") == "123456"
+    assert codes.code_entry("१२३ ४५६") == "123456"
+    assert codes.code_entry("913-363") == "913363"
+    assert codes.code_entry("🔐 验证码：913363 有效期为5分钟（至 12:05 UTC）") == "913363"
+    assert codes.code_entry("Verification code: 913 363") == "913363"
+    for not_one in ("111111 222222", "12 345 678", "913363 and 123 456", "phone 13900139000"):
+        assert codes.code_entry(not_one) is None, not_one
+
+
+async def test_the_code_hash_is_keyed_with_the_server_secret() -> None:
+    keyed = Policy(code_secret=b"server-secret-one")
+    other = Policy(code_secret=b"server-secret-two")
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        issued = await codes.issue_code(s, keyed, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        wrong = await codes.verify_code(s, other, code_id=issued.code.id, owner_id=1,
+                                        entered=issued.plain, now=T0)
+        assert wrong.outcome is codes.VerifyOutcome.WRONG
+        right = await codes.verify_code(s, keyed, code_id=issued.code.id, owner_id=1,
+                                        entered=issued.plain, now=T0)
+        assert right.outcome is codes.VerifyOutcome.OK
+
+
+async def test_caps_count_per_shop_and_per_phone() -> None:
+    policy = Policy(codes_per_phone_per_hour=2, codes_per_phone_all_shops_per_hour=3,
+                    resend_cooldown_seconds=0)
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        _, shop2, role2 = await shop_with_role(s, uid=5, phone="+8613500135000")
+        one = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
+        two = dict(shop_id=shop2.id, owner_id=5, role_id=role2.id, phone="+8613900139000")
+        for i in range(2):
+            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=i), **one)
+        with pytest.raises(DomainError) as err:
+            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=3), **one)
+        assert err.value.key == "code_hourly_cap"
+        await codes.issue_code(s, policy, now=T0 + timedelta(seconds=4), **two)
+        with pytest.raises(DomainError) as err:
+            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=5), **two)
+        assert err.value.key == "code_phone_cap"
+
+
+def test_one_shop_cap_must_stay_below_the_phones_cap() -> None:
+    with pytest.raises(ValueError):
+        Policy(codes_per_phone_per_hour=5, codes_per_phone_all_shops_per_hour=5)
