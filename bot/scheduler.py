@@ -16,7 +16,7 @@ from datetime import datetime
 from telegram.ext import Application
 
 from handlers.base import Deps
-from handlers.provisioning import deliver_undelivered, expire_and_notify, schedule_expiry
+from handlers.holder_codes import deliver_undelivered, expire_and_notify, schedule_expiry
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +26,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
+from models.code_entry import CODE_DIGITS
+from models.code_entry import code_entry as code_entry  # re-exported: handlers use codes.*
 from models.code_limits import check_issue
 from models.errors import DomainError
 from models.phones import mask_phone
@@ -35,7 +35,6 @@ from models.policy import Policy
 from models.tables import CodeStatus, User, VerificationCode
 from models.users import user_by_phone
 
-CODE_DIGITS = 6
 #: the statuses a code can still be used (or declined) in
 LIVE = (CodeStatus.PENDING.value, CodeStatus.VERIFIED.value)
 
@@ -49,42 +48,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u00b7.]+")
-_SIX = re.compile(r"(?<!\d)\d{6}(?!\d)")
-_THREE_THREE = re.compile(r"(?<!\d)(?<!\d[ -])\d{3}[ -]\d{3}(?![ -]?\d)")
-
-
-def _ascii_digits(text: str) -> str:
-    """``text`` with full-width forms folded (NFKC) and every Unicode decimal digit as 0-9."""
-    folded = unicodedata.normalize("NFKC", text)
-    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in folded)
-
-
-def code_entry(text: str) -> str | None:
-    """What someone typed as a code, as six ASCII digits, if it is one; else ``None`` — a typo
-    of shape is not a wrong code and costs no attempt.
-
-    Full-width (１２３４５６) and other Unicode decimal digits count; spaces and dashes inside
-    are ignored ("123 456", "913-363"). A pasted message holding exactly one six-digit group
-    ("🔐 验证码：913363 …") gives that group.
-    """
-    plain = _ascii_digits(text)
-    whole = _SEPARATORS.sub("", plain)
-    if len(whole) == CODE_DIGITS and whole.isdigit():
-        return whole
-    groups = [m.group() for m in _SIX.finditer(plain)]
-    groups += [m.group() for m in _THREE_THREE.finditer(plain)]
-    if len(groups) == 1:
-        return _SEPARATORS.sub("", groups[0])
-    return None
-
-
 def new_code() -> str:
     """Six random digits."""
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _keyed(policy: Policy, code: VerificationCode) -> str:
+def keyed(policy: Policy, code: VerificationCode) -> str:
     """Give ``code`` fresh digits (a new salt and hash); the digits, for the holder only."""
     plain = new_code()
     code.salt = secrets.token_hex(16)
@@ -188,7 +157,7 @@ async def issue_code(
         invite_token_hash=hash_token(invite_token) if invite_token else None,
         delivery="queued" if holder else "invite",
     )
-    plain = _keyed(policy, code)
+    plain = keyed(policy, code)
     session.add(code)
     await session.flush()
     audit.record(
@@ -452,55 +421,4 @@ async def undelivered(session: AsyncSession, *, now: datetime) -> list[Verificat
 
 def rekey(policy: Policy, code: VerificationCode) -> str:
     """Only the hash of a code is kept: to send it again, it gets fresh digits (same deadline)."""
-    return _keyed(policy, code)
-
-
-def code_for_invite_hash(code: VerificationCode | None, now: datetime) -> VerificationCode:
-    if code is None or code.status != CodeStatus.PENDING.value or now >= code.expires_at:
-        raise DomainError("invite_invalid")
-    return code
-
-
-async def code_for_invite(session: AsyncSession, token_hash: str, *, now: datetime) -> VerificationCode:
-    """The live code an invite token (given as its SHA-256) belongs to, or ``invite_invalid``."""
-    if not token_hash:
-        raise DomainError("invite_invalid")
-    result = await session.exec(
-        select(VerificationCode).where(VerificationCode.invite_token_hash == token_hash)
-    )
-    return code_for_invite_hash(result.first(), now)
-
-
-def invite_hash(token: str) -> str:
-    """The stored form of an invite token from a link (``invite_invalid`` for no token shape)."""
-    if not token or len(token) > 64:
-        raise DomainError("invite_invalid")
-    return hash_token(token)
-
-
-async def claim_invite(
-    session: AsyncSession, policy: Policy, token_hash: str, user: User, *, now: datetime
-) -> tuple[VerificationCode, str]:
-    """The holder opened the invite and their linked phone matches: the link is used up.
-
-    Only the hash of the code was kept, so the holder gets fresh digits now; the deadline stays.
-    """
-    code = await code_for_invite(session, token_hash, now=now)
-    if user.phone != code.phone:
-        raise DomainError("invite_phone_mismatch", phone=mask_phone(code.phone))
-    plain = _keyed(policy, code)
-    code.invite_token_hash = None
-    code.holder_id = user.id
-    code.delivery = "queued"
-    session.add(code)
-    audit.record(
-        session,
-        now=now,
-        shop_id=code.shop_id,
-        actor_id=user.id,
-        action="code.invite_opened",
-        object_type="code",
-        object_id=code.id,
-        phone=mask_phone(code.phone),
-    )
-    return code, plain
+    return keyed(policy, code)

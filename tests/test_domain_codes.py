@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import codes
+from models import codes, invites
 from models.accounts import check_phone_available, confirm_sub_account
 from models.errors import DomainError
 from models.phones import _split_e164, mask_phone, normalize_contact_phone, normalize_phone
@@ -172,13 +172,16 @@ async def test_invite_is_single_use_and_bound_to_the_phone() -> None:
         assert issued.holder is None and issued.invite_token
         stranger = await person(s, 3, "+8613600136000")
         with pytest.raises(DomainError) as err:
-            await codes.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), stranger, now=T0)
+            await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), stranger,
+                                       now=T0)
         assert err.value.key == "invite_phone_mismatch"
         holder = await person(s, 2, "+8613900139000")
-        code, plain = await codes.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), holder, now=T0)
+        code, plain = await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token),
+                                                 holder, now=T0)
         assert code.holder_id == 2 and len(plain) == 6
         with pytest.raises(DomainError):
-            await codes.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), holder, now=T0)
+            await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), holder,
+                                       now=T0)
         ok = await codes.verify_code(s, POLICY, code_id=code.id, owner_id=1, entered=plain, now=T0)
         assert ok.outcome is codes.VerifyOutcome.OK
 
