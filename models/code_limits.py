@@ -116,8 +116,12 @@ async def note_lookup(
     )).all())
     if phone in looked:
         return
+    if len(looked) < policy.lookups_per_owner_per_hour:
+        session.add(PhoneLookup(owner_id=owner_id, phone=phone, created_at=now))
+        return
     verified = set((await session.exec(
         select(VerificationCode.phone).where(
+            col(VerificationCode.phone).in_(looked),  # ix_code_phone_created serves it
             col(VerificationCode.owner_id) == owner_id,
             col(VerificationCode.created_at) > hour_ago,
             col(VerificationCode.status).in_((CodeStatus.VERIFIED.value, CodeStatus.USED.value)),

@@ -277,3 +277,23 @@ async def test_caps_count_per_shop_and_per_phone() -> None:
 def test_one_shop_cap_must_stay_below_the_phones_cap() -> None:
     with pytest.raises(ValueError):
         Policy(codes_per_phone_per_hour=5, codes_per_phone_all_shops_per_hour=5)
+
+
+async def test_look_ups_count_only_phones_without_a_verified_code() -> None:
+    from models.code_limits import note_lookup
+
+    policy = Policy(lookups_per_owner_per_hour=2)
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        kw = dict(owner_id=1, now=T0)
+        await note_lookup(s, policy, phone="+8613900139000", **kw)
+        await note_lookup(s, policy, phone="+8613700137000", **kw)
+        await note_lookup(s, policy, phone="+8613900139000", **kw)  # the same one again: free
+        with pytest.raises(DomainError) as err:
+            await note_lookup(s, policy, phone="+8613600136000", **kw)
+        assert (err.value.key, err.value.params) == ("lookup_limit", {"cap": 2, "minutes": 60})
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                entered=issued.plain, now=T0)
+        await note_lookup(s, policy, phone="+8613600136000", **kw)  # one probe was a real hire
