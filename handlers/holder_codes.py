@@ -194,7 +194,7 @@ async def claim(ctx: Ctx, token_hash: str) -> None:
         await ctx.commit()
         await send_safely(
             ctx.context.bot, owner.id,
-            t(owner_locale, "newaccount.send_failed", phone=mask_phone(code.phone)),
+            t(owner_locale, _failure_key(sent), phone=mask_phone(code.phone)),
             resend_keyboard(owner_locale),
         )
         return
@@ -206,6 +206,11 @@ async def claim(ctx: Ctx, token_hash: str) -> None:
         ctx.context.bot, owner.id,
         t(owner_locale, "newaccount.invite_opened", phone=mask_phone(code.phone)),
     )
+
+
+def _failure_key(sent: int | str | None) -> str:
+    """The owner's notice for a code that could not be sent (blocked, or Telegram unreachable)."""
+    return "newaccount.holder_blocked" if sent is None else "newaccount.send_failed"
 
 
 def resend_keyboard(locale: str, key: str = "newaccount.resend") -> InlineKeyboardMarkup:
@@ -297,7 +302,7 @@ async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
                 await codes.mark_undeliverable(session, code, now=deps.clock.now(),
                                                blocked=sent is None)
                 await session.commit()
-                await send_safely(bot, owner.id, t(locale, "newaccount.send_failed", phone=masked),
+                await send_safely(bot, owner.id, t(locale, _failure_key(sent), phone=masked),
                                   resend_keyboard(locale))
                 continue
             assert isinstance(sent, int)

@@ -239,10 +239,11 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
 async def _refused(ctx: Ctx, exc: DomainError) -> None:
     """No code was issued: say why, then what the owner can do from here."""
     await ctx.reply(ctx.error_text(exc))
+    draft = await ctx.load_draft()
     if exc.key == "seat_cap_reached":
+        await _cancel_code(ctx, dict(draft.data) if draft else {})
         await ctx.end_flow()
         return
-    draft = await ctx.load_draft()
     at_code = draft is not None and draft.step == "code"
     if exc.key in BINDING_REFUSALS:
         if at_code:  # Resend found the phone bound meanwhile: the flow goes back to the phone

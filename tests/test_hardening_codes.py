@@ -267,6 +267,30 @@ async def test_a_code_never_sent_is_delivered_at_start_up(
         await engine2.dispose()
 
 
+async def test_a_code_never_sent_to_a_holder_who_blocked_the_bot_is_reported_at_start_up(
+    harness: Harness, settings: Settings, api: FakeBotApi
+) -> None:
+    h = harness
+    await standard_setup(h)
+    await to_code_step(h)
+    async with h.app.bot_data["deps"].sessions() as session:
+        row = await session.get(VerificationCode, (await code_row(h)).id)
+        assert row is not None
+        row.delivery, row.holder_message_id = "queued", None
+        await session.commit()
+    api.blocked.add(HOLDER.id)
+    engine2 = db.create_engine(settings.database.url)
+    h2 = await start_harness(settings, engine2, api, h.clock)
+    try:
+        assert "has blocked this bot" in h2.last(OWNER).text
+        assert "Resend code" in h2.last(OWNER).labels[0]
+        row = await code_row(h2)
+        assert (row.status, row.delivery) == ("cancelled", "failed")
+    finally:
+        await stop_harness(h2)
+        await engine2.dispose()
+
+
 async def test_retyping_the_number_at_the_code_step_starts_over(harness: Harness) -> None:
     h = harness
     await standard_setup(h)
