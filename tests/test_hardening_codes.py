@@ -7,10 +7,13 @@ import hashlib
 import hmac
 import stat
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from telegram.error import NetworkError
 
 from bot import db
@@ -438,3 +441,29 @@ async def test_a_verify_never_overwrites_an_expiry_from_another_connection(
         await s1.commit()
     assert result.outcome is codes.VerifyOutcome.EXPIRED
     assert (await code_row(h)).status == "expired"
+
+
+async def test_codes_in_flight_at_the_upgrade_expire_at_once(tmp_path: Path) -> None:
+    """The hash is keyed now, so an older code could only fail: migration 0002 moves its
+    deadline to the upgrade, and start-up reconciliation expires it and tells the owner."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    db.ensure_sqlite_dir(url)
+    await asyncio.to_thread(command.upgrade, db.alembic_config(url), "0001")
+    far = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO app_user (id, first_name, created_at) VALUES (1, 'O', :t)"), {"t": far})
+        await conn.execute(text(
+            "INSERT INTO shop (name, owner_id, max_sub_accounts, created_at) "
+            "VALUES ('S', 1, 50, :t)"), {"t": far})
+        await conn.execute(text(
+            "INSERT INTO verification_code (shop_id, owner_id, phone, salt, code_hash, status, "
+            "attempts, created_at, expires_at, delivery) VALUES (1, 1, '+8613900139000', '00', "
+            "'00', 'pending', 0, :t, :t, 'direct')"), {"t": far})
+    await db.migrate(url)
+    async with engine.connect() as conn:
+        expires, delivery = (await conn.execute(text(
+            "SELECT expires_at, delivery FROM verification_code"))).one()
+    await engine.dispose()
+    assert str(expires) < str(far) and delivery == "queued"
