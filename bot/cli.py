@@ -320,7 +320,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"codes: valid {settings.verification.code_ttl_seconds} s, "
         f"{settings.verification.max_attempts} attempts, "
         f"resend after {settings.verification.resend_cooldown_seconds} s, "
-        f"{settings.verification.codes_per_phone_per_hour} per phone per hour",
+        f"{settings.verification.codes_per_phone_per_hour} per phone per hour from one shop, "
+        f"{settings.verification.codes_per_phone_all_shops_per_hour} from all shops, "
+        f"{settings.verification.lookups_per_owner_per_hour} phone look-ups per owner per hour",
+        "code-hash secret: " + ("configured" if settings.verification.code_secret
+                                else f"kept in {code_secret_path(settings)}"),
         f"max_sub_accounts: {settings.shop.max_sub_accounts}",
         f"log level: {args.log_level or settings.logging.level}",
         f"modules ({len(settings.modules)}): " + ", ".join(m.key for m in settings.modules),

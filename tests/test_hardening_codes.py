@@ -467,3 +467,16 @@ async def test_codes_in_flight_at_the_upgrade_expire_at_once(tmp_path: Path) -> 
             "SELECT expires_at, delivery FROM verification_code"))).one()
     await engine.dispose()
     assert str(expires) < str(far) and delivery == "queued"
+
+
+def test_check_config_names_where_the_code_secret_is_and_never_shows_it(tmp_path: Path) -> None:
+    from tests.test_cli import cli
+
+    (tmp_path / "config.toml").write_text(
+        '[verification]\ncode_secret = "a-code-secret-of-forty-characters-xxxxx"\n')
+    result = cli(tmp_path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "code-hash secret: configured" in result.stdout
+    assert "a-code-secret" not in result.stdout + result.stderr
+    (tmp_path / "config.toml").write_text("")
+    assert "code-hash secret: kept in data/code_secret" in cli(tmp_path, "check-config").stdout
