@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,8 +33,13 @@ def build_application(
     request: BaseRequest | None = None,
     get_updates_request: BaseRequest | None = None,
     rate_limit: bool | None = None,
+    code_secret: str | None = None,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot, wired: handlers, one session per update, the expiry job, start-up work."""
+    """The bot, wired: handlers, one session per update, the expiry job, start-up work.
+
+    ``code_secret`` keys the codes' HMAC; by default it is the configured one or the one kept in
+    a file beside the webhook secret (``bot.cli.code_secret``).
+    """
     tg = settings.telegram
     builder = (
         ApplicationBuilder()
@@ -53,9 +59,13 @@ def build_application(
     if engine is None:
         engine = db.create_engine(settings.database.url, echo=settings.database.echo)
         application.bot_data["engine"] = engine  # ours to dispose at shutdown
+    if code_secret is None:
+        from bot.cli import code_secret as kept_code_secret
+
+        code_secret = kept_code_secret(settings)
     deps = Deps(
         sessions=db.sessionmaker(engine),
-        policy=settings.policy(),
+        policy=replace(settings.policy(), code_secret=code_secret.encode()),
         clock=clock or SystemClock(),
         default_locale=settings.i18n.default_locale,
     )

@@ -114,7 +114,30 @@ class VerificationSettings(_Section):
     code_ttl_seconds: int = Field(default=300, ge=1, le=3600)
     max_attempts: int = Field(default=5, ge=1, le=20)
     resend_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    #: codes one shop may send one phone in an hour
     codes_per_phone_per_hour: int = Field(default=5, ge=1, le=100)
+    #: codes all shops together may send one phone in an hour (more than one shop's cap)
+    codes_per_phone_all_shops_per_hour: int = Field(default=15, ge=2, le=1000)
+    #: distinct phones an owner may enter in an hour without a code being verified
+    lookups_per_owner_per_hour: int = Field(default=10, ge=1, le=1000)
+    #: the key of the codes' HMAC; empty: generated once into a file (see README)
+    code_secret: str = Field(default="", repr=False)
+
+    @field_validator("code_secret")
+    @classmethod
+    def _secret_length(cls, value: str) -> str:
+        if value and not 16 <= len(value) <= 256:
+            raise ValueError("must be 16-256 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _caps(self) -> VerificationSettings:
+        if self.codes_per_phone_all_shops_per_hour <= self.codes_per_phone_per_hour:
+            raise ValueError(
+                "codes_per_phone_all_shops_per_hour must be greater than codes_per_phone_per_hour"
+                " (else one shop could use up every shop's chances to reach a phone)"
+            )
+        return self
 
 
 class RetentionSettings(_Section):
@@ -198,6 +221,9 @@ class Settings(_Section):
             max_attempts=self.verification.max_attempts,
             resend_cooldown_seconds=self.verification.resend_cooldown_seconds,
             codes_per_phone_per_hour=self.verification.codes_per_phone_per_hour,
+            codes_per_phone_all_shops_per_hour=self.verification.codes_per_phone_all_shops_per_hour,
+            lookups_per_owner_per_hour=self.verification.lookups_per_owner_per_hour,
+            code_secret=self.verification.code_secret.encode(),
             default_region=self.phone.default_region,
             max_sub_accounts=self.shop.max_sub_accounts,
             modules=tuple(Module(m.key, {"en": m.en, "zh-Hans": m.zh_Hans}) for m in self.modules),
@@ -222,7 +248,7 @@ def load_settings(
 ) -> Settings:
     """Read ``path`` (default ``./config.toml``; defaults when absent), then the environment.
 
-    ``BOT_TOKEN``, ``DATABASE_URL`` and ``LOG_LEVEL`` win over the file. Raises ``ConfigError``
+    ``BOT_TOKEN``, ``DATABASE_URL``, ``LOG_LEVEL`` and ``CODE_SECRET`` win over the file. Raises ``ConfigError``
     with one line naming the problem.
     """
     env = os.environ if environ is None else environ
@@ -242,6 +268,7 @@ def load_settings(
         ("telegram", "token"): env.get("BOT_TOKEN"),
         ("database", "url"): env.get("DATABASE_URL"),
         ("logging", "level"): env.get("LOG_LEVEL"),
+        ("verification", "code_secret"): env.get("CODE_SECRET"),
     }
     for (section, key), value in overrides.items():
         if value:

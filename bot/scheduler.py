@@ -9,6 +9,9 @@ The retention job (SPEC §9) deletes what is kept only for a while (``models.ret
 at start-up and then every ``RETENTION_EVERY`` by the injected clock, planning its own next run
 (as the expiry job does). Deleting is idempotent, so a run repeated by a restart or by a second
 process does no harm.
+
+Reconciliation also sends the codes that were committed but never sent (the process died in
+between), or tells their owners that they could not be sent.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from telegram.ext import Application, ContextTypes, JobQueue
 
 from bot.config import RetentionSettings
 from handlers.base import Deps
-from handlers.provisioning import expire_and_notify, schedule_expiry
+from handlers.holder_codes import deliver_undelivered, expire_and_notify, schedule_expiry
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
 
@@ -31,10 +34,13 @@ RETENTION_EVERY = timedelta(days=1)
 
 
 async def reconcile(application: Application) -> datetime | None:  # type: ignore[type-arg]
-    """Expire past-due codes now and schedule the job for the next deadline (returned); run
-    the clean-up once and plan its daily runs."""
+    """Send the codes never sent, expire past-due ones and schedule the job for the next
+    deadline (returned); run the clean-up once and plan its daily runs."""
     deps = application.bot_data["deps"]
     assert isinstance(deps, Deps)
+    resent = await deliver_undelivered(application.bot, deps)
+    if resent:
+        log.info("%s code(s) issued but never sent were handled at start-up", resent)
     upcoming = await expire_and_notify(application.bot, deps)
     if upcoming is not None:
         schedule_expiry(application.job_queue, upcoming)

@@ -10,12 +10,10 @@ Every step is written to the user's draft, so a restart finds the owner where th
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import Bot, Contact, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes, JobQueue, filters
+from telegram import InlineKeyboardMarkup
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from handlers import accounts, home, roles
 from handlers.account_screens import details_screen
@@ -25,15 +23,26 @@ from handlers.base import (
     Deps,
     Undelivered,
     button,
-    deps_of,
-    edit_safely,
     entry,
     keyboard,
     module_names,
-    send_safely,
+)
+from handlers.holder_codes import (  # re-exported: other modules know them from here
+    EXPIRY_JOB as EXPIRY_JOB,
+)
+from handlers.holder_codes import (
+    FLOW as FLOW,
+)
+from handlers.holder_codes import (
+    NS,
+    SEND_FAILED,
+    clock_time,
+    code_minutes,
+    deliver,
+    end_holder_message,
+    schedule_expiry,
 )
 from handlers.i18n import t
-from handlers.onboarding import accept_contact, ask_phone, contact_keyboard
 from handlers.router import RETURNS, abandon, buttons, cb, on_cancel, step
 from models import codes
 from models.accounts import (
@@ -44,29 +53,21 @@ from models.accounts import (
     clean_nickname,
     confirm_sub_account,
 )
-from models.clock import as_aware
-from models.drafts import get_draft, save_draft
+from models.code_limits import note_lookup
 from models.errors import DomainError
 from models.phones import mask_phone, normalize_phone
 from models.policy import IM_MODULE
 from models.roles import get_role, list_roles
-from models.tables import Role, Shop, User, VerificationCode
+from models.tables import CodeStatus, Role, Shop, User, VerificationCode
 
 log = logging.getLogger(__name__)
 
-FLOW = "newaccount"
-INVITE_FLOW = "invite"
-EXPIRY_JOB = "code-expiry"
-NS = "na"  # the owner's flow buttons
-HOLDER_NS = "hc"  # the holder's code message
+
+#: refusals that say the phone cannot be added here (SPEC §2's three meanings)
+BINDING_REFUSALS = ("phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account")
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _time(moment: datetime) -> str:
-    """A deadline as the owner and holder see it."""
-    return moment.strftime("%H:%M UTC")
 
 
 def role_modules(locale: str, deps: Deps, role: Role) -> str:
@@ -212,6 +213,9 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
     shop = await ctx.owned_shop()
     try:
         phone = normalize_phone(text, ctx.policy.default_region)
+        # counted before the checks: a refusal tells as much about a phone as a code does
+        await note_lookup(ctx.session, ctx.policy, owner_id=ctx.user_id, phone=phone,
+                          now=ctx.now())
         await check_phone_available(ctx.session, shop, phone)
     except DomainError as exc:
         await ctx.reply(ctx.error_text(exc))
@@ -230,45 +234,6 @@ step(FLOW, "phone", prompt=ask_holder_phone, on_text=on_holder_phone)
 # --- sending a code ---------------------------------------------------------------------------
 
 
-def holder_code_text(
-    locale: str, *, plain: str, shop: Shop, owner: User, role: Role | None, code: VerificationCode
-) -> str:
-    """The holder's code message: who asks, for which role, give it to them only."""
-    return t(
-        locale,
-        "holder_code.message",
-        code=plain,
-        shop=shop.name,
-        owner=owner.first_name or "—",
-        owner_phone=mask_phone(owner.phone),
-        role=role.name if role else "—",
-        minutes=code_minutes(code),
-        until=_time(code.expires_at),
-    )
-
-
-def code_minutes(code: VerificationCode) -> int:
-    """How many minutes the code was issued for (as the texts say it: at least 1)."""
-    return max(1, round((code.expires_at - code.created_at).total_seconds() / 60))
-
-
-def not_me_keyboard(locale: str, code_id: int) -> InlineKeyboardMarkup:
-    """The holder's "Not me" button for a code."""
-    return keyboard([button(t(locale, "holder_code.not_me"), cb(HOLDER_NS, "no", code_id))])
-
-
-async def deliver(
-    bot: Bot, deps: Deps, code: VerificationCode, holder: User, plain: str,
-    shop: Shop, owner: User, role: Role | None,
-) -> int | None:
-    """Send the code to the holder's chat; the message id, or ``None`` if they blocked the bot."""
-    locale = deps.locale_of(holder)
-    text = holder_code_text(locale, plain=plain, shop=shop, owner=owner, role=role,
-                            code=code)
-    message = await send_safely(bot, holder.id, text, not_me_keyboard(locale, code.id or 0))
-    return message.message_id if message else None
-
-
 def code_keyboard(ctx: Ctx) -> InlineKeyboardMarkup:
     """Resend and Cancel, under the code prompts."""
     return keyboard(
@@ -276,51 +241,75 @@ def code_keyboard(ctx: Ctx) -> InlineKeyboardMarkup:
     )
 
 
-async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str) -> None:
-    """Issue a code for ``phone`` and deliver it (direct, or an invite link for the owner)."""
+async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
+                    recheck: bool = False) -> None:
+    """Issue a code for ``phone`` and deliver it (direct, or an invite link for the owner).
+
+    ``recheck`` (Resend) runs the binding checks of SPEC §2 again first: the phone may have
+    been bound elsewhere since the first code.
+    """
     try:
+        if recheck:
+            await check_phone_available(ctx.session, shop, phone)
         issued = await codes.issue_code(
             ctx.session, ctx.policy, shop_id=shop.id or 0, owner_id=ctx.user_id,
             role_id=role_id, phone=phone, now=ctx.now(),
         )
     except DomainError as exc:
-        await ctx.reply(ctx.error_text(exc))
-        draft = await ctx.load_draft()
-        if draft is not None and draft.step == "code":
-            await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
-        else:
-            await ask_holder_phone(ctx)
+        await _refused(ctx, exc)
         return
     code, holder = issued.code, issued.holder
-    # one write of the draft for the whole step (the holder's name is offered as a nickname)
-    await ctx.goto(FLOW, "code", {"phone": phone, "code_id": code.id,
-                                  "holder_name": holder.first_name if holder else None})
+    # one write of the draft for the whole step; the holder's name is not shown before the
+    # code is verified (SPEC §3: entering a phone reveals no more than §2 needs)
+    await ctx.goto(FLOW, "code", {"phone": phone, "code_id": code.id, "holder_name": None})
     await ctx.commit()
     schedule_expiry(ctx.context.job_queue, code.expires_at)
     for old in issued.superseded:
-        await _end_holder_message(ctx, old, "holder_code.superseded")
+        await end_holder_message(ctx, old, "holder_code.superseded")
     role = await ctx.session.get(Role, role_id)
     masked = mask_phone(phone)
     if holder is not None:
-        message_id = await deliver(ctx.context.bot, ctx.deps, code, holder, issued.plain,
-                                   shop, ctx.user, role)
-        if message_id is None:
-            await codes.mark_undeliverable(ctx.session, code, now=ctx.now())
-            await ctx.goto(FLOW, "code", {"holder_name": None})
-            await ctx.reply(ctx.t("newaccount.holder_blocked", phone=masked), code_keyboard(ctx))
+        sent = await deliver(ctx.context.bot, ctx.deps, code, holder, issued.plain,
+                             shop, ctx.user, role)
+        if sent is None or sent is SEND_FAILED:
+            await codes.mark_undeliverable(ctx.session, code, now=ctx.now(), blocked=sent is None)
+            key = "newaccount.holder_blocked" if sent is None else "newaccount.send_failed"
+            await ctx.reply(ctx.t(key, phone=masked), code_keyboard(ctx))
             return
-        await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=message_id)
+        assert isinstance(sent, int)
+        await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=sent)
         await ctx.reply(
-            ctx.t("newaccount.code_sent", name=holder.first_name or masked, phone=masked,
-                  minutes=code_minutes(code), until=_time(code.expires_at)),
+            ctx.t("newaccount.code_sent", phone=masked, minutes=code_minutes(code),
+                  until=clock_time(code.expires_at)),
             code_keyboard(ctx),
         )
         return
     link = f"https://t.me/{ctx.context.bot.username}?start={issued.invite_token}"
     await ctx.reply(
-        ctx.t("newaccount.invite", phone=masked, link=link, until=_time(code.expires_at)),
+        ctx.t("newaccount.invite", phone=masked, link=link, until=clock_time(code.expires_at)),
         code_keyboard(ctx),
     )
+
+
+async def _refused(ctx: Ctx, exc: DomainError) -> None:
+    """No code was issued: say why, then what the owner can do from here."""
+    await ctx.reply(ctx.error_text(exc))
+    draft = await ctx.load_draft()
+    if exc.key == "seat_cap_reached":
+        await _cancel_code(ctx, dict(draft.data) if draft else {})
+        await ctx.end_flow()
+        return
+    at_code = draft is not None and draft.step == "code"
+    if exc.key in BINDING_REFUSALS:
+        if at_code:  # Resend found the phone bound meanwhile: the flow goes back to the phone
+            await _cancel_code(ctx, dict(draft.data) if draft else {})
+            await ctx.goto(FLOW, "phone", {"code_id": None})
+        await ask_holder_phone(ctx)
+        return
+    if at_code:
+        await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
+    else:
+        await ask_holder_phone(ctx)
 
 
 # --- 3. code ----------------------------------------------------------------------------------
@@ -333,19 +322,33 @@ async def ask_code(ctx: Ctx) -> None:
 
 async def on_code(ctx: Ctx, text: str) -> None:
     """Verify what the owner typed; wrong codes count, the last try locks the code."""
+    data = await _at(ctx, "code") or {}
     digits = codes.code_entry(text)
     if digits is None:
+        if _looks_like_phone(ctx, text):  # a number typed again: start over with it
+            await _cancel_code(ctx, data)
+            await ctx.goto(FLOW, "phone", {"code_id": None})
+            await on_holder_phone(ctx, text)
+            return
         await ctx.reply(ctx.t("newaccount.code_format"), code_keyboard(ctx))
         return
-    data = await _at(ctx, "code") or {}
+    code = await ctx.session.get(VerificationCode, int(data.get("code_id") or 0))
+    if code is not None and code.status == CodeStatus.PENDING.value and code.delivery == "queued":
+        await ctx.reply(ctx.t("newaccount.not_delivered", phone=mask_phone(code.phone)),
+                        code_keyboard(ctx))
+        return
     result = await codes.verify_code(
-        ctx.session, ctx.policy, code_id=int(data["code_id"]), owner_id=ctx.user_id,
+        ctx.session, ctx.policy, code_id=int(data.get("code_id") or 0), owner_id=ctx.user_id,
         entered=digits, now=ctx.now(),
     )
     outcome = result.outcome
     if outcome is codes.VerifyOutcome.OK:
-        await ctx.goto(FLOW, "nickname")
-        await ctx.reply(ctx.t("newaccount.code_ok"))
+        # now, and only now, the holder's Telegram name may be shown (offered as a nickname)
+        holder = await ctx.session.get(User, result.code.holder_id or 0)
+        await ctx.goto(FLOW, "nickname", {"holder_name": holder.first_name if holder else None})
+        schedule_expiry(ctx.context.job_queue, result.code.expires_at)
+        await ctx.reply(ctx.t("newaccount.code_ok", minutes=code_minutes(result.code),
+                              until=clock_time(result.code.expires_at)))
         await ask_nickname(ctx)
         return
     if outcome is codes.VerifyOutcome.WRONG:
@@ -353,13 +356,21 @@ async def on_code(ctx: Ctx, text: str) -> None:
         return
     if result.just_ended:
         reason = "holder_code.locked" if outcome is codes.VerifyOutcome.LOCKED else "holder_code.expired"
-        await _end_holder_message(ctx, result.code, reason)
+        await end_holder_message(ctx, result.code, reason)
     key = {
         codes.VerifyOutcome.LOCKED: "newaccount.code_locked",
         codes.VerifyOutcome.EXPIRED: "newaccount.code_expired",
         codes.VerifyOutcome.DECLINED: "newaccount.code_declined",
     }.get(outcome, "newaccount.code_dead")
     await ctx.reply(ctx.t(key, minutes=code_minutes(result.code)), code_keyboard(ctx))
+
+
+def _looks_like_phone(ctx: Ctx, text: str) -> bool:
+    try:
+        normalize_phone(text, ctx.policy.default_region)
+    except DomainError:
+        return False
+    return True
 
 
 step(FLOW, "code", prompt=ask_code, on_text=on_code)
@@ -542,7 +553,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
             return
         await ctx.answer()
         shop = await ctx.owned_shop()
-        await send_code(ctx, shop, int(data["role_id"]), str(data["phone"]))
+        await send_code(ctx, shop, int(data["role_id"]), str(data["phone"]), recheck=True)
         return
     if action == "nick":
         data = await _at(ctx, "nickname")
@@ -586,7 +597,7 @@ async def _cancel_code(ctx: Ctx, data: dict[str, Any]) -> None:
     ended = await codes.cancel_code(ctx.session, code_id=int(code_id), actor_id=ctx.user_id,
                                     now=ctx.now())
     if ended is not None:
-        await _end_holder_message(ctx, ended, "holder_code.cancelled")
+        await end_holder_message(ctx, ended, "holder_code.cancelled")
 
 
 async def cancel_flow(ctx: Ctx) -> None:
@@ -617,166 +628,6 @@ async def newaccount_command(ctx: Ctx) -> None:
 
 
 home.menu_entry("newaccount", start_newaccount)
-
-
-# --- the holder's side ------------------------------------------------------------------------
-
-
-async def _holder_end_edit(
-    session: AsyncSession, deps: Deps, code: VerificationCode, key: str
-) -> tuple[int, int, str] | None:
-    """The edit that replaces the holder's code message (the digits disappear) with why the
-    code ended: chat, message and text; ``None`` when the holder has no such message."""
-    if code.holder_id is None or code.holder_message_id is None:
-        return None
-    holder = await session.get(User, code.holder_id)
-    shop = await session.get(Shop, code.shop_id)
-    text = t(deps.locale_of(holder), key, shop=shop.name if shop else "—")
-    return code.holder_id, code.holder_message_id, text
-
-
-async def _end_holder_message(ctx: Ctx, code: VerificationCode, key: str) -> None:
-    """Tell the holder why their code ended, in this update's session (committed first)."""
-    edit = await _holder_end_edit(ctx.session, ctx.deps, code, key)
-    if edit is not None:
-        await ctx.commit()
-        await edit_safely(ctx.context.bot, *edit)
-
-
-async def on_holder_button(ctx: Ctx, action: str, args: list[str]) -> None:
-    """"Not me": the holder declines; the code dies and the owner is told."""
-    try:
-        code = await codes.decline_code(ctx.session, code_id=int(args[0]), holder_id=ctx.user_id,
-                                        now=ctx.now())
-    except DomainError:
-        await ctx.stale()
-        return
-    await ctx.answer()
-    await ctx.show(ctx.t("holder_code.declined_by_you"))
-    owner = await ctx.session.get(User, code.owner_id)
-    if owner is not None:
-        locale = ctx.deps.locale_of(owner)
-        await send_safely(
-            ctx.context.bot, owner.id,
-            t(locale, "newaccount.declined_notice", phone=mask_phone(code.phone)),
-            keyboard([button(t(locale, "newaccount.resend"), cb(NS, "resend"))],
-                     [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))]),
-        )
-
-
-buttons(HOLDER_NS, {"no": ("int",)}, on_holder_button)
-
-
-async def open_invite(ctx: Ctx, token: str) -> None:
-    """``/start <token>``: link the phone first if needed, then deliver the code."""
-    await codes.code_for_invite(ctx.session, token, now=ctx.now())
-    if ctx.user.phone is None:
-        await ctx.start_flow(INVITE_FLOW, "contact", {"token": token})
-        await ctx.reply(ctx.t("holder_code.invite_welcome"))
-        await ask_phone(ctx)
-        return
-    await claim(ctx, token)
-
-
-home.INVITE_OPENER.append(open_invite)
-
-
-async def on_invite_contact(ctx: Ctx, contact: Contact) -> None:
-    """The invited holder shared their contact: link it and deliver the code if it matches."""
-    draft = await ctx.load_draft()
-    token = str((draft.data if draft else {}).get("token", ""))
-    phone = await accept_contact(ctx, contact)
-    if phone is None:
-        return
-    await ctx.end_flow()
-    await claim(ctx, token)
-
-
-async def on_invite_text(ctx: Ctx, _text: str) -> None:
-    """A typed number cannot prove ownership."""
-    await ctx.reply(ctx.t("onboarding.use_contact_button"), contact_keyboard(ctx))
-
-
-step(INVITE_FLOW, "contact", prompt=ask_phone, on_text=on_invite_text,
-     on_contact=on_invite_contact)
-
-
-async def claim(ctx: Ctx, token: str) -> None:
-    """Use up the invite and send the holder their code; tell the owner."""
-    code, plain = await codes.claim_invite(ctx.session, token, ctx.user, now=ctx.now())
-    shop = await ctx.session.get(Shop, code.shop_id)
-    owner = await ctx.session.get(User, code.owner_id)
-    role = await ctx.session.get(Role, code.role_id) if code.role_id else None
-    assert shop is not None and owner is not None
-    await ctx.commit()
-    message_id = await deliver(ctx.context.bot, ctx.deps, code, ctx.user, plain, shop, owner, role)
-    if message_id is None:
-        return
-    await codes.mark_delivered(ctx.session, code, holder_id=ctx.user_id, message_id=message_id)
-    await ctx.commit()
-    owner_locale = ctx.deps.locale_of(owner)
-    await send_safely(
-        ctx.context.bot, owner.id,
-        t(owner_locale, "newaccount.invite_opened", name=ctx.user.first_name or "—",
-          phone=mask_phone(code.phone)),
-    )
-    owner_draft = await get_draft(ctx.session, owner.id)
-    if owner_draft is not None and owner_draft.flow == FLOW and \
-            owner_draft.data.get("code_id") == code.id:
-        await save_draft(ctx.session, owner.id, FLOW, owner_draft.step,
-                         {**owner_draft.data, "holder_name": ctx.user.first_name}, ctx.now())
-
-
-# --- expiry -----------------------------------------------------------------------------------
-
-
-def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # type: ignore[type-arg]
-    """Make sure the expiry job runs no later than ``deadline``."""
-    if job_queue is None:
-        return
-    when = as_aware(deadline)
-    jobs = job_queue.get_jobs_by_name(EXPIRY_JOB)
-    if any(job.next_t is not None and job.next_t <= when for job in jobs):
-        return
-    for job in jobs:
-        job.schedule_removal()
-    job_queue.run_once(expiry_job, when=when, name=EXPIRY_JOB)
-
-
-async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
-    """End every pending code past its deadline, tell owners and holders; the next deadline."""
-    while True:
-        async with deps.sessions() as session:
-            expired = await codes.expire_due(session, now=deps.clock.now())
-            await session.commit()
-            notices = []
-            for code in expired:
-                owner = await session.get(User, code.owner_id)
-                edit = await _holder_end_edit(session, deps, code, "holder_code.expired")
-                notices.append((code, owner, edit))
-        for code, owner, edit in notices:
-            if edit is not None:
-                await edit_safely(bot, *edit)
-            if owner is None:
-                continue
-            locale = deps.locale_of(owner)
-            await send_safely(
-                bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
-                keyboard([button(t(locale, "newaccount.resend_new"), cb(NS, "resend"))],
-                         [button(t(locale, "common.cancel_button"), cb(NS, "cancel"))]),
-            )
-        if len(expired) < 500:
-            break
-    async with deps.sessions() as session:
-        return await codes.next_deadline(session)
-
-
-async def expiry_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The scheduler's job: expire due codes, then plan the next run."""
-    deps = deps_of(context)
-    upcoming = await expire_and_notify(context.bot, deps)
-    if upcoming is not None:
-        schedule_expiry(context.job_queue, upcoming)
 
 
 def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]

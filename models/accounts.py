@@ -117,6 +117,8 @@ async def confirm_sub_account(
         raise DomainError("code_not_found")
     if code.status != CodeStatus.VERIFIED.value or code.holder_id is None:
         raise DomainError("code_not_verified")
+    if now >= code.expires_at:  # a verified code must be confirmed within its TTL (SPEC §3)
+        raise DomainError("code_verified_expired")
     shop_id, phone = shop.id or 0, code.phone
     role = await get_role(session, shop_id, role_id)
     name = clean_nickname(nickname)

@@ -1,36 +1,46 @@
 """Verification codes (SPEC §3): issue, deliver by invite, verify, decline, expire.
 
-A code is six digits from ``secrets``; only ``HMAC-SHA256(salt, code)`` is stored and it is
-compared in constant time. The database's ``expires_at`` is the truth: a code entered after it
-is refused even if the scheduler has not run yet.
+A code is six digits from ``secrets``; only ``HMAC-SHA256(server secret, salt || code)`` is
+stored, compared in constant time. The server secret (``Policy.code_secret``) lives outside the
+database, so a copy of the database alone cannot give the codes back by trying all 10^6. The
+database's ``expires_at`` is the truth: a code entered after it is refused even if the scheduler
+has not run yet; once verified, a code gets a new deadline one TTL later, to be confirmed by.
+
+Every change of a code's status is a conditional ``UPDATE … WHERE status IN (…)``: when two
+sessions race (a verify and the expiry job, a decline and a confirm), one wins and the other
+reads the outcome back instead of overwriting it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
+from models.code_entry import CODE_DIGITS
+from models.code_entry import code_entry as code_entry  # re-exported: handlers use codes.*
+from models.code_limits import check_issue
 from models.errors import DomainError
 from models.phones import mask_phone
 from models.policy import Policy
 from models.tables import CodeStatus, User, VerificationCode
 from models.users import user_by_phone
 
-CODE_DIGITS = 6
+#: the statuses a code can still be used (or declined) in
+LIVE = (CodeStatus.PENDING.value, CodeStatus.VERIFIED.value)
 
 
-def _hash_code(salt: str, code: str) -> str:
-    return hmac.new(bytes.fromhex(salt), code.encode(), hashlib.sha256).hexdigest()
+def _hash_code(secret: bytes, salt: str, code: str) -> str:
+    return hmac.new(secret, bytes.fromhex(salt) + code.encode(), hashlib.sha256).hexdigest()
 
 
 def hash_token(token: str) -> str:
@@ -38,18 +48,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def code_entry(text: str) -> str | None:
-    """What someone typed as a code, spaces dropped, if it has the shape of one (six digits);
-    else ``None`` — a typo of shape is not a wrong code and costs no attempt."""
-    digits = "".join(text.split())
-    if len(digits) == CODE_DIGITS and digits.isdigit():
-        return digits
-    return None
-
-
 def new_code() -> str:
     """Six random digits."""
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def keyed(policy: Policy, code: VerificationCode) -> str:
+    """Give ``code`` fresh digits (a new salt and hash); the digits, for the holder only."""
+    plain = new_code()
+    code.salt = secrets.token_hex(16)
+    code.code_hash = _hash_code(policy.code_secret, code.salt, plain)
+    return plain
 
 
 #: ``status = 'pending'`` for queries that have a better index than (status, expires_at).
@@ -66,12 +75,6 @@ STILL_PENDING: ColumnElement[bool] = (
 
 # Statements run for every code issued or entered, built once (building a SQLAlchemy statement
 # costs more than running it).
-_RECENT_FOR_PHONE = (
-    select(VerificationCode.created_at, VerificationCode.shop_id)
-    .where(col(VerificationCode.phone) == bindparam("phone"),
-           col(VerificationCode.created_at) > bindparam("since"))
-    .order_by(col(VerificationCode.created_at))
-)
 _SUPERSEDABLE = select(VerificationCode).where(
     col(VerificationCode.owner_id) == bindparam("owner_id"),
     col(VerificationCode.phone) == bindparam("phone"),
@@ -85,6 +88,21 @@ _CODE_FOR_UPDATE = (
 async def lock_code(session: AsyncSession, code_id: int) -> VerificationCode | None:
     """The code, locked for this transaction (``SELECT … FOR UPDATE`` on PostgreSQL)."""
     return (await session.exec(_CODE_FOR_UPDATE, params={"code_id": code_id})).first()
+
+
+async def _move(
+    session: AsyncSession, code: VerificationCode, *, from_: tuple[str, ...], **values: Any
+) -> bool:
+    """Set ``values`` on the code only if its status is still one of ``from_``; ``code`` is read
+    back either way. ``True`` when this session made the change."""
+    result = await session.exec(
+        update(VerificationCode)
+        .where(col(VerificationCode.id) == code.id, col(VerificationCode.status).in_(from_))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(code)
+    return bool(result.rowcount == 1)
 
 
 @dataclass
@@ -108,50 +126,22 @@ async def issue_code(
     phone: str,
     now: datetime,
 ) -> IssuedCode:
-    """Issue a code for ``phone``, enforcing the resend cooldown and the hourly cap.
+    """Issue a code for ``phone`` within the limits of ``models.code_limits`` (checked under the
+    phone's lock, held until the caller commits).
 
     Pending codes the same owner issued for the same phone are superseded. When the phone is
-    linked to a Telegram user the code goes to them; otherwise an invite token is made.
+    linked to a Telegram user the code is queued for them; otherwise an invite token is made.
     """
-    hour_ago = now - timedelta(hours=1)
-    recent = await session.exec(_RECENT_FOR_PHONE, params={"phone": phone, "since": hour_ago})
-    recent_rows = list(recent.all())
-    recent_times = [created for created, _shop in recent_rows]
-    if len(recent_times) >= policy.codes_per_phone_per_hour:
-        wait = recent_times[0] + timedelta(hours=1) - now
-        raise DomainError(
-            "code_hourly_cap",
-            cap=policy.codes_per_phone_per_hour,
-            minutes=max(1, math.ceil(wait.total_seconds() / 60)),
-        )
-    if policy.resend_cooldown_seconds <= 3600:
-        # A code of this shop older than the hour just read cannot hold a cooldown of an hour
-        # or less, so the same rows answer "when did this shop last send one" (no 2nd query).
-        own = [created for created, shop in recent_rows if shop == shop_id]
-        last = max(own) if own else None
-    else:
-        last_own = await session.exec(
-            select(func.max(VerificationCode.created_at)).where(
-                VerificationCode.phone == phone, VerificationCode.shop_id == shop_id
-            )
-        )
-        last = last_own.one()
-    if last is not None:
-        ready = last + timedelta(seconds=policy.resend_cooldown_seconds)
-        if now < ready:
-            seconds = max(1, math.ceil((ready - now).total_seconds()))
-            raise DomainError("code_cooldown", seconds=seconds)
-
+    await check_issue(session, policy, shop_id=shop_id, phone=phone, now=now)
     superseded_rows = await session.exec(
         _SUPERSEDABLE, params={"owner_id": owner_id, "phone": phone}
     )
-    superseded = list(superseded_rows.all())
-    for old in superseded:
-        old.status, old.ended_at, old.invite_token_hash = CodeStatus.SUPERSEDED.value, now, None
-        session.add(old)
+    superseded = []
+    for old in list(superseded_rows.all()):
+        if await _move(session, old, from_=(CodeStatus.PENDING.value,),
+                       status=CodeStatus.SUPERSEDED.value, ended_at=now, invite_token_hash=None):
+            superseded.append(old)
 
-    plain = new_code()
-    salt = secrets.token_hex(16)
     holder = await user_by_phone(session, phone)
     invite_token = None if holder is not None else secrets.token_urlsafe(18)
     code = VerificationCode(
@@ -159,14 +149,15 @@ async def issue_code(
         owner_id=owner_id,
         role_id=role_id,
         phone=phone,
-        salt=salt,
-        code_hash=_hash_code(salt, plain),
+        salt="",
+        code_hash="",
         created_at=now,
         expires_at=now + timedelta(seconds=policy.code_ttl_seconds),
         holder_id=holder.id if holder else None,
         invite_token_hash=hash_token(invite_token) if invite_token else None,
-        delivery="direct" if holder else "invite",
+        delivery="queued" if holder else "invite",
     )
+    plain = keyed(policy, code)
     session.add(code)
     await session.flush()
     audit.record(
@@ -178,7 +169,7 @@ async def issue_code(
         object_type="code",
         object_id=code.id,
         phone=mask_phone(phone),
-        delivery=code.delivery,
+        delivery="direct" if holder else "invite",
     )
     return IssuedCode(code, plain, holder, invite_token, superseded)
 
@@ -191,21 +182,25 @@ async def mark_delivered(
     session.add(code)
 
 
-async def mark_undeliverable(session: AsyncSession, code: VerificationCode, *, now: datetime) -> None:
-    """The holder could not be reached (blocked the bot): the code dies at once."""
-    code.delivery = "failed"
-    code.status, code.ended_at, code.invite_token_hash = CodeStatus.CANCELLED.value, now, None
-    session.add(code)
-    audit.record(
-        session,
-        now=now,
-        shop_id=code.shop_id,
-        actor_id=None,
-        action="code.undeliverable",
-        object_type="code",
-        object_id=code.id,
-        phone=mask_phone(code.phone),
-    )
+async def mark_undeliverable(
+    session: AsyncSession, code: VerificationCode, *, now: datetime, blocked: bool = True
+) -> None:
+    """The holder could not be reached (blocked the bot, or the send failed): the code dies at
+    once, and as it reached nobody it holds no cooldown."""
+    moved = await _move(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
+                        ended_at=now, invite_token_hash=None, delivery="failed")
+    if moved:
+        audit.record(
+            session,
+            now=now,
+            shop_id=code.shop_id,
+            actor_id=None,
+            action="code.undeliverable",
+            object_type="code",
+            object_id=code.id,
+            phone=mask_phone(code.phone),
+            reason="blocked" if blocked else "send_failed",
+        )
 
 
 async def _end(
@@ -216,9 +211,12 @@ async def _end(
     now: datetime,
     actor_id: int | None,
     action: str,
-) -> None:
-    code.status, code.ended_at, code.invite_token_hash = status.value, now, None
-    session.add(code)
+    from_: tuple[str, ...] = LIVE,
+) -> bool:
+    """End a code that is still in ``from_``; ``False`` if another session ended it first."""
+    if not await _move(session, code, from_=from_, status=status.value, ended_at=now,
+                       invite_token_hash=None):
+        return False
     audit.record(
         session,
         now=now,
@@ -229,6 +227,7 @@ async def _end(
         object_id=code.id,
         phone=mask_phone(code.phone),
     )
+    return True
 
 
 class VerifyOutcome(StrEnum):
@@ -250,6 +249,7 @@ class VerifyResult:
 
 def _status_outcome(status: str) -> VerifyOutcome:
     return {
+        CodeStatus.VERIFIED.value: VerifyOutcome.OK,
         CodeStatus.EXPIRED.value: VerifyOutcome.EXPIRED,
         CodeStatus.LOCKED.value: VerifyOutcome.LOCKED,
         CodeStatus.DECLINED.value: VerifyOutcome.DECLINED,
@@ -265,21 +265,29 @@ async def verify_code(
     entered: str,
     now: datetime,
 ) -> VerifyResult:
-    """Check what the owner entered. Wrong entries count; the last allowed one locks the code."""
+    """Check what the owner entered. Wrong entries count; the last allowed one locks the code.
+
+    ``entered`` is normalised by ``code_entry``; anything that is not a code is refused with
+    ``code_format`` and costs no try. A verified code must be confirmed within one TTL.
+    """
+    digits = code_entry(entered)
+    if digits is None:
+        raise DomainError("code_format")
     code = await lock_code(session, code_id)
     if code is None or code.owner_id != owner_id:
         raise DomainError("code_not_found")
-    if code.status == CodeStatus.VERIFIED.value:
-        return VerifyResult(VerifyOutcome.OK, code)
     if code.status != CodeStatus.PENDING.value:
         return VerifyResult(_status_outcome(code.status), code)
+    pending = (CodeStatus.PENDING.value,)
     if now >= code.expires_at:
-        await _end(session, code, CodeStatus.EXPIRED, now=now, actor_id=None, action="code.expired")
-        return VerifyResult(VerifyOutcome.EXPIRED, code, just_ended=True)
-    digits = "".join(entered.split())
-    if hmac.compare_digest(_hash_code(code.salt, digits), code.code_hash):
-        code.status = CodeStatus.VERIFIED.value
-        session.add(code)
+        if await _end(session, code, CodeStatus.EXPIRED, now=now, actor_id=None,
+                      action="code.expired", from_=pending):
+            return VerifyResult(VerifyOutcome.EXPIRED, code, just_ended=True)
+        return VerifyResult(_status_outcome(code.status), code)
+    if hmac.compare_digest(_hash_code(policy.code_secret, code.salt, digits), code.code_hash):
+        if not await _move(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
+                           expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
+            return VerifyResult(_status_outcome(code.status), code)
         audit.record(
             session,
             now=now,
@@ -291,7 +299,8 @@ async def verify_code(
             phone=mask_phone(code.phone),
         )
         return VerifyResult(VerifyOutcome.OK, code)
-    code.attempts += 1
+    if not await _move(session, code, from_=pending, attempts=VerificationCode.attempts + 1):
+        return VerifyResult(_status_outcome(code.status), code)
     left = max(0, policy.max_attempts - code.attempts)
     audit.record(
         session,
@@ -305,22 +314,25 @@ async def verify_code(
         attempt=code.attempts,
     )
     if left == 0:
-        await _end(session, code, CodeStatus.LOCKED, now=now, actor_id=owner_id, action="code.locked")
-        return VerifyResult(VerifyOutcome.LOCKED, code, just_ended=True)
-    session.add(code)
+        if await _end(session, code, CodeStatus.LOCKED, now=now, actor_id=owner_id,
+                      action="code.locked", from_=pending):
+            return VerifyResult(VerifyOutcome.LOCKED, code, just_ended=True)
+        return VerifyResult(_status_outcome(code.status), code)
     return VerifyResult(VerifyOutcome.WRONG, code, tries_left=left)
 
 
 async def decline_code(
     session: AsyncSession, *, code_id: int, holder_id: int, now: datetime
 ) -> VerificationCode:
-    """The holder pressed "Not me": the code dies and the owner is to be told."""
+    """The holder pressed "Not me" (until the owner confirms): the code dies and the owner is
+    to be told."""
     code = await session.get(VerificationCode, code_id)
     if code is None or code.holder_id != holder_id:
         raise DomainError("stale_button")
-    if code.status != CodeStatus.PENDING.value:
+    was = code.status
+    if was not in LIVE or not await _end(session, code, CodeStatus.DECLINED, now=now,
+                                         actor_id=holder_id, action="code.declined"):
         raise DomainError("code_already_ended")
-    await _end(session, code, CodeStatus.DECLINED, now=now, actor_id=holder_id, action="code.declined")
     return code
 
 
@@ -329,22 +341,25 @@ async def cancel_code(
 ) -> VerificationCode | None:
     """The owner abandoned the flow: a pending or verified code dies. Returns it if it ended now."""
     code = await session.get(VerificationCode, code_id)
-    if code is None or code.status not in (CodeStatus.PENDING.value, CodeStatus.VERIFIED.value):
+    if code is None or code.status not in LIVE:
         return None
-    await _end(session, code, CodeStatus.CANCELLED, now=now, actor_id=actor_id, action="code.cancelled")
+    if not await _end(session, code, CodeStatus.CANCELLED, now=now, actor_id=actor_id,
+                      action="code.cancelled"):
+        return None
     return code
+
+
+_LIVE_STATUS: ColumnElement[bool] = col(VerificationCode.status).in_(LIVE)
 
 
 async def expire_due(
     session: AsyncSession, *, now: datetime, limit: int = 500
 ) -> list[VerificationCode]:
-    """Mark pending codes whose deadline has passed as expired; returns them (oldest first)."""
+    """Mark live codes (pending, or verified and not confirmed) whose deadline has passed as
+    expired; returns them (oldest first)."""
     result = await session.exec(
         select(VerificationCode)
-        .where(
-            VerificationCode.status == CodeStatus.PENDING.value,
-            VerificationCode.expires_at <= now,
-        )
+        .where(_LIVE_STATUS, VerificationCode.expires_at <= now)
         .order_by(col(VerificationCode.expires_at))
         .limit(limit)
     )
@@ -352,14 +367,13 @@ async def expire_due(
     if not due:
         return []
     ids = [c.id for c in due]
-    # Conditional update: a code verified or declined meanwhile is left alone.
+    # Conditional update: a code confirmed, declined or verified anew meanwhile is left alone.
     await session.exec(
         update(VerificationCode)
-        .where(
-            col(VerificationCode.id).in_(ids),
-            STILL_PENDING,
-        )
+        .where(col(VerificationCode.id).in_(ids), _LIVE_STATUS,
+               col(VerificationCode.expires_at) <= now)
         .values(status=CodeStatus.EXPIRED.value, ended_at=now, invite_token_hash=None)
+        .execution_options(synchronize_session=False)
     )
     # Read them back, all in one statement (what ``session.refresh`` would do one by one).
     reread = await session.exec(
@@ -384,53 +398,27 @@ async def expire_due(
 
 
 async def next_deadline(session: AsyncSession) -> datetime | None:
-    """The earliest deadline among pending codes (for the expiry job)."""
+    """The earliest deadline among live codes (for the expiry job)."""
     result = await session.exec(
-        select(func.min(VerificationCode.expires_at)).where(
-            VerificationCode.status == CodeStatus.PENDING.value
-        )
+        select(func.min(VerificationCode.expires_at)).where(_LIVE_STATUS)
     )
     value = result.one()
     return value if isinstance(value, datetime) else None
 
 
-async def code_for_invite(session: AsyncSession, token: str, *, now: datetime) -> VerificationCode:
-    """The live code an invite token belongs to, or ``invite_invalid``."""
-    if not token or len(token) > 64:
-        raise DomainError("invite_invalid")
+async def undelivered(session: AsyncSession, *, now: datetime) -> list[VerificationCode]:
+    """Pending codes queued for a holder whose message was never sent (a crash between the
+    commit and the send), still within their deadline."""
     result = await session.exec(
-        select(VerificationCode).where(VerificationCode.invite_token_hash == hash_token(token))
+        select(VerificationCode).where(
+            VerificationCode.status == CodeStatus.PENDING.value,
+            VerificationCode.delivery == "queued",
+            VerificationCode.expires_at > now,
+        ).order_by(col(VerificationCode.id))
     )
-    code = result.first()
-    if code is None or code.status != CodeStatus.PENDING.value or now >= code.expires_at:
-        raise DomainError("invite_invalid")
-    return code
+    return list(result.all())
 
 
-async def claim_invite(
-    session: AsyncSession, token: str, user: User, *, now: datetime
-) -> tuple[VerificationCode, str]:
-    """The holder opened the invite and their linked phone matches: the link is used up.
-
-    Only the hash of the code was kept, so the holder gets fresh digits now; the deadline stays.
-    """
-    code = await code_for_invite(session, token, now=now)
-    if user.phone != code.phone:
-        raise DomainError("invite_phone_mismatch", phone=mask_phone(code.phone))
-    plain = new_code()
-    code.salt = secrets.token_hex(16)
-    code.code_hash = _hash_code(code.salt, plain)
-    code.invite_token_hash = None
-    code.holder_id = user.id
-    session.add(code)
-    audit.record(
-        session,
-        now=now,
-        shop_id=code.shop_id,
-        actor_id=user.id,
-        action="code.invite_opened",
-        object_type="code",
-        object_id=code.id,
-        phone=mask_phone(code.phone),
-    )
-    return code, plain
+def rekey(policy: Policy, code: VerificationCode) -> str:
+    """Only the hash of a code is kept: to send it again, it gets fresh digits (same deadline)."""
+    return keyed(policy, code)

@@ -71,7 +71,15 @@ class Policy:
     code_ttl_seconds: int = 300
     max_attempts: int = 5
     resend_cooldown_seconds: int = 60
+    #: codes one shop may send one phone in an hour
     codes_per_phone_per_hour: int = 5
+    #: codes all shops together may send one phone in an hour (more than one shop's share, so
+    #: that no shop can use up another's chances)
+    codes_per_phone_all_shops_per_hour: int = 15
+    #: distinct phones an owner may look up in an hour without a code for them being verified
+    lookups_per_owner_per_hour: int = 10
+    #: the key of the codes' HMAC, kept outside the database (never shown in a repr)
+    code_secret: bytes = field(default=b"", repr=False)
     default_region: str = "CN"
     max_sub_accounts: int = 50
     modules: tuple[Module, ...] = DEFAULT_MODULES
@@ -79,6 +87,8 @@ class Policy:
     module_keys: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.codes_per_phone_all_shops_per_hour <= self.codes_per_phone_per_hour:
+            raise ValueError("the all-shops code cap must be greater than one shop's cap")
         object.__setattr__(self, "module_keys", tuple(m.key for m in self.modules))
         known = set(self.module_keys)
         if len(known) != len(self.modules):

@@ -155,7 +155,9 @@ class VerificationCode(SQLModel, table=True):
     holder_id: int | None = _bigint_fk("app_user.id", nullable=True)
     holder_message_id: int | None = None
     invite_token_hash: str | None = Field(default=None, max_length=64, unique=True)
-    delivery: str = Field(default="pending", max_length=10)
+    #: queued (to be sent to the holder, not yet sent), invite (a link was given to the owner),
+    #: delivered (in the holder's chat), failed (could not be sent)
+    delivery: str = Field(default="queued", max_length=10)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -182,3 +184,27 @@ class Draft(SQLModel, table=True):
     step: str = Field(max_length=20)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = _ts()
+
+
+class CodePhoneLock(SQLModel, table=True):
+    """One row per phone ever sent a code: issuing locks it, so that the hourly caps and the
+    cooldown are checked and the new code written as one step (two shops at once cannot both
+    pass a cap). ``touched_at`` is the last time a code was considered for the phone."""
+
+    __tablename__ = "code_phone_lock"
+
+    phone: str = Field(primary_key=True, max_length=20)
+    touched_at: datetime = _ts()
+
+
+class PhoneLookup(SQLModel, table=True):
+    """An owner entered this phone at the phone step (SPEC §3: look-ups that lead to no
+    verified code are limited per owner). Rows older than an hour are dropped as new ones come."""
+
+    __tablename__ = "phone_lookup"
+    __table_args__ = (Index("ix_lookup_owner_created", "owner_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    phone: str = Field(max_length=20)
+    created_at: datetime = _ts()

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import codes
+from models import codes, invites
 from models.accounts import check_phone_available, confirm_sub_account
 from models.errors import DomainError
 from models.phones import _split_e164, mask_phone, normalize_contact_phone, normalize_phone
@@ -172,13 +172,16 @@ async def test_invite_is_single_use_and_bound_to_the_phone() -> None:
         assert issued.holder is None and issued.invite_token
         stranger = await person(s, 3, "+8613600136000")
         with pytest.raises(DomainError) as err:
-            await codes.claim_invite(s, issued.invite_token, stranger, now=T0)
+            await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), stranger,
+                                       now=T0)
         assert err.value.key == "invite_phone_mismatch"
         holder = await person(s, 2, "+8613900139000")
-        code, plain = await codes.claim_invite(s, issued.invite_token, holder, now=T0)
+        code, plain = await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token),
+                                                 holder, now=T0)
         assert code.holder_id == 2 and len(plain) == 6
         with pytest.raises(DomainError):
-            await codes.claim_invite(s, issued.invite_token, holder, now=T0)
+            await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), holder,
+                                       now=T0)
         ok = await codes.verify_code(s, POLICY, code_id=code.id, owner_id=1, entered=plain, now=T0)
         assert ok.outcome is codes.VerifyOutcome.OK
 
@@ -224,3 +227,73 @@ def test_code_entry_keeps_six_digits_and_refuses_other_shapes() -> None:
     assert codes.code_entry(" 12 34 56 ") == "123456"
     for typo in ("12345", "1234567", "12a456", "", "      "):
         assert codes.code_entry(typo) is None
+
+
+def test_code_entry_normalises_unicode_digits_and_finds_one_code_in_a_paste() -> None:
+    assert codes.code_entry("１２３４５６") == "123456"
+    assert codes.code_entry("١٢٣٤٥٦") == "123456"
+    assert codes.code_entry("१२३ ४५६") == "123456"
+    assert codes.code_entry("913-363") == "913363"
+    assert codes.code_entry("🔐 验证码：913363 有效期为5分钟（至 12:05 UTC）") == "913363"
+    assert codes.code_entry("Verification code: 913 363") == "913363"
+    for not_one in ("111111 222222", "12 345 678", "913363 and 123 456", "phone 13900139000"):
+        assert codes.code_entry(not_one) is None, not_one
+
+
+async def test_the_code_hash_is_keyed_with_the_server_secret() -> None:
+    keyed = Policy(code_secret=b"server-secret-one")
+    other = Policy(code_secret=b"server-secret-two")
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        issued = await codes.issue_code(s, keyed, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        wrong = await codes.verify_code(s, other, code_id=issued.code.id, owner_id=1,
+                                        entered=issued.plain, now=T0)
+        assert wrong.outcome is codes.VerifyOutcome.WRONG
+        right = await codes.verify_code(s, keyed, code_id=issued.code.id, owner_id=1,
+                                        entered=issued.plain, now=T0)
+        assert right.outcome is codes.VerifyOutcome.OK
+
+
+async def test_caps_count_per_shop_and_per_phone() -> None:
+    policy = Policy(codes_per_phone_per_hour=2, codes_per_phone_all_shops_per_hour=3,
+                    resend_cooldown_seconds=0)
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        _, shop2, role2 = await shop_with_role(s, uid=5, phone="+8613500135000")
+        one = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
+        two = dict(shop_id=shop2.id, owner_id=5, role_id=role2.id, phone="+8613900139000")
+        for i in range(2):
+            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=i), **one)
+        with pytest.raises(DomainError) as err:
+            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=3), **one)
+        assert err.value.key == "code_hourly_cap"
+        await codes.issue_code(s, policy, now=T0 + timedelta(seconds=4), **two)
+        with pytest.raises(DomainError) as err:
+            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=5), **two)
+        assert err.value.key == "code_phone_cap"
+
+
+def test_one_shop_cap_must_stay_below_the_phones_cap() -> None:
+    with pytest.raises(ValueError):
+        Policy(codes_per_phone_per_hour=5, codes_per_phone_all_shops_per_hour=5)
+
+
+async def test_look_ups_count_only_phones_without_a_verified_code() -> None:
+    from models.code_limits import note_lookup
+
+    policy = Policy(lookups_per_owner_per_hour=2)
+    async with memory_session() as s:
+        _, shop, role = await shop_with_role(s)
+        kw = dict(owner_id=1, now=T0)
+        await note_lookup(s, policy, phone="+8613900139000", **kw)
+        await note_lookup(s, policy, phone="+8613700137000", **kw)
+        await note_lookup(s, policy, phone="+8613900139000", **kw)  # the same one again: free
+        with pytest.raises(DomainError) as err:
+            await note_lookup(s, policy, phone="+8613600136000", **kw)
+        assert (err.value.key, err.value.params) == ("lookup_limit", {"cap": 2, "minutes": 60})
+        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                        phone="+8613900139000", now=T0)
+        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
+                                entered=issued.plain, now=T0)
+        await note_lookup(s, policy, phone="+8613600136000", **kw)  # one probe was a real hire

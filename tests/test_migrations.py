@@ -17,7 +17,7 @@ from tests import scratch_db
 from tests.conftest import PG_URL, requires_pg
 
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
-          "audit_event", "draft", "alembic_version"}
+          "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup"}
 
 
 def head_revision() -> str:

@@ -69,7 +69,7 @@ async def to_code(server: FakeBotApiServer) -> str:
     await onboard_both_and_make_role(server)
     mark = server.mark()
     server.push_text(OWNER, "139 0013 9000")
-    await server.wait_message(OWNER, "sent to Hank's chat", since=mark, within=15)
+    await server.wait_message(OWNER, "sent to the Telegram chat of", since=mark, within=15)
     message = await server.wait_message(HOLDER, "Verification code", since=mark, within=15)
     found = CODE.search(str(message.result["text"]))
     assert found
