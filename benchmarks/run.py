@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks [--flows N] [--codes N (0 skips the scheduler part)] [--no-postgres]
 
 Everything runs offline: the real Application over the fake Bot API of the tests
-(``tests.fake_api.FakeRequest``), a SQLite file in WAL mode migrated with Alembic, and PostgreSQL
+(``bot.localapi.LocalRequest``), a SQLite file in WAL mode migrated with Alembic, and PostgreSQL
 too when ``TEST_DATABASE_URL`` is set (a database of our own beside it, dropped at the end).
 The last line sums the run up for comparison from run to run.
 """
