@@ -76,6 +76,7 @@ class LocalBotApi:
     blocked: set[int] = field(default_factory=set)
     failures: dict[str, list[Exception]] = field(default_factory=dict)
     listeners: list[Callable[[Call], None]] = field(default_factory=list)
+    bot_user: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5000))
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -98,7 +99,7 @@ class LocalBotApi:
 
     # --- methods -----------------------------------------------------------------------------
     def _getMe(self, _params: dict[str, Any]) -> dict[str, Any]:
-        return BOT_USER
+        return self.bot_user
 
     def _getUpdates(self, _params: dict[str, Any]) -> list[Any]:
         return []
@@ -188,7 +189,7 @@ class LocalBotApi:
             "message_id": next(self._ids),
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group", "title": "g"},
-            "from": BOT_USER,
+            "from": self.bot_user,
             **content,
         }
         markup = _markup(params.get("reply_markup"))

@@ -149,7 +149,7 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[Request | None, b
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     total = 0
     while True:
         size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
