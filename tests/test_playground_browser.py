@@ -234,5 +234,5 @@ async def test_owner_adds_alice_in_the_browser(playground: Playground, page: Pag
                                                     "authorized")]
     shot = os.environ.get("PLAYGROUND_SCREENSHOT")
     if shot:
-        await page.locator(".chooser").evaluate("node => node.hidden = true")
+        await page.locator(".toast").evaluate_all("toasts => toasts.forEach(t => t.remove())")
         await page.screenshot(path=shot)
