@@ -114,6 +114,20 @@ async def test_listeners_hear_every_call_that_succeeded(
     assert [(c.method, c.result["text"]) for c in heard] == [("sendMessage", "one")]
 
 
+async def test_a_failing_listener_does_not_fail_the_call(
+    local_bot: tuple[Bot, LocalBotApi], caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot, api = local_bot
+
+    def broken(_call: Call) -> None:
+        raise RuntimeError("page bug")
+
+    api.listeners.append(broken)
+    sent = await bot.send_message(CHAT, "still sent")
+    assert sent.text == "still sent" and api.chat(CHAT)[-1]["text"] == "still sent"
+    assert "a listener of the local Bot API failed on sendMessage" in caplog.text
+
+
 async def test_press_on_a_given_message_and_who_pressed(
     http_bot: tuple[Bot, LocalBotApiServer],
 ) -> None:

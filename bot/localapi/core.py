@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import logging
 import re
 import struct
 import time
@@ -27,6 +28,8 @@ BOT_USER: dict[str, Any] = {
     "can_read_all_group_messages": False,
     "supports_inline_queries": False,
 }
+
+log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"<[^>]+>")
 _BLOCKED = "Forbidden: bot was blocked by the user"
@@ -94,7 +97,10 @@ class LocalBotApi:
         handler = getattr(self, f"_{method}", None)
         call.result = True if handler is None else handler(params)
         for listener in list(self.listeners):
-            listener(call)
+            try:
+                listener(call)
+            except Exception:  # the page's trouble must not become the bot's
+                log.exception("a listener of the local Bot API failed on %s", method)
         return call.result
 
     # --- methods -----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import contextlib
 import datetime as dtm
 import logging
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,17 +84,11 @@ def _fresh_sqlite(options: Options) -> None:
             Path(f"{DEFAULT_DATABASE}{suffix}").unlink()
 
 
-async def serve(
-    base: Settings,
-    options: Options,
-    *,
-    stop: asyncio.Event | None = None,
-    ready: Callable[[str], None] | None = None,
-) -> None:
-    """Run the playground until ``stop`` is set (by default: SIGINT or SIGTERM)."""
+async def serve(base: Settings, options: Options) -> None:
+    """Run the playground until SIGINT (Ctrl-C) or SIGTERM."""
     from bot.app import build_application
 
-    stop = stop or _stop_on_signals()
+    stop = _stop_on_signals()
     api = LocalBotApiServer(LocalBotApi(bot_user=dict(PLAYGROUND_BOT)), token=PLAYGROUND_TOKEN)
     playground = Playground(api)
     page = HttpServer(playground.handle, host=options.host, port=options.port)
@@ -124,8 +117,6 @@ async def serve(
             shown = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
             url = f"http://{shown}:{page.port}"
             print(f"playground: open {url} (Ctrl-C to stop)", flush=True)
-            if ready is not None:
-                ready(url)
             await stop.wait()
             log.info("stopping")
             await updater.stop()
