@@ -5,7 +5,12 @@ code, the owner types it, picks the nickname and IM, confirms — Authorized in 
 column, "added" in Alice's. Each part of the story is a function, so the customer's part (an
 entry link and a chat with an agent) joins as one more when customer service exists.
 
-Set ``PLAYGROUND_SCREENSHOT=docs/playground.png`` to save the page at the end.
+The page's parts one by one (sanitised HTML, callback queries and their toasts and alerts,
+edits in place, photos, documents, deletions, deep links opened as a chosen person, reply
+keyboards, adding and changing people, the language switch) are driven against the page's
+server with the local Bot API fed directly, no bot.
+
+Set ``PLAYGROUND_SCREENSHOT=docs/playground.png`` to save the page at the end of the story.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.localapi import plain
+from bot.localapi import LocalBotApiServer, Upload, plain
+from bot.localapi.http import HttpServer
+from bot.playground.web import Playground as WebPlayground
 from handlers.i18n import label, t, template
 from tests.fake_server import bot_env, free_port, wait_listening
+from tests.test_playground_localapi import png
 
 try:
     from playwright.async_api import Locator, Page, async_playwright, expect
@@ -236,3 +244,143 @@ async def test_owner_adds_alice_in_the_browser(playground: Playground, page: Pag
     if shot:
         await page.locator(".toast").evaluate_all("toasts => toasts.forEach(t => t.remove())")
         await page.screenshot(path=shot)
+
+
+# --- the page's parts, one by one, with the local API fed directly (no bot) ---------------------
+
+
+async def queued(server: LocalBotApiServer, predicate: Any) -> Any:
+    """Wait until an update the page sent is queued for the bot and ``predicate()`` holds."""
+    return await server.wait_for(lambda _calls: predicate())
+
+
+async def changed(playground: WebPlayground, predicate: Any, within: float = 10.0) -> Any:
+    """Wait until the page's change reached the server (every change is a feed event)."""
+    feed = playground.events()
+    try:
+        async with asyncio.timeout(within):
+            async for _event in feed:  # the state first, then each change
+                if found := predicate():
+                    return found
+    finally:
+        await feed.aclose()
+    raise AssertionError("the feed ended")
+
+
+@pytest.fixture
+async def bare_page(page: Page) -> AsyncIterator[tuple[Page, LocalBotApiServer, WebPlayground]]:
+    async with LocalBotApiServer() as server:
+        playground = WebPlayground(server)
+        web = HttpServer(playground.handle)
+        await web.start()
+        try:
+            await page.goto(f"http://127.0.0.1:{web.port}")
+            await expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
+            yield page, server, playground
+        finally:
+            playground.close()
+            await web.stop()
+
+
+def last_update(server: LocalBotApiServer) -> dict[str, Any]:
+    return server.pending[-1] if server.pending else {}
+
+
+async def test_the_page_shows_what_telegram_would(
+    bare_page: tuple[Page, LocalBotApiServer, WebPlayground],
+) -> None:
+    page, server, _playground = bare_page
+    api = server.api
+    owner, chris = Chat(page, OWNER, ZH), Chat(page, CHRIS, EN)
+    link = f"https://t.me/{api.bot_user['username']}?start=tok123"
+    inline = {"inline_keyboard": [[{"text": "Go", "callback_data": "h:go"}]]}
+    sent = api.handle("sendMessage", {
+        "chat_id": OWNER, "parse_mode": "HTML", "reply_markup": inline,
+        "text": f'<b>bold</b> <script>window.hacked = 1</script>'
+                f'<a href="javascript:window.hacked = 2">bad</a> open {link}',
+    })
+    message = await owner.sees("bold")
+    await expect(message.locator("b")).to_have_text("bold")
+    await expect(message.locator("a", has_text="bad")).not_to_have_attribute("href", re.compile("."))
+    assert await page.evaluate("window.hacked") is None
+
+    await owner.presses("Go")  # a callback query for that message, from that person
+    query = await queued(server, lambda: last_update(server).get("callback_query"))
+    assert query["from"]["id"] == OWNER and query["message"]["message_id"] == sent["message_id"]
+    api.handle("answerCallbackQuery", {"callback_query_id": query["id"], "text": "Saved"})
+    await expect(owner.column.locator(".toast", has_text="Saved")).to_be_visible()
+    await owner.presses("Go")
+    query = await queued(server, lambda: (q := last_update(server).get("callback_query")) and
+                        q["id"] != query["id"] and q)
+    api.handle("answerCallbackQuery", {"callback_query_id": query["id"], "text": "Sure?",
+                                       "show_alert": True})
+    alert = owner.column.locator(".alert")
+    await expect(alert).to_contain_text("Sure?")
+    await alert.locator("button").click()
+    await expect(alert).to_have_count(0)
+
+    api.handle("editMessageText", {"chat_id": OWNER, "message_id": sent["message_id"],
+                                   "text": "<i>changed</i>", "parse_mode": "HTML"})
+    edited = await owner.sees("changed")
+    await expect(edited.locator(".edited")).to_be_visible()
+    await expect(owner.column.locator(".msg.bot")).to_have_count(1)  # in place
+    await expect(owner.column.locator(".inline button")).to_have_count(0)
+
+    api.handle("sendPhoto", {"chat_id": OWNER, "photo": Upload("qr.png", "image/png", png(2, 2)),
+                             "caption": "scan me"})
+    image = (await owner.sees("scan me")).locator("img")
+    await expect(image).to_be_visible()
+    assert await image.evaluate("img => img.complete && img.naturalWidth") == 2
+    api.handle("sendDocument", {"chat_id": OWNER, "document": Upload("a.csv", "text/csv",
+                                                                     b"x,y\n")})
+    await expect(owner.column.locator("a.document", has_text="a.csv")).to_have_attribute(
+        "download", "a.csv")
+    api.handle("deleteMessage", {"chat_id": OWNER, "message_id": sent["message_id"]})
+    await expect(owner.column.locator(".msg.bot", has_text="changed")).to_have_count(0)
+
+    api.handle("sendMessage", {"chat_id": OWNER, "text": f"invite: {link}"})
+    await (await owner.sees("invite:")).locator("a").click()
+    await page.locator(f'#chooser button[data-person="{CHRIS}"]').click()
+    update = await queued(server, lambda: last_update(server).get("message"))
+    assert (update["from"]["id"], update["text"]) == (CHRIS, "/start tok123")
+    await expect(chris.column.locator(".msg.person", has_text="/start tok123")).to_be_visible()
+
+    keys = {"keyboard": [[{"text": "Yes"}], [{"text": "📱 Share", "request_contact": True}]],
+            "one_time_keyboard": True}
+    api.handle("sendMessage", {"chat_id": CHRIS, "text": "Sure?", "reply_markup": keys})
+    await chris.taps_key("Yes")
+    await queued(server, lambda: last_update(server).get("message", {}).get("text") == "Yes")
+    await expect(chris.column.locator(".keyboard")).to_be_hidden()  # one-time
+
+
+async def test_people_are_added_and_changed_on_the_page(
+    bare_page: tuple[Page, LocalBotApiServer, WebPlayground],
+) -> None:
+    page, server, playground = bare_page
+    await page.locator("#add-person").click()
+    form = page.locator("#add-form")
+    await form.locator("input[name=name]").fill("李娜")
+    await form.locator("input[name=id]").fill("4001")
+    await form.locator("input[name=phone]").fill("+86 135 0013 5000")
+    await form.locator("select[name=language]").select_option(ZH)
+    await form.locator("button[type=submit]").click()
+    lina = Chat(page, 4001, ZH)
+    await expect(lina.column.locator(".head .name")).to_have_text("李娜")
+    assert playground.people[4001].phone == "+86 135 0013 5000"
+
+    await lina.column.locator(".gear").click()
+    await lina.column.locator(".settings input[name=phone]").fill("+86 135 0013 5999")
+    await lina.column.locator(".settings button[type=submit]").click()
+    await changed(playground, lambda: playground.people[4001].phone == "+86 135 0013 5999")
+    api_keys = {"keyboard": [[{"text": "📱 Share", "request_contact": True}]]}
+    server.api.handle("sendMessage", {"chat_id": 4001, "text": "share", "reply_markup": api_keys})
+    await lina.taps_key("Share")
+    contact = await queued(server, lambda: last_update(server).get("message", {}).get("contact"))
+    assert contact == {"phone_number": "8613500135999", "first_name": "李娜", "user_id": 4001}
+
+    alice = Chat(page, ALICE, EN)
+    await alice.column.locator("select.language").select_option(ZH)
+    await changed(playground, lambda: playground.people[ALICE].language == ZH)
+    await alice.types("你好")
+    update = await queued(server, lambda: last_update(server).get("message"))
+    assert update["from"]["language_code"] == ZH and update["text"] == "你好"
