@@ -4,6 +4,7 @@ becoming updates, the feed, the guard against a real Telegram, and the command a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -16,12 +17,14 @@ import pytest
 
 from bot.cli import Failure
 from bot.config import Settings
-from bot.localapi import LocalBotApiServer
+from bot.localapi import LocalBotApiServer, plain
 from bot.localapi.http import Request, Response, Stream
 from bot.playground.render import telegram_html, view
 from bot.playground.run import PLAYGROUND_TOKEN, Options, ensure_local, playground_settings
 from bot.playground.web import Playground
+from handlers.i18n import label
 from tests.fake_server import bot_env, free_port, wait_listening
+from tests.test_playground_browser import opening, preset_name, said
 from tests.test_playground_localapi import png
 
 # --- Telegram's HTML, made safe -------------------------------------------------------------
@@ -270,3 +273,118 @@ async def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith(
         f"subaccount-bot: cannot serve the page on 127.0.0.1:{port}:"), lines
     assert "choose another --port" in lines[0] and out == b""
+
+
+class PageClient:
+    """What the page does, over HTTP: follows the feed, sends what people do."""
+
+    def __init__(self, client: httpx.AsyncClient, base: str) -> None:
+        self.client, self.base = client, base
+        self.chats: dict[int, list[dict[str, Any]]] = {}
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PageClient:
+        self._task = asyncio.create_task(self._follow())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _follow(self) -> None:
+        async with self.client.stream("GET", f"{self.base}/api/events") as feed:
+            async for event in read_events(feed):
+                if event["type"] == "state":
+                    self.chats = {int(k): v for k, v in event["chats"].items()}
+                elif event["type"] in ("message", "edit"):
+                    chat = self.chats.setdefault(event["person"], [])
+                    old = [i for i, m in enumerate(chat) if m["id"] == event["message"]["id"]]
+                    if event["type"] == "edit" and old:
+                        chat[old[0]] = event["message"]
+                    else:
+                        chat.append(event["message"])
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def do(self, person: int, action: str, body: dict[str, Any]) -> None:
+        answer = await self.client.post(f"{self.base}/api/people/{person}{action}", json=body)
+        assert answer.status_code == 200, answer.text
+
+    async def press(self, person: int, label_part: str, within: float = 20) -> None:
+        """Press the newest button whose label has ``label_part`` (waiting for it to appear)."""
+
+        def button() -> tuple[int, str] | None:
+            for message in reversed(self.chats.get(person, [])):
+                for shown in (b for row in message.get("inline", []) for b in row):
+                    if label_part in shown["text"] and "data" in shown:
+                        return message["id"], shown["data"]
+            return None
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: button() is not None),
+                                       within)
+            except TimeoutError:
+                raise AssertionError(f"no button {label_part!r} in {person}'s chat") from None
+        found = button()
+        assert found is not None
+        await self.do(person, "/press", {"message_id": found[0], "data": found[1]})
+
+    async def sees(self, person: int, fragment: str, within: float = 20) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((m for m in reversed(self.chats.get(person, []))
+                         if m["from"] == "bot" and fragment in plain(m["html"])), None)
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None),
+                                       within)
+            except TimeoutError:
+                seen = [plain(m["html"])[:60] for m in self.chats.get(person, [])]
+                raise AssertionError(f"{person} never saw {fragment!r}: {seen}") from None
+        message = found()
+        assert message is not None
+        return message
+
+
+async def test_codes_expire_for_real_with_code_ttl(tmp_path: Path) -> None:
+    """The playground's JobQueue runs: a 2-second code expires and the owner is told."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "playground", "--port", str(port), "--code-ttl", "2",
+        "--database", f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", "--log-level", "WARNING",
+        cwd=tmp_path, env=bot_env(), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    owner, alice, en = 1001, 2001, "en"
+    try:
+        await wait_listening(port, within=30)
+        async with httpx.AsyncClient(timeout=20) as client, \
+                PageClient(client, f"http://127.0.0.1:{port}") as page:
+            await page.do(owner, "", {"language": en})
+            for person in (owner, alice):
+                await page.do(person, "/send", {"text": "/start"})
+                await page.sees(person, opening(en, "onboarding.ask_phone"))
+                await page.do(person, "/contact", {})
+                await page.sees(person, said(en, "onboarding.linked"))
+            await page.do(owner, "/send", {"text": "/newshop"})
+            await page.sees(owner, opening(en, "newshop.ask_name"))
+            await page.do(owner, "/send", {"text": "Tea House"})
+            await page.sees(owner, said(en, "newshop.created", shop="Tea House"))
+            await page.do(owner, "/send", {"text": "/newaccount"})
+            await page.sees(owner, opening(en, "roles.create_title"))
+            await page.press(owner, preset_name(en))
+            await page.press(owner, opening(en, "roles.use_name_button"))
+            await page.press(owner, label(en, "roles.skip_button"))
+            await page.press(owner, label(en, "roles.done_button"))
+            await page.sees(owner, opening(en, "newaccount.ask_phone"))
+            await page.do(owner, "/send", {"text": "139 0013 9000"})
+            await page.sees(alice, opening(en, "holder_code.message"))
+            await page.sees(owner, opening(en, "newaccount.expired_notice"), within=30)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, out.decode()
