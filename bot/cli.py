@@ -1,4 +1,5 @@
-"""The ``subaccount-bot`` command: run the bot, migrate, check the config, list and export.
+"""The ``subaccount-bot`` command: run the bot, try it in the playground, migrate, check the
+config, list and export.
 
 Every problem an operator can fix (no token, a bad config, a database that cannot be opened, a
 bad ``--shop``) is reported as ONE line on stderr with exit code 2, never as a traceback.

@@ -114,7 +114,8 @@ async def serve(base: Settings, options: Options) -> None:
                                         allowed_updates=Update.ALL_TYPES,
                                         drop_pending_updates=False)
             await application.start()
-            shown = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
+            shown = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host
+            shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
             url = f"http://{shown}:{page.port}"
             print(f"playground: open {url} (Ctrl-C to stop)", flush=True)
             await stop.wait()
