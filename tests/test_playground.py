@@ -388,3 +388,20 @@ async def test_codes_expire_for_real_with_code_ttl(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, out.decode()
+
+
+def test_help_documents_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["playground", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for part in ("--port PORT", "default 8080", "--host HOST", "default 127.0.0.1",
+                 "--database URL", "./data/playground/", "--code-ttl SECONDS",
+                 "No token; nothing is sent to Telegram"):
+        assert part in text, part
+    with pytest.raises(SystemExit) as bad:
+        main(["playground", "--port", "70000"])
+    assert bad.value.code == 2
+    assert "'70000' is not a port (0-65535)" in capsys.readouterr().err
