@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from tests.fake_api import FakeBotApi
+from bot.localapi import LocalBotApi as FakeBotApi
 
 TOKEN = "123456:BENCHMARK-TOKEN"
 

@@ -2,7 +2,7 @@
 against a bare python-telegram-bot echo bot driven the same way.
 
 Both bots get ``Update.de_json`` + ``application.process_update`` per update and answer through
-the same fake request layer (``tests.fake_api.FakeRequest``); only that pair is timed.
+the same fake request layer (``bot.localapi.LocalRequest``); only that pair is timed.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from benchmarks.common import (
 )
 from bot import db, sqlite_fast
 from bot.app import build_application, freeze_startup_heap
+from bot.localapi import LocalBotApi as FakeBotApi
+from bot.localapi import LocalRequest as FakeRequest
 from models.clock import ManualClock
 from models.tables import SubAccount
-from tests.fake_api import FakeBotApi, FakeRequest
 from tests.harness import Harness, Person
 
 CODE = re.compile(r"Verification code: (\d{6})")

@@ -17,9 +17,9 @@ from datetime import datetime
 
 from benchmarks.common import TimedApi, production_settings, quiet_logging, rss_mb
 from bot.app import build_application
+from bot.localapi import LocalRequest as FakeRequest
 from handlers.provisioning import EXPIRY_JOB
 from models.clock import ManualClock
-from tests.fake_api import FakeRequest
 
 
 async def main(database_url: str, now: datetime | None) -> dict[str, object]:

@@ -4,7 +4,7 @@
                                    [--sqlite-driver fast|plain|both [--rounds N]]
 
 Everything runs offline: the real Application over the fake Bot API of the tests
-(``tests.fake_api.FakeRequest``), a SQLite file in WAL mode migrated with Alembic, and PostgreSQL
+(``bot.localapi.LocalRequest``), a SQLite file in WAL mode migrated with Alembic, and PostgreSQL
 too when ``TEST_DATABASE_URL`` is set (a database of our own beside it, dropped at the end).
 ``--sqlite-driver`` picks the SQLite driver of the flow benchmark: the fast path
 (``bot.sqlite_fast``, the default, as in production) or plain aiosqlite; ``both`` adds a part

@@ -34,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from benchmarks.common import Percentiles, TimedApi, production_settings
 from bot import db
 from bot.app import build_application
+from bot.localapi import LocalRequest as FakeRequest
 from handlers.provisioning import schedule_expiry
 from models import codes
 from models.clock import SystemClock
@@ -41,7 +42,6 @@ from models.policy import Policy
 from models.shops import create_shop
 from models.tables import CodeStatus, VerificationCode
 from models.users import link_phone, touch_user
-from tests.fake_api import FakeRequest
 
 ISSUE_TTL = 3600  # every issued code stays pending for the rest of the run
 

@@ -1,4 +1,5 @@
-"""The ``subaccount-bot`` command: run the bot, migrate, check the config, list and export.
+"""The ``subaccount-bot`` command: run the bot, try it in the playground, migrate, check the
+config, list and export.
 
 Every problem an operator can fix (no token, a bad config, a database that cannot be opened, a
 bad ``--shop``) is reported as ONE line on stderr with exit code 2, never as a traceback.
@@ -282,6 +283,15 @@ def _startup_failure(exc: BaseException, base_url: str) -> BaseException:
     return exc
 
 
+def cmd_playground(args: argparse.Namespace) -> int:
+    """Run the real bot against the built-in local Bot API, with a web page of chats."""
+    from bot.playground.run import Options, run
+
+    settings = _load(args)
+    return run(settings, Options(host=args.host, port=args.port, database=args.database,
+                                 code_ttl=args.code_ttl))
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database to the newest schema."""
     settings = _load(args)
@@ -390,6 +400,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (0-65535)")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``subaccount-bot`` argument parser."""
     common = _Parser(add_help=False)
@@ -415,6 +431,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("run", cmd_run, "migrate the database, then run the bot (polling, or webhook by config) "
                         "until SIGTERM/SIGINT")
+    playground = add(
+        "playground", cmd_playground,
+        "try the bot without Telegram: the real bot (handlers, database, scheduler) against a "
+        "built-in local Bot API, and a web page with the chats of several people side by side "
+        "(an owner, two staff members, a customer). No token; nothing is sent to Telegram.",
+    )
+    playground.add_argument("--port", type=_port, default=8080,
+                            help="the page's port (default 8080)")
+    playground.add_argument("--host", default="127.0.0.1",
+                            help="the page's address (default 127.0.0.1: this machine only)")
+    playground.add_argument(
+        "--database", metavar="URL",
+        help="a database URL to use as it is; default: a SQLite file under ./data/playground/ "
+             "that starts empty at every start",
+    )
+    playground.add_argument("--code-ttl", type=int, metavar="SECONDS",
+                            help="how long a verification code is valid (default: the "
+                                 "config's verification.code_ttl_seconds, 300)")
     add("migrate", cmd_migrate, "upgrade the database to the newest schema and print its revision")
     add("check-config", cmd_check_config,
         "validate the configuration and print a summary (no secrets)")

@@ -22,6 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import db
 from bot.app import build_application
 from bot.config import Settings, load_settings
+from bot.localapi import LocalBotApi as FakeBotApi
+from bot.localapi import LocalRequest as FakeRequest
 from models.accounts import confirm_sub_account
 from models.clock import ManualClock
 from models.codes import VerifyOutcome, issue_code, verify_code
@@ -29,7 +31,6 @@ from models.roles import create_role, list_roles
 from models.shops import owned_shop
 from models.tables import PhoneBinding, Role, SubAccount, User, VerificationCode
 from tests import scratch_db
-from tests.fake_api import FakeBotApi, FakeRequest
 from tests.harness import Harness, Person
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")

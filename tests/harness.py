@@ -11,8 +11,8 @@ from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application
 
+from bot.localapi import LocalBotApi as FakeBotApi
 from models.clock import ManualClock
-from tests.fake_api import FakeBotApi
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from telegram.error import NetworkError
 
+from bot.localapi import ApiError, Upload
+from bot.localapi import LocalBotApiServer as FakeBotApiServer
 from tests.conftest import OWNER, OWNER_PHONE
-from tests.fake_api import ApiError
-from tests.fake_server import BotProcess, FakeBotApiServer, running_bot
+from tests.fake_server import BotProcess, running_bot
 
 
 @pytest.fixture
@@ -160,12 +161,12 @@ async def test_fake_server_parses_forms_json_and_multipart(server: FakeBotApiSer
     assert form.json()["result"]["text"] == "Hi"
     assert form.json()["result"]["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "h:go"
     assert body.json()["result"]["text"] == "J"
-    assert multipart.json() == {"ok": True, "result": True}
+    assert multipart.json()["result"]["document"]["file_name"] == "a.csv"
     first, second, document = server.api.calls
     assert first.params["chat_id"] == OWNER.id and first.params["disable_notification"] is True
     assert second.params == {"chat_id": OWNER.id, "text": "J"}
     assert document.params == {"chat_id": OWNER.id,
-                               "document": {"filename": "a.csv", "size": 4}}
+                               "document": Upload("a.csv", "text/csv", b"x,y\n")}
 
 
 async def test_fake_server_errors_wrong_token_and_dropped_connections(

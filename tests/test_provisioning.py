@@ -8,6 +8,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.localapi import LocalBotApi as FakeBotApi
 from models.clock import ManualClock
 from models.tables import AuditEvent, CodeStatus, Draft, PhoneBinding, SubAccount, VerificationCode
 from tests.conftest import (
@@ -30,7 +31,6 @@ from tests.conftest import (
     to_code_step,
     to_confirm_step,
 )
-from tests.fake_api import FakeBotApi
 from tests.harness import Harness, Person, rows
 
 # --- the happy path ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from telegram.error import NetworkError
 
 from bot import db
 from bot.config import Settings
+from bot.localapi import LocalBotApi as FakeBotApi
 from models.tables import AccountStatus, Draft, SubAccount, VerificationCode
 from tests.conftest import (
     HOLDER,
@@ -25,7 +26,6 @@ from tests.conftest import (
     stop_harness,
     to_code_step,
 )
-from tests.fake_api import FakeBotApi
 from tests.harness import Harness, Person, rows
 
 STEPS = ("role", "phone", "code", "nickname", "im", "confirm")
@@ -157,7 +157,7 @@ async def test_network_errors_are_retried_and_never_lose_the_step(
 async def test_telegram_edit_refusals_are_ignored_quietly(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.fake_api import ApiError
+    from bot.localapi import ApiError
 
     h = harness
     await make_owner(h)

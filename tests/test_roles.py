@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.config import Settings
+from bot.localapi import LocalBotApi as FakeBotApi
 from handlers import router
 from handlers.base import Ctx, Deps
 from handlers.roles import begin_create
@@ -30,7 +31,6 @@ from tests.conftest import (
     stop_harness,
     write_sub_account,
 )
-from tests.fake_api import FakeBotApi
 from tests.harness import Harness, Person, rows
 
 STALE = "This menu is no longer valid."
