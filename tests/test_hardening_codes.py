@@ -19,6 +19,7 @@ from telegram.error import NetworkError
 from bot import db
 from bot.cli import code_secret_path
 from bot.config import Settings
+from bot.localapi import LocalBotApi as FakeBotApi
 from models import codes
 from models.errors import DomainError
 from models.policy import Policy
@@ -42,7 +43,6 @@ from tests.conftest import (
     stop_harness,
     to_code_step,
 )
-from tests.fake_api import FakeBotApi
 from tests.harness import Harness, rows
 
 

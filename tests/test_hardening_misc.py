@@ -16,6 +16,8 @@ from telegram.ext import CommandHandler
 
 from bot import db
 from bot.config import ModuleSettings, Settings
+from bot.localapi import Call
+from bot.localapi import LocalBotApi as FakeBotApi
 from handlers import router
 from models.roles import delete_role, set_modules
 from models.shops import owned_shop
@@ -44,7 +46,6 @@ from tests.conftest import (
     to_code_step,
     to_confirm_step,
 )
-from tests.fake_api import Call, FakeBotApi
 from tests.harness import Harness, Person, Shown, rows
 
 STALE = "This menu is no longer valid."

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import db
 from bot.config import ConfigError, Settings, load_settings
+from bot.localapi import LocalBotApi as FakeBotApi
 from bot.scheduler import RETENTION_JOB
 from models.clock import ManualClock
 from models.retention import Purged, purge_expired
@@ -35,7 +36,6 @@ from tests.conftest import (
     start_harness,
     stop_harness,
 )
-from tests.fake_api import FakeBotApi
 from tests.harness import Harness, rows
 
 NOW = datetime(2026, 12, 1, 12, 0)
