@@ -1,0 +1,282 @@
+"""Conversations: open or resume, route, transfer (转接), end, rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import audit
+from models.errors import DomainError
+from models.service.agents import agent_for
+from models.service.entries import entry_by_token
+from models.service.groups import get_group
+from models.service.policy import ServicePolicy
+from models.service.results import Ended, Placement, Transferred, Via
+from models.service.routing import (
+    ASSIGNED,
+    QUEUED,
+    assign,
+    cap_of,
+    free_slot,
+    hand_out,
+    load_conversation,
+    pick_in_group,
+    route_locked,
+    unassign,
+)
+from models.service.settings import lock_shop
+from models.service.tables import (
+    OPEN_STATES,
+    Agent,
+    AgentStatus,
+    Conversation,
+    ConversationState,
+    Rating,
+)
+from models.tables import Shop
+
+CLOSED = ConversationState.CLOSED.value
+
+
+class EndedBy:
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    OWNER = "owner"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The customer's conversation with the shop; ``placement`` when it was just made (and
+    routed), ``None`` when an open one was resumed."""
+
+    conversation: Conversation
+    shop: Shop
+    created: bool
+    placement: Placement | None
+
+
+async def open_conversation_of(
+    session: AsyncSession, *, customer_id: int, shop_id: int
+) -> Conversation | None:
+    """The customer's open conversation with the shop, if any."""
+    return (await session.exec(
+        select(Conversation).where(col(Conversation.customer_id) == customer_id,
+                                   col(Conversation.shop_id) == shop_id,
+                                   col(Conversation.state).in_(OPEN_STATES))
+        .execution_options(populate_existing=True))).first()
+
+
+async def open_conversations_of(session: AsyncSession, *, customer_id: int) -> list[Conversation]:
+    """Every open conversation of a customer (one per shop), newest activity first."""
+    rows = await session.exec(
+        select(Conversation).where(col(Conversation.customer_id) == customer_id,
+                                   col(Conversation.state).in_(OPEN_STATES))
+        .order_by(col(Conversation.last_activity_at).desc()))
+    return list(rows.all())
+
+
+async def open_or_resume(
+    session: AsyncSession, policy: ServicePolicy, *, customer_id: int, token: str,
+    now: datetime,
+) -> Opened:
+    """A customer opened an entry link: their open conversation with that shop, or a new one
+    routed at once (SPEC §8). An unknown or regenerated token is ``service_entry_link_invalid``;
+    the shop's own staff cannot be its customers."""
+    entry = await entry_by_token(session, token)
+    if entry is None or entry.id is None:
+        raise DomainError("service_entry_link_invalid")
+    shop = await session.get(Shop, entry.shop_id)
+    if shop is None or shop.id is None:
+        raise DomainError("service_entry_link_invalid")
+    agent = await agent_for(session, shop_id=shop.id, user_id=customer_id)
+    if shop.owner_id == customer_id or (agent is not None and agent.active):
+        raise DomainError("service_staff_not_customer")
+    settings = await lock_shop(session, policy, shop_id=shop.id, now=now)
+    found = await open_conversation_of(session, customer_id=customer_id, shop_id=shop.id)
+    if found is not None:
+        return Opened(found, shop, False, None)
+    conversation = Conversation(
+        shop_id=shop.id, customer_id=customer_id, entry_id=entry.id, group_id=entry.group_id,
+        state=QUEUED, created_at=now, waiting_since=now, last_activity_at=now,
+        idle_at=now + timedelta(hours=settings.idle_close_hours),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(conversation)
+    except IntegrityError:
+        # only without the lock's protection (never expected): the other one is the answer
+        found = await open_conversation_of(session, customer_id=customer_id, shop_id=shop.id)
+        if found is None:
+            raise
+        return Opened(found, shop, False, None)
+    audit.record(session, now=now, shop_id=shop.id, actor_id=customer_id,
+                 action="service.opened", object_type="conversation",
+                 object_id=conversation.id, entry=entry.id)
+    placement = await route_locked(session, settings, conversation, now=now)
+    return Opened(conversation, shop, True, placement)
+
+
+async def route(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, now: datetime
+) -> Placement:
+    """Route a waiting (queued or offline) conversation again, in SPEC §8's order; an
+    assigned one is returned where it is."""
+    conversation = await load_conversation(session, conversation_id)
+    settings = await lock_shop(session, policy, shop_id=conversation.shop_id, now=now)
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.state == CLOSED:
+        raise DomainError("service_conversation_closed")
+    if conversation.state == ASSIGNED:
+        agent = await session.get(Agent, conversation.agent_id or 0)
+        return Placement(conversation_id=conversation_id, shop_id=conversation.shop_id,
+                         customer_id=conversation.customer_id, entry_id=conversation.entry_id,
+                         state=ASSIGNED, via=Via.GROUP, agent_id=conversation.agent_id,
+                         agent_user_id=agent.user_id if agent else None)
+    placement = await route_locked(session, settings, conversation, now=now)
+    assert placement is not None
+    return placement
+
+
+async def _check_staff(
+    session: AsyncSession, conversation: Conversation, actor_id: int
+) -> None:
+    """The actor is the conversation's agent or the shop's owner (forged buttons refused)."""
+    shop = await session.get(Shop, conversation.shop_id)
+    if shop is not None and shop.owner_id == actor_id:
+        return
+    agent = await session.get(Agent, conversation.agent_id or 0)
+    if agent is None or agent.user_id != actor_id:
+        raise DomainError("service_not_your_conversation")
+
+
+async def transfer(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, actor_id: int,
+    now: datetime, to_agent_id: int | None = None, to_group_id: int | None = None,
+) -> Transferred:
+    """转接: hand an assigned conversation to an agent (online or on break, under their cap)
+    or to a group (its available agents by mode, then its overflow). Refused, and left where
+    it is, when nobody can take it now. The freed slot takes the oldest waiting chat."""
+    if (to_agent_id is None) == (to_group_id is None):
+        raise DomainError("service_transfer_target")
+    first = await load_conversation(session, conversation_id)
+    settings = await lock_shop(session, policy, shop_id=first.shop_id, now=now)
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.state != ASSIGNED:
+        raise DomainError("service_conversation_closed" if conversation.state == CLOSED
+                          else "service_conversation_not_assigned")
+    await _check_staff(session, conversation, actor_id)
+    current = conversation.agent_id or 0
+    if to_agent_id is not None:
+        target = await session.get(Agent, to_agent_id, populate_existing=True)
+        if target is None or target.shop_id != conversation.shop_id:
+            raise DomainError("service_agent_not_found")
+        if target.id == current:
+            raise DomainError("service_transfer_same_agent")
+        if not target.active or target.status == AgentStatus.OFFLINE.value:
+            raise DomainError("service_transfer_agent_unavailable")
+        cap = (await session.exec(select(cap_of(settings)).where(
+            col(Agent.id) == target.id))).one()
+        if target.open_chats >= int(cap):
+            raise DomainError("service_transfer_agent_full", cap=int(cap))
+        choice: tuple[int, int] = (target.id or 0, target.user_id)
+        via = Via.TRANSFER
+    else:
+        group = await get_group(session, shop_id=conversation.shop_id, group_id=to_group_id or 0)
+        picked, via = await pick_in_group(session, settings, group.id or 0, current), Via.GROUP
+        if picked is None and group.overflow_group_id is not None:
+            picked, via = await pick_in_group(session, settings, group.overflow_group_id,
+                                              current), Via.OVERFLOW
+        if picked is None:
+            raise DomainError("service_transfer_nobody", group=group.name)
+        choice = picked
+        conversation.group_id = group.id
+        session.add(conversation)
+        await session.flush()
+    previous = await unassign(session, conversation, now=now)
+    placement = await assign(session, settings, conversation, agent_id=choice[0],
+                             agent_user_id=choice[1], via=via, now=now, previous=previous,
+                             actor_id=actor_id)
+    audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
+                 action="service.transferred", object_type="conversation",
+                 object_id=conversation_id, before=previous[0], after=choice[0],
+                 group=to_group_id)
+    handouts = await hand_out(session, settings, agent_id=previous[0], now=now,
+                              skip={conversation_id})
+    return Transferred(placement, handouts)
+
+
+async def end_locked(
+    session: AsyncSession, settings_policy: ServicePolicy, conversation: Conversation, *,
+    by: str, actor_id: int | None, now: datetime,
+) -> Ended:
+    settings = await lock_shop(session, settings_policy, shop_id=conversation.shop_id, now=now)
+    conversation = await load_conversation(session, conversation.id or 0)
+    if conversation.state == CLOSED:
+        raise DomainError("service_conversation_closed")
+    agent = await session.get(Agent, conversation.agent_id or 0)
+    if conversation.agent_id is not None:
+        await free_slot(session, conversation.agent_id)
+    conversation.state, conversation.agent_id = CLOSED, None
+    conversation.closed_at, conversation.closed_by = now, by
+    conversation.waiting_since = conversation.nudge_at = conversation.alert_at = None
+    session.add(conversation)
+    await session.flush()
+    audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
+                 action="service.ended", object_type="conversation", object_id=conversation.id,
+                 by=by)
+    handouts = (await hand_out(session, settings, agent_id=agent.id or 0, now=now)
+                if agent is not None else [])
+    return Ended(conversation_id=conversation.id or 0, shop_id=conversation.shop_id,
+                 customer_id=conversation.customer_id,
+                 agent_id=agent.id if agent else None,
+                 agent_user_id=agent.user_id if agent else None, by=by, handouts=handouts)
+
+
+async def end(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, by: str,
+    actor_id: int, now: datetime,
+) -> Ended:
+    """End a conversation, by its customer, its agent or the shop's owner. The agent's freed
+    slot takes the oldest waiting chat (in ``handouts``)."""
+    conversation = await load_conversation(session, conversation_id)
+    if by == EndedBy.CUSTOMER:
+        if conversation.customer_id != actor_id:
+            raise DomainError("service_not_your_conversation")
+    elif by in (EndedBy.AGENT, EndedBy.OWNER):
+        await _check_staff(session, conversation, actor_id)
+    else:
+        raise DomainError("service_end_invalid")
+    return await end_locked(session, policy, conversation, by=by, actor_id=actor_id, now=now)
+
+
+async def rate(
+    session: AsyncSession, *, conversation_id: int, customer_id: int, score: int,
+    now: datetime,
+) -> Rating:
+    """The customer's 1–5 rating, only after the end and only once."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise DomainError("service_rating_invalid")
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.customer_id != customer_id:
+        raise DomainError("service_not_your_conversation")
+    if conversation.state != CLOSED:
+        raise DomainError("service_rate_not_ended")
+    if await session.get(Rating, conversation_id) is not None:
+        raise DomainError("service_already_rated")
+    rating = Rating(conversation_id=conversation_id, shop_id=conversation.shop_id,
+                    agent_id=conversation.served_by, score=score, created_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(rating)
+    except IntegrityError as exc:
+        raise DomainError("service_already_rated") from exc
+    audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=customer_id,
+                 action="service.rated", object_type="conversation", object_id=conversation_id,
+                 score=score)
+    return rating
+
