@@ -47,15 +47,13 @@ class World:
     """Tea House, its staff (user id → agent id) and its entries (name → token)."""
 
     shop: Shop
-    role: Role
+    role_id: int
+    shop_id: int
+    owner_id: int
     agents: dict[int, int] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     clock: list[datetime] = field(default_factory=lambda: [NOW])
-
-    @property
-    def shop_id(self) -> int:
-        return self.shop.id or 0
 
     def now(self) -> datetime:
         return self.clock[0]
@@ -89,7 +87,7 @@ async def make_shop(session: AsyncSession, owner_id: int = OWNER_ID, name: str =
     session.add(role)
     await session.flush()
     await session.commit()
-    return World(shop=shop, role=role)
+    return World(shop=shop, role_id=role.id or 0, shop_id=shop.id or 0, owner_id=owner_id)
 
 
 async def add_staff(session: AsyncSession, world: World, uid: int, *, im: bool = True,
@@ -98,20 +96,20 @@ async def add_staff(session: AsyncSession, world: World, uid: int, *, im: bool =
     phone = f"+86139{uid:08d}"
     await add_user(session, uid, f"Agent{uid}", phone)
     session.add(PhoneBinding(phone=phone, shop_id=world.shop_id, kind="sub", created_at=NOW))
-    code = VerificationCode(shop_id=world.shop_id, owner_id=world.shop.owner_id,
-                            role_id=world.role.id, phone=phone, salt="00", code_hash="0" * 64,
+    code = VerificationCode(shop_id=world.shop_id, owner_id=world.owner_id,
+                            role_id=world.role_id, phone=phone, salt="00", code_hash="0" * 64,
                             status="used", created_at=NOW, expires_at=NOW, holder_id=uid)
     session.add(code)
     await session.flush()
     session.add(SubAccount(shop_id=world.shop_id, phone=phone, holder_id=uid,
-                           nickname=f"Agent{uid}", role_id=world.role.id or 0,
+                           nickname=f"Agent{uid}", role_id=world.role_id,
                            im_enabled=im, code_id=code.id or 0, created_at=NOW, updated_at=NOW))
     await session.flush()
     if not enroll:
         await session.commit()
         return 0
     agent = await enroll_agent(session, POLICY, shop_id=world.shop_id, user_id=uid,
-                               actor_id=world.shop.owner_id, now=world.now())
+                               actor_id=world.owner_id, now=world.now())
     agent_id = agent.id or 0
     if cap is not None:
         agent.cap = cap
@@ -127,10 +125,10 @@ async def add_staff(session: AsyncSession, world: World, uid: int, *, im: bool =
 async def add_group(session: AsyncSession, world: World, name: str,
                     members: dict[int, int]) -> int:
     """A group of the given agents (user id → weight); its id."""
-    group = await create_group(session, shop_id=world.shop_id, actor_id=world.shop.owner_id,
+    group = await create_group(session, shop_id=world.shop_id, actor_id=world.owner_id,
                                name=name, now=world.now())
     for uid, weight in members.items():
-        await add_member(session, shop_id=world.shop_id, actor_id=world.shop.owner_id,
+        await add_member(session, shop_id=world.shop_id, actor_id=world.owner_id,
                          group_id=group.id or 0, agent_id=world.agents[uid], weight=weight,
                          now=world.now())
     await session.commit()
@@ -140,7 +138,7 @@ async def add_group(session: AsyncSession, world: World, name: str,
 
 async def add_entry(session: AsyncSession, world: World, name: str, group: str | None) -> str:
     _entry, token = await create_entry(
-        session, shop_id=world.shop_id, actor_id=world.shop.owner_id, name=name,
+        session, shop_id=world.shop_id, actor_id=world.owner_id, name=name,
         group_id=world.groups[group] if group else None, now=world.now())
     await session.commit()
     world.tokens[name] = token
@@ -149,5 +147,5 @@ async def add_entry(session: AsyncSession, world: World, name: str, group: str |
 
 async def configure(session: AsyncSession, world: World, **changes: object) -> None:
     await update_settings(session, POLICY, shop_id=world.shop_id,
-                          actor_id=world.shop.owner_id, now=world.now(), **changes)
+                          actor_id=world.owner_id, now=world.now(), **changes)
     await session.commit()

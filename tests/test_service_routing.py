@@ -154,7 +154,7 @@ async def test_overflow_group_then_queue_with_places_then_hand_out_on_a_free_slo
     overflow = await add_group(session, world, "Backup", {2: 1})
     from models.service.groups import set_overflow
 
-    await set_overflow(session, shop_id=world.shop_id, actor_id=world.shop.owner_id,
+    await set_overflow(session, shop_id=world.shop_id, actor_id=world.owner_id,
                        group_id=world.groups["After-sales"], overflow_id=overflow,
                        now=world.now())
     await session.commit()

@@ -145,11 +145,12 @@ async def route(
 async def _check_staff(
     session: AsyncSession, conversation: Conversation, actor_id: int
 ) -> None:
-    """The actor is the conversation's agent or the shop's owner (forged buttons refused)."""
+    """The actor is the conversation's agent (its last one, once ended) or the shop's owner
+    (forged buttons refused)."""
     shop = await session.get(Shop, conversation.shop_id)
     if shop is not None and shop.owner_id == actor_id:
         return
-    agent = await session.get(Agent, conversation.agent_id or 0)
+    agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0)
     if agent is None or agent.user_id != actor_id:
         raise DomainError("service_not_your_conversation")
 
