@@ -130,9 +130,10 @@ async def test_entry_tokens_are_hashed_and_regenerating_kills_the_old_link(
                                       name="Product page", group_id=world.groups["Pre-sales"],
                                       now=world.now())
     await session.commit()
+    entry_id = entry.id or 0
     assert is_entry_token(token) and len(token) <= 64
     assert all(ch.isalnum() or ch in "-_" for ch in token)
-    stored = await session.get(Entry, entry.id, populate_existing=True)
+    stored = await session.get(Entry, entry_id, populate_existing=True)
     assert stored is not None and stored.token_hash == hash_token(token)
     assert token not in repr(stored.model_dump())
     await refused("service_entry_name_taken", create_entry(
@@ -144,7 +145,7 @@ async def test_entry_tokens_are_hashed_and_regenerating_kills_the_old_link(
                                   now=world.now())
     await session.commit()
     _entry, fresh = await regenerate_token(session, shop_id=world.shop_id,
-                                           actor_id=world.owner_id, entry_id=entry.id or 0,
+                                           actor_id=world.owner_id, entry_id=entry_id,
                                            now=world.now())
     await session.commit()
     await add_user(session, 90_002)
@@ -158,7 +159,7 @@ async def test_entry_tokens_are_hashed_and_regenerating_kills_the_old_link(
     await refused("service_staff_not_customer", open_or_resume(
         session, POLICY, customer_id=world.owner_id, token=fresh, now=world.now()))
     await set_entry_group(session, shop_id=world.shop_id, actor_id=world.owner_id,
-                          entry_id=entry.id or 0, group_id=None, now=world.now())
+                          entry_id=entry_id, group_id=None, now=world.now())
     assert {"service.entry_created", "service.entry_regenerated",
             "service.entry_group"} <= set(await actions(session))
 

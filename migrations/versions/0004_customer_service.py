@@ -34,6 +34,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('shop_id', 'name_key', name='uq_service_group_name')
     )
+    with op.batch_alter_table('service_group', schema=None) as batch_op:
+        batch_op.create_index('ix_service_group_overflow', ['overflow_group_id'], unique=False)
+
     op.create_table('service_settings',
     sa.Column('shop_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('mode', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
@@ -210,5 +213,8 @@ def downgrade() -> None:
     op.drop_table('service_agent')
     op.drop_table('service_entry')
     op.drop_table('service_settings')
+    with op.batch_alter_table('service_group', schema=None) as batch_op:
+        batch_op.drop_index('ix_service_group_overflow')
+
     op.drop_table('service_group')
     # ### end Alembic commands ###

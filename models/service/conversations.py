@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam, exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
 from models.errors import DomainError
-from models.service.agents import agent_for
-from models.service.entries import entry_by_token
+from models.service.entries import hash_token
 from models.service.groups import get_group
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement, Transferred, Via
@@ -20,7 +20,6 @@ from models.service.routing import (
     ASSIGNED,
     QUEUED,
     assign,
-    cap_of,
     free_slot,
     hand_out,
     load_conversation,
@@ -28,14 +27,16 @@ from models.service.routing import (
     route_locked,
     unassign,
 )
-from models.service.settings import lock_shop
+from models.service.settings import lock_shop, lock_shop_of
 from models.service.tables import (
     OPEN_STATES,
     Agent,
     AgentStatus,
     Conversation,
     ConversationState,
+    Entry,
     Rating,
+    ServiceSettings,
 )
 from models.tables import Shop
 
@@ -80,43 +81,57 @@ async def open_conversations_of(session: AsyncSession, *, customer_id: int) -> l
     return list(rows.all())
 
 
+_ENTRY = (
+    select(Entry.id, Entry.group_id, Shop, exists().where(
+        col(Agent.shop_id) == Entry.shop_id, col(Agent.user_id) == bindparam("customer"),
+        col(Agent.active).is_(True)))
+    .join(Shop, col(Shop.id) == Entry.shop_id)
+    .where(col(Entry.token_hash) == bindparam("token_hash"))
+)
+_OPEN_OF_CUSTOMER = (
+    select(Conversation)
+    .where(col(Conversation.customer_id) == bindparam("customer"),
+           col(Conversation.shop_id) == bindparam("shop"),
+           col(Conversation.state).in_(OPEN_STATES))
+    .execution_options(populate_existing=True)
+)
+
+
 async def open_or_resume(
     session: AsyncSession, policy: ServicePolicy, *, customer_id: int, token: str,
     now: datetime,
 ) -> Opened:
     """A customer opened an entry link: their open conversation with that shop, or a new one
     routed at once (SPEC §8). An unknown or regenerated token is ``service_entry_link_invalid``;
-    the shop's own staff cannot be its customers."""
-    entry = await entry_by_token(session, token)
-    if entry is None or entry.id is None:
+    the shop's own staff cannot be its customers.
+
+    The new conversation is inserted under the shop's routing lock, after looking for an open
+    one, so two openings never race; the partial unique index (one open conversation per
+    customer and shop) is the database's guarantee behind that.
+    """
+    row = (await session.exec(_ENTRY, params={"customer": customer_id,
+                                              "token_hash": hash_token(token)})).first()
+    if row is None:
         raise DomainError("service_entry_link_invalid")
-    shop = await session.get(Shop, entry.shop_id)
-    if shop is None or shop.id is None:
-        raise DomainError("service_entry_link_invalid")
-    agent = await agent_for(session, shop_id=shop.id, user_id=customer_id)
-    if shop.owner_id == customer_id or (agent is not None and agent.active):
+    entry_id, group_id, shop, staff = row
+    if shop.owner_id == customer_id or staff:
         raise DomainError("service_staff_not_customer")
-    settings = await lock_shop(session, policy, shop_id=shop.id, now=now)
-    found = await open_conversation_of(session, customer_id=customer_id, shop_id=shop.id)
+    shop_id = shop.id or 0
+    settings = await lock_shop(session, policy, shop_id=shop_id, now=now)
+    found = (await session.exec(_OPEN_OF_CUSTOMER, params={"customer": customer_id,
+                                                           "shop": shop_id})).first()
     if found is not None:
         return Opened(found, shop, False, None)
     conversation = Conversation(
-        shop_id=shop.id, customer_id=customer_id, entry_id=entry.id, group_id=entry.group_id,
+        shop_id=shop_id, customer_id=customer_id, entry_id=entry_id, group_id=group_id,
         state=QUEUED, created_at=now, waiting_since=now, last_activity_at=now,
         idle_at=now + timedelta(hours=settings.idle_close_hours),
     )
-    try:
-        async with session.begin_nested():
-            session.add(conversation)
-    except IntegrityError:
-        # only without the lock's protection (never expected): the other one is the answer
-        found = await open_conversation_of(session, customer_id=customer_id, shop_id=shop.id)
-        if found is None:
-            raise
-        return Opened(found, shop, False, None)
-    audit.record(session, now=now, shop_id=shop.id, actor_id=customer_id,
+    session.add(conversation)
+    await session.flush()
+    audit.record(session, now=now, shop_id=shop_id, actor_id=customer_id,
                  action="service.opened", object_type="conversation",
-                 object_id=conversation.id, entry=entry.id)
+                 object_id=conversation.id, entry=entry_id)  # flushed with the next write
     placement = await route_locked(session, settings, conversation, now=now)
     return Opened(conversation, shop, True, placement)
 
@@ -126,8 +141,7 @@ async def route(
 ) -> Placement:
     """Route a waiting (queued or offline) conversation again, in SPEC §8's order; an
     assigned one is returned where it is."""
-    conversation = await load_conversation(session, conversation_id)
-    settings = await lock_shop(session, policy, shop_id=conversation.shop_id, now=now)
+    settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
     conversation = await load_conversation(session, conversation_id)
     if conversation.state == CLOSED:
         raise DomainError("service_conversation_closed")
@@ -137,9 +151,7 @@ async def route(
                          customer_id=conversation.customer_id, entry_id=conversation.entry_id,
                          state=ASSIGNED, via=Via.GROUP, agent_id=conversation.agent_id,
                          agent_user_id=agent.user_id if agent else None)
-    placement = await route_locked(session, settings, conversation, now=now)
-    assert placement is not None
-    return placement
+    return await route_locked(session, settings, conversation, now=now)
 
 
 async def _check_staff(
@@ -147,11 +159,11 @@ async def _check_staff(
 ) -> None:
     """The actor is the conversation's agent (its last one, once ended) or the shop's owner
     (forged buttons refused)."""
-    shop = await session.get(Shop, conversation.shop_id)
-    if shop is not None and shop.owner_id == actor_id:
-        return
     agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0)
-    if agent is None or agent.user_id != actor_id:
+    if agent is not None and agent.user_id == actor_id:
+        return
+    shop = await session.get(Shop, conversation.shop_id)
+    if shop is None or shop.owner_id != actor_id:
         raise DomainError("service_not_your_conversation")
 
 
@@ -164,8 +176,7 @@ async def transfer(
     it is, when nobody can take it now. The freed slot takes the oldest waiting chat."""
     if (to_agent_id is None) == (to_group_id is None):
         raise DomainError("service_transfer_target")
-    first = await load_conversation(session, conversation_id)
-    settings = await lock_shop(session, policy, shop_id=first.shop_id, now=now)
+    settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
     conversation = await load_conversation(session, conversation_id)
     if conversation.state != ASSIGNED:
         raise DomainError("service_conversation_closed" if conversation.state == CLOSED
@@ -180,10 +191,9 @@ async def transfer(
             raise DomainError("service_transfer_same_agent")
         if not target.active or target.status == AgentStatus.OFFLINE.value:
             raise DomainError("service_transfer_agent_unavailable")
-        cap = (await session.exec(select(cap_of(settings)).where(
-            col(Agent.id) == target.id))).one()
-        if target.open_chats >= int(cap):
-            raise DomainError("service_transfer_agent_full", cap=int(cap))
+        cap = target.cap if target.cap is not None else settings.default_cap
+        if target.open_chats >= cap:
+            raise DomainError("service_transfer_agent_full", cap=cap)
         choice: tuple[int, int] = (target.id or 0, target.user_id)
         via = Via.TRANSFER
     else:
@@ -207,18 +217,15 @@ async def transfer(
                  object_id=conversation_id, before=previous[0], after=choice[0],
                  group=to_group_id)
     handouts = await hand_out(session, settings, agent_id=previous[0], now=now,
-                              skip={conversation_id})
+                              skip=conversation_id)
     return Transferred(placement, handouts)
 
 
 async def end_locked(
-    session: AsyncSession, settings_policy: ServicePolicy, conversation: Conversation, *,
+    session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     by: str, actor_id: int | None, now: datetime,
 ) -> Ended:
-    settings = await lock_shop(session, settings_policy, shop_id=conversation.shop_id, now=now)
-    conversation = await load_conversation(session, conversation.id or 0)
-    if conversation.state == CLOSED:
-        raise DomainError("service_conversation_closed")
+    """End an open conversation loaded under the shop's lock (``settings``)."""
     agent = await session.get(Agent, conversation.agent_id or 0)
     if conversation.agent_id is not None:
         await free_slot(session, conversation.agent_id)
@@ -226,7 +233,6 @@ async def end_locked(
     conversation.closed_at, conversation.closed_by = now, by
     conversation.waiting_since = conversation.nudge_at = conversation.alert_at = None
     session.add(conversation)
-    await session.flush()
     audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
                  action="service.ended", object_type="conversation", object_id=conversation.id,
                  by=by)
@@ -244,15 +250,18 @@ async def end(
 ) -> Ended:
     """End a conversation, by its customer, its agent or the shop's owner. The agent's freed
     slot takes the oldest waiting chat (in ``handouts``)."""
+    if by not in (EndedBy.CUSTOMER, EndedBy.AGENT, EndedBy.OWNER):
+        raise DomainError("service_end_invalid")
+    settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
     conversation = await load_conversation(session, conversation_id)
     if by == EndedBy.CUSTOMER:
         if conversation.customer_id != actor_id:
             raise DomainError("service_not_your_conversation")
-    elif by in (EndedBy.AGENT, EndedBy.OWNER):
-        await _check_staff(session, conversation, actor_id)
     else:
-        raise DomainError("service_end_invalid")
-    return await end_locked(session, policy, conversation, by=by, actor_id=actor_id, now=now)
+        await _check_staff(session, conversation, actor_id)
+    if conversation.state == CLOSED:
+        raise DomainError("service_conversation_closed")
+    return await end_locked(session, settings, conversation, by=by, actor_id=actor_id, now=now)
 
 
 async def rate(

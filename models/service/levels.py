@@ -173,7 +173,7 @@ async def close_idle(
                 conversation.idle_at = now + timedelta(hours=settings.idle_close_hours)
                 session.add(conversation)
                 continue
-            ended.append(await end_locked(session, policy, conversation, by=EndedBy.IDLE,
+            ended.append(await end_locked(session, settings, conversation, by=EndedBy.IDLE,
                                           actor_id=None, now=now))
     return ended
 

@@ -4,6 +4,9 @@ Every function here runs under the shop's routing lock (``settings.lock_shop``),
 public rule that calls it. Assignment is also guarded row by row: a conversation is assigned
 only while it has no agent (``agent_id IS NULL``), and an agent's ``open_chats`` only grows
 while it is under the cap, so a bug elsewhere shows as a refusal, never as a broken rule.
+
+The statements are built once, with bound parameters (building a SQLAlchemy statement costs
+more than running it; a routing decision runs a dozen of them).
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, update
+from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import col, select
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
@@ -34,6 +37,21 @@ QUEUED = ConversationState.QUEUED.value
 OFFLINE = ConversationState.OFFLINE.value
 ASSIGNED = ConversationState.ASSIGNED.value
 WAITING = (QUEUED, OFFLINE)
+#: ``exclude`` when no agent is excluded (ids start at 1)
+NOBODY = 0
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The model's Core table: statements on it skip the ORM's per-statement work (half the
+    cost of a routing decision's statements when they went through the ORM)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+AGENTS, CONVERSATIONS = table_of(Agent), table_of(Conversation)
+MEMBERS, GROUPS = table_of(GroupMember), table_of(ServiceGroup)
+A, C, M, G = AGENTS.c, CONVERSATIONS.c, MEMBERS.c, GROUPS.c
 
 
 def mirror(row: object, **values: object) -> None:
@@ -42,22 +60,23 @@ def mirror(row: object, **values: object) -> None:
         set_committed_value(row, name, value)
 
 
-def cap_of(settings: ServiceSettings) -> Any:
-    """The agent's cap (接待上限) as SQL: their override, else the shop's default."""
-    return func.coalesce(col(Agent.cap), settings.default_cap)
+#: the agent's cap (接待上限) as SQL: their override, else the shop's default
+CAP = func.coalesce(A.cap, bindparam("default_cap"))
+#: takes a new chat now: online, active, under cap, not the excluded one. Through a group's
+#: members the shop is implied (a group has one shop's agents), and without the shop the
+#: planner walks the group's members (an index range) instead of the shop's online agents.
+AVAILABLE_MEMBER = and_(
+    A.status == AgentStatus.ONLINE.value,
+    A.active.is_(True),
+    A.open_chats < CAP,
+    A.id != bindparam("exclude"),
+)
+AVAILABLE = and_(A.shop_id == bindparam("shop"), AVAILABLE_MEMBER)
 
 
-def available(settings: ServiceSettings, exclude: int | None = None) -> list[Any]:
-    """Conditions on ``Agent``: takes a new chat now (online, active, under cap)."""
-    where = [
-        col(Agent.shop_id) == settings.shop_id,
-        col(Agent.status) == AgentStatus.ONLINE.value,
-        col(Agent.active).is_(True),
-        col(Agent.open_chats) < cap_of(settings),
-    ]
-    if exclude is not None:
-        where.append(col(Agent.id) != exclude)
-    return where
+def _params(settings: ServiceSettings, exclude: int | None = None, **more: Any) -> dict[str, Any]:
+    return {"shop": settings.shop_id, "default_cap": settings.default_cap,
+            "exclude": exclude or NOBODY, **more}
 
 
 async def load_conversation(session: AsyncSession, conversation_id: int) -> Conversation:
@@ -68,28 +87,50 @@ async def load_conversation(session: AsyncSession, conversation_id: int) -> Conv
     return conversation
 
 
+_STICKY = (
+    select(A.id, A.user_id)
+    .where(A.id == (
+        select(C.served_by)
+        .where(C.customer_id == bindparam("customer"),
+               C.shop_id == bindparam("shop"),
+               C.served_by.is_not(None),
+               C.last_activity_at >= bindparam("cutoff"))
+        .order_by(C.id.desc())
+        .limit(1)
+        .scalar_subquery()), AVAILABLE)
+)
+
+
 async def _sticky(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation,
     now: datetime, exclude: int | None,
 ) -> tuple[int, int] | None:
+    """The agent who served this customer last within ``sticky_days``, if available."""
     if settings.sticky_days <= 0:
         return None
     cutoff = now - timedelta(days=settings.sticky_days)
-    last = (await session.exec(
-        select(Conversation.served_by)
-        .where(col(Conversation.customer_id) == conversation.customer_id,
-               col(Conversation.shop_id) == settings.shop_id,
-               col(Conversation.served_by).is_not(None),
-               col(Conversation.last_activity_at) >= cutoff)
-        .order_by(col(Conversation.id).desc())
-        .limit(1)
-    )).first()
-    if last is None:
-        return None
-    row = (await session.exec(
-        select(Agent.id, Agent.user_id).where(col(Agent.id) == last, *available(settings, exclude))
-    )).first()
+    row = (await session.exec(_STICKY, params=_params(
+        settings, exclude, customer=conversation.customer_id, cutoff=cutoff))).first()
     return (row[0] or 0, row[1]) if row else None
+
+
+_WEIGHTED_PICK = (
+    select(M.id, A.id, A.user_id, func.sum(M.weight).over())
+    .join(AGENTS, A.id == M.agent_id)
+    .where(M.group_id == bindparam("group"), AVAILABLE_MEMBER)
+    .order_by((M.current_weight + M.weight).desc(),
+              M.id)
+    .limit(1)
+)
+_WEIGHTED_STEP = (
+    update(MEMBERS)
+    .where(M.group_id == bindparam("group"),
+           M.agent_id.in_(select(A.id).where(A.id == M.agent_id, AVAILABLE_MEMBER)
+                          .scalar_subquery()))
+    .values(current_weight=M.current_weight + M.weight
+            - case((M.id == bindparam("chosen"), bindparam("total")), else_=0))
+
+)
 
 
 async def _weighted(
@@ -98,27 +139,27 @@ async def _weighted(
     """nginx's smooth weighted round-robin over the group's available members: every one's
     current weight grows by its weight, the largest (first member on a tie) is chosen and
     loses the total. Persisted, so it is deterministic across restarts and processes."""
-    where = [col(GroupMember.group_id) == group_id, *available(settings, exclude)]
-    row = (await session.exec(
-        select(GroupMember.id, Agent.id, Agent.user_id, func.sum(GroupMember.weight).over())
-        .join(Agent, col(Agent.id) == GroupMember.agent_id)
-        .where(*where)
-        .order_by((col(GroupMember.current_weight) + col(GroupMember.weight)).desc(),
-                  col(GroupMember.id))
-        .limit(1)
-    )).first()
+    params = _params(settings, exclude, group=group_id)
+    row = (await session.exec(_WEIGHTED_PICK, params=params)).first()
     if row is None:
         return None
     member_id, agent_id, user_id, total = row
-    members = select(Agent.id).where(*available(settings, exclude)).scalar_subquery()
-    await session.exec(
-        update(GroupMember)
-        .where(col(GroupMember.group_id) == group_id, col(GroupMember.agent_id).in_(members))
-        .values(current_weight=col(GroupMember.current_weight) + col(GroupMember.weight)
-                - case((col(GroupMember.id) == member_id, int(total)), else_=0))
-        .execution_options(synchronize_session=False)
-    )
+    await session.exec(_WEIGHTED_STEP, params={**params, "chosen": member_id,
+                                               "total": int(total)})
     return agent_id or 0, user_id
+
+
+_LEAST_BUSY_IN_GROUP = (
+    select(A.id, A.user_id)
+    .join(MEMBERS, M.agent_id == A.id)
+    .where(M.group_id == bindparam("group"), AVAILABLE_MEMBER)
+    .order_by(A.open_chats, M.weight.desc(), M.id)
+    .limit(1)
+)
+_LEAST_BUSY_IN_SHOP = (
+    select(A.id, A.user_id).where(AVAILABLE)
+    .order_by(A.open_chats, A.id).limit(1)
+)
 
 
 async def _least_busy(
@@ -126,15 +167,10 @@ async def _least_busy(
 ) -> tuple[int, int] | None:
     """Fewest open chats; ties by weight (heavier first), then the older member/agent."""
     if group_id is None:
-        stmt = (select(Agent.id, Agent.user_id).where(*available(settings, exclude))
-                .order_by(col(Agent.open_chats), col(Agent.id)))
+        row = (await session.exec(_LEAST_BUSY_IN_SHOP, params=_params(settings, exclude))).first()
     else:
-        stmt = (select(Agent.id, Agent.user_id)
-                .join(GroupMember, col(GroupMember.agent_id) == Agent.id)
-                .where(col(GroupMember.group_id) == group_id, *available(settings, exclude))
-                .order_by(col(Agent.open_chats), col(GroupMember.weight).desc(),
-                          col(GroupMember.id)))
-    row = (await session.exec(stmt.limit(1))).first()
+        row = (await session.exec(_LEAST_BUSY_IN_GROUP,
+                                  params=_params(settings, exclude, group=group_id))).first()
     return (row[0] or 0, row[1]) if row else None
 
 
@@ -147,28 +183,44 @@ async def pick_in_group(
     return await _weighted(session, settings, group_id, exclude)
 
 
+_TAKE = (
+    update(CONVERSATIONS)
+    .where(C.id == bindparam("conversation"),
+           C.agent_id.is_(None), C.state.in_(WAITING))
+    .values(agent_id=bindparam("agent"), served_by=bindparam("agent"), state=ASSIGNED,
+            assigned_at=bindparam("now"), waiting_since=None)
+
+)
+_SEAT = (
+    update(AGENTS)
+    .where(A.id == bindparam("agent"), A.open_chats < CAP)
+    .values(open_chats=A.open_chats + 1)
+
+)
+_FREE = (
+    update(AGENTS).where(A.id == bindparam("agent"))
+    .values(open_chats=A.open_chats - 1)
+
+)
+_SET_WAITING = (
+    update(CONVERSATIONS).where(C.id == bindparam("conversation"))
+    .values(agent_id=None, state=bindparam("state"), waiting_since=bindparam("since"))
+
+)
+
+
 async def assign(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     agent_id: int, agent_user_id: int, via: Via, now: datetime,
     previous: tuple[int, int] | None = None, actor_id: int | None = None,
 ) -> Placement:
     """Give a waiting conversation to an agent under their cap (both guarded in SQL)."""
-    taken = await session.exec(
-        update(Conversation)
-        .where(col(Conversation.id) == conversation.id, col(Conversation.agent_id).is_(None),
-               col(Conversation.state).in_(WAITING))
-        .values(agent_id=agent_id, served_by=agent_id, state=ASSIGNED, assigned_at=now,
-                waiting_since=None)
-        .execution_options(synchronize_session=False)
-    )
+    taken = await session.exec(_TAKE, params={"conversation": conversation.id,
+                                              "agent": agent_id, "now": now})
     if taken.rowcount != 1:
         raise DomainError("service_conversation_taken")
-    seat = await session.exec(
-        update(Agent)
-        .where(col(Agent.id) == agent_id, col(Agent.open_chats) < cap_of(settings))
-        .values(open_chats=col(Agent.open_chats) + 1)
-        .execution_options(synchronize_session=False)
-    )
+    seat = await session.exec(_SEAT, params={"agent": agent_id,
+                                             "default_cap": settings.default_cap})
     if seat.rowcount != 1:
         raise DomainError("service_agent_full")
     mirror(conversation, agent_id=agent_id, served_by=agent_id, state=ASSIGNED,
@@ -186,6 +238,10 @@ async def assign(
     )
 
 
+async def free_slot(session: AsyncSession, agent_id: int) -> None:
+    await session.exec(_FREE, params={"agent": agent_id})
+
+
 async def unassign(
     session: AsyncSession, conversation: Conversation, *, now: datetime
 ) -> tuple[int, int]:
@@ -194,91 +250,76 @@ async def unassign(
     agent = await session.get(Agent, conversation.agent_id or 0)
     if conversation.state != ASSIGNED or agent is None:
         raise DomainError("service_conversation_not_assigned")
-    await session.exec(
-        update(Conversation).where(col(Conversation.id) == conversation.id)
-        .values(agent_id=None, state=QUEUED, waiting_since=now)
-        .execution_options(synchronize_session=False)
-    )
+    await session.exec(_SET_WAITING, params={"conversation": conversation.id, "state": QUEUED,
+                                             "since": now})
     await free_slot(session, agent.id or 0)
     mirror(conversation, agent_id=None, state=QUEUED, waiting_since=now)
     return agent.id or 0, agent.user_id
 
 
-async def free_slot(session: AsyncSession, agent_id: int) -> None:
-    await session.exec(
-        update(Agent).where(col(Agent.id) == agent_id)
-        .values(open_chats=col(Agent.open_chats) - 1)
-        .execution_options(synchronize_session=False)
-    )
+_PLACE = (
+    select(func.count()).select_from(CONVERSATIONS)
+    .where(C.shop_id == bindparam("shop"), C.state == QUEUED,
+           or_(C.waiting_since < bindparam("since"),
+               and_(C.waiting_since == bindparam("since"),
+                    C.id < bindparam("conversation"))))
+)
 
 
 async def queue_place(session: AsyncSession, conversation: Conversation) -> int:
     """The 1-based place of a queued conversation in its shop's queue (FIFO)."""
-    since = conversation.waiting_since
-    ahead = await session.exec(
-        select(func.count()).select_from(Conversation)
-        .where(col(Conversation.shop_id) == conversation.shop_id,
-               col(Conversation.state) == QUEUED,
-               or_(col(Conversation.waiting_since) < since,
-                   and_(col(Conversation.waiting_since) == since,
-                        col(Conversation.id) < conversation.id)))
-    )
+    ahead = await session.exec(_PLACE, params={
+        "shop": conversation.shop_id, "since": conversation.waiting_since,
+        "conversation": conversation.id})
     return int(ahead.one()) + 1
 
 
-async def _someone_online(
-    session: AsyncSession, settings: ServiceSettings, groups: list[int], exclude: int | None
-) -> bool:
-    where = [col(Agent.shop_id) == settings.shop_id, col(Agent.active).is_(True),
-             col(Agent.status) == AgentStatus.ONLINE.value]
-    if exclude is not None:
-        where.append(col(Agent.id) != exclude)
-    if groups:
-        where.append(exists().where(col(GroupMember.agent_id) == Agent.id,
-                                    col(GroupMember.group_id).in_(groups)))
-    return bool((await session.exec(select(exists().where(*where)))).one())
+_ONLINE_MEMBER = and_(A.active.is_(True), A.status == AgentStatus.ONLINE.value,
+                      A.id != bindparam("exclude"))
+_ONLINE_IN_GROUPS = select(exists().where(
+    M.group_id.in_([bindparam("group"), bindparam("overflow")]), A.id == M.agent_id,
+    _ONLINE_MEMBER))
+_ONLINE_IN_SHOP = select(exists().where(A.shop_id == bindparam("shop"), _ONLINE_MEMBER))
+_OVERFLOW_OF = select(G.overflow_group_id).where(
+    G.id == bindparam("group"))
 
 
 async def route_locked(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     now: datetime, exclude: int | None = None, previous: tuple[int, int] | None = None,
-    sticky: bool = True, wait: bool = True, actor_id: int | None = None,
-) -> Placement | None:
-    """SPEC §8's order for a waiting conversation. ``exclude`` is an agent it must not go to;
-    with ``wait=False`` a conversation nobody can take now is left as it is (``None``)."""
-    choice: tuple[int, int] | None = None
-    via = Via.GROUP
-    if sticky:
-        choice = await _sticky(session, settings, conversation, now, exclude)
-        via = Via.STICKY
-    groups: list[int] = []
-    if choice is None and conversation.group_id is not None:
-        groups.append(conversation.group_id)
-        choice, via = await pick_in_group(session, settings, conversation.group_id,
-                                          exclude), Via.GROUP
-        overflow = (await session.exec(
-            select(ServiceGroup.overflow_group_id)
-            .where(col(ServiceGroup.id) == conversation.group_id))).first()
-        if choice is None and overflow is not None:
-            groups.append(overflow)
-            choice, via = await pick_in_group(session, settings, overflow, exclude), Via.OVERFLOW
+    sticky: bool = True, actor_id: int | None = None,
+) -> Placement:
+    """SPEC §8's order for a waiting conversation; ``exclude`` is an agent it must not go to.
+
+    1. sticky, 2. the group by mode, 3. its overflow group, 4. all full: queued (FIFO, with
+    the customer's place), 5. nobody online there: an offline message (离线留言). A conversation
+    without a group (its group was deleted) goes to the least busy agent of the shop.
+    """
+    choice = await _sticky(session, settings, conversation, now, exclude) if sticky else None
+    via = Via.STICKY
+    group, overflow = conversation.group_id, None
+    if choice is None and group is not None:
+        choice, via = await pick_in_group(session, settings, group, exclude), Via.GROUP
+        if choice is None:
+            overflow = (await session.exec(_OVERFLOW_OF, params={"group": group})).first()
+            if overflow is not None:
+                choice = await pick_in_group(session, settings, overflow, exclude)
+                via = Via.OVERFLOW
     elif choice is None:
         choice, via = await _least_busy(session, settings, None, exclude), Via.SHOP
     if choice is not None:
         return await assign(session, settings, conversation, agent_id=choice[0],
                             agent_user_id=choice[1], via=via, now=now, previous=previous,
                             actor_id=actor_id)
-    if not wait:
-        return None
-    online = await _someone_online(session, settings, groups, exclude)
+    params = _params(settings, exclude, group=group, overflow=overflow or NOBODY)
+    online = bool((await session.exec(
+        _ONLINE_IN_SHOP if group is None else _ONLINE_IN_GROUPS, params=params)).one())
     state = QUEUED if online else OFFLINE
     since = conversation.waiting_since or now
-    await session.exec(
-        update(Conversation).where(col(Conversation.id) == conversation.id)
-        .values(state=state, waiting_since=since)
-        .execution_options(synchronize_session=False)
-    )
-    mirror(conversation, state=state, waiting_since=since)
+    if (conversation.state, conversation.waiting_since) != (state, since):
+        await session.exec(_SET_WAITING, params={"conversation": conversation.id,
+                                                 "state": state, "since": since})
+        mirror(conversation, state=state, waiting_since=since)
     place = await queue_place(session, conversation) if online else None
     return Placement(
         conversation_id=conversation.id or 0, shop_id=settings.shop_id,
@@ -289,58 +330,66 @@ async def route_locked(
     )
 
 
+_CAN_TAKE_IN_GROUPS = select(exists().where(
+    M.group_id.in_([bindparam("group"), bindparam("overflow")]), A.id == M.agent_id,
+    AVAILABLE_MEMBER))
+_CAN_TAKE_IN_SHOP = select(exists().where(AVAILABLE))
+
+
 async def can_take_now(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, exclude: int
 ) -> bool:
     """Whether someone other than ``exclude`` in the conversation's group (or its overflow,
     or the shop when it has no group) could take it right now."""
-    where = available(settings, exclude)
-    if conversation.group_id is not None:
-        overflow = select(ServiceGroup.overflow_group_id).where(
-            col(ServiceGroup.id) == conversation.group_id).scalar_subquery()
-        where.append(exists().where(
-            col(GroupMember.agent_id) == Agent.id,
-            or_(col(GroupMember.group_id) == conversation.group_id,
-                col(GroupMember.group_id) == overflow)))
-    return bool((await session.exec(select(exists().where(*where)))).one())
+    group = conversation.group_id
+    if group is None:
+        return bool((await session.exec(_CAN_TAKE_IN_SHOP,
+                                        params=_params(settings, exclude))).one())
+    overflow = (await session.exec(_OVERFLOW_OF, params={"group": group})).first()
+    return bool((await session.exec(_CAN_TAKE_IN_GROUPS, params=_params(
+        settings, exclude, group=group, overflow=overflow or NOBODY))).one())
 
 
-def _takes_from(agent_id: int) -> Any:
-    """Conversations this agent may take from the queue: of a group they are in, of a group
-    whose overflow group they are in, or of no group."""
-    mine = select(GroupMember.group_id).where(col(GroupMember.agent_id) == agent_id)
-    overflowing = select(ServiceGroup.id).where(col(ServiceGroup.overflow_group_id).in_(mine))
-    return or_(col(Conversation.group_id).is_(None), col(Conversation.group_id).in_(mine),
-               col(Conversation.group_id).in_(overflowing))
+_MY_GROUPS = select(M.group_id).where(M.agent_id == bindparam("agent"))
+#: conversations this agent may take from the queue: of a group they are in, of a group whose
+#: overflow group they are in, or of no group
+_TAKES_FROM = or_(
+    C.group_id.is_(None), C.group_id.in_(_MY_GROUPS),
+    C.group_id.in_(
+        select(G.id).where(G.overflow_group_id.in_(_MY_GROUPS))))
+_OLDEST_WAITING = (
+    select(Conversation)
+    .where(C.shop_id == bindparam("shop"),
+           C.state == bindparam("state"), _TAKES_FROM,
+           C.id != bindparam("skip"))
+    .order_by(C.waiting_since, C.id)
+    .limit(1)
+    .execution_options(populate_existing=True)
+)
+_FREE_SEATS = select(A.user_id, CAP - A.open_chats).where(
+    A.id == bindparam("agent"), AVAILABLE)
 
 
 async def hand_out(
     session: AsyncSession, settings: ServiceSettings, *, agent_id: int, now: datetime,
-    skip: set[int] | None = None,
+    skip: int | None = None,
 ) -> list[Placement]:
     """While the agent is available, give them the oldest queued conversation, then the
-    oldest offline message, that they may take (SPEC §8 steps 4 and 5)."""
+    oldest offline message, that they may take (SPEC §8 steps 4 and 5); ``skip`` is one
+    conversation not to take back (it was just transferred away)."""
     handouts: list[Placement] = []
-    agent = (await session.exec(
-        select(Agent.id, Agent.user_id, Agent.open_chats, cap_of(settings))
-        .where(col(Agent.id) == agent_id, *available(settings)))).first()
+    agent = (await session.exec(_FREE_SEATS, params=_params(settings, agent=agent_id))).first()
     if agent is None:
         return handouts
-    free = int(agent[3]) - int(agent[2])
+    user_id, free = agent[0], int(agent[1])
     for state in WAITING:
         while free > 0:
-            stmt = (select(Conversation)
-                    .where(col(Conversation.shop_id) == settings.shop_id,
-                           col(Conversation.state) == state, _takes_from(agent_id))
-                    .order_by(col(Conversation.waiting_since), col(Conversation.id))
-                    .limit(1))
-            if skip:
-                stmt = stmt.where(col(Conversation.id).not_in(skip))
-            conversation = (await session.exec(
-                stmt.execution_options(populate_existing=True))).first()
+            conversation = (await session.exec(_OLDEST_WAITING, params={
+                "shop": settings.shop_id, "state": state, "agent": agent_id,
+                "skip": skip or NOBODY})).first()
             if conversation is None:
                 break
             handouts.append(await assign(session, settings, conversation, agent_id=agent_id,
-                                         agent_user_id=agent[1], via=Via.HANDOUT, now=now))
+                                         agent_user_id=user_id, via=Via.HANDOUT, now=now))
             free -= 1
     return handouts

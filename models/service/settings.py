@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
@@ -20,13 +20,23 @@ from models.service.policy import (
     STICKY_DAYS_RANGE,
     ServicePolicy,
 )
-from models.service.tables import RoutingMode, ServiceSettings
+from models.service.tables import Conversation, RoutingMode, ServiceSettings
 from models.text import drop_controls
 
 _BUMP = (
     update(ServiceSettings)
     .where(col(ServiceSettings.shop_id) == bindparam("shop"))
     .values(route_seq=col(ServiceSettings.route_seq) + 1)
+    .returning(ServiceSettings)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+_BUMP_OF_CONVERSATION = (
+    update(ServiceSettings)
+    .where(col(ServiceSettings.shop_id) == select(Conversation.shop_id).where(
+        col(Conversation.id) == bindparam("conversation")).scalar_subquery())
+    .values(route_seq=col(ServiceSettings.route_seq) + 1)
+    .returning(ServiceSettings)
+    .execution_options(synchronize_session=False, populate_existing=True)
 )
 
 
@@ -52,18 +62,30 @@ async def lock_shop(
     ``policy`` (a racing insert is caught in a SAVEPOINT and the lock taken again).
     """
     for _ in range(2):
-        result = await session.exec(_BUMP, params={"shop": shop_id})
-        if result.rowcount:
-            break
+        settings: ServiceSettings | None = (
+            await session.exec(_BUMP, params={"shop": shop_id})).scalars().first()
+        if settings is not None:
+            return settings
         try:
             async with session.begin_nested():
                 session.add(_defaults(policy, shop_id, now))
         except IntegrityError:
             continue
-    settings = await session.get(ServiceSettings, shop_id, populate_existing=True)
-    if settings is None:
-        raise DomainError("service_shop_not_found")
-    return settings
+    raise DomainError("service_shop_not_found")
+
+
+async def lock_shop_of(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, now: datetime
+) -> ServiceSettings:
+    """``lock_shop`` for the shop of a conversation, in one statement when it can."""
+    settings: ServiceSettings | None = (await session.exec(
+        _BUMP_OF_CONVERSATION, params={"conversation": conversation_id})).scalars().first()
+    if settings is not None:
+        return settings
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise DomainError("service_conversation_not_found")
+    return await lock_shop(session, policy, shop_id=conversation.shop_id, now=now)
 
 
 async def get_settings(

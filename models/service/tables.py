@@ -112,7 +112,10 @@ class ServiceGroup(SQLModel, table=True):
     """A customer-service group (客服分组)."""
 
     __tablename__ = "service_group"
-    __table_args__ = (UniqueConstraint("shop_id", "name_key", name="uq_service_group_name"),)
+    __table_args__ = (
+        UniqueConstraint("shop_id", "name_key", name="uq_service_group_name"),
+        Index("ix_service_group_overflow", "overflow_group_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shop.id", ondelete="CASCADE")
