@@ -236,3 +236,32 @@ async def test_open_or_resume_one_open_conversation_per_customer_per_shop(
     assert len(rows) == 2
     members = (await session.exec(select(GroupMember))).all()
     assert len(members) == 2
+
+
+async def test_sticky_looks_past_a_last_chat_that_nobody_took(session: AsyncSession) -> None:
+    from models.service.agents import set_status
+
+    world = await make_shop(session)
+    a = await add_staff(session, world, 1)
+    b = await add_staff(session, world, 2)
+    await add_group(session, world, "Pre-sales", {1: 1, 2: 1})
+    await add_entry(session, world, "Product page", "Pre-sales")
+    served = (await customer(session, world, 5)).placement
+    assert served is not None and served.agent_id == a
+    await end(session, POLICY, conversation_id=served.conversation_id, by="customer",
+              actor_id=CUSTOMER + 5, now=world.now())
+    for agent_id, uid in ((a, 1), (b, 2)):
+        await set_status(session, POLICY, shop_id=world.shop_id, agent_id=agent_id,
+                         status="offline", actor_id=uid, now=world.now())
+    await session.commit()
+    waited = (await customer(session, world, 5)).placement
+    assert waited is not None and waited.state == "offline"
+    await end(session, POLICY, conversation_id=waited.conversation_id, by="customer",
+              actor_id=CUSTOMER + 5, now=world.now())
+    for agent_id, uid in ((b, 2), (a, 1)):
+        await set_status(session, POLICY, shop_id=world.shop_id, agent_id=agent_id,
+                         status="online", actor_id=uid, now=world.now())
+    await session.commit()
+    world.advance(3600)
+    back = (await customer(session, world, 5)).placement
+    assert back is not None and back.agent_id == a and back.via == Via.STICKY

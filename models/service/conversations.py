@@ -20,11 +20,11 @@ from models.service.routing import (
     ASSIGNED,
     QUEUED,
     assign,
-    free_slot,
     hand_out,
     load_conversation,
     pick_in_group,
     route_locked,
+    sticky_candidate,
     unassign,
 )
 from models.service.settings import lock_shop, lock_shop_of
@@ -88,11 +88,13 @@ _ENTRY = (
     .join(Shop, col(Shop.id) == Entry.shop_id)
     .where(col(Entry.token_hash) == bindparam("token_hash"))
 )
-_OPEN_OF_CUSTOMER = (
+#: the customer's latest conversation with the shop: open (resumed) or ended (for sticky)
+_LATEST_OF_CUSTOMER = (
     select(Conversation)
     .where(col(Conversation.customer_id) == bindparam("customer"),
-           col(Conversation.shop_id) == bindparam("shop"),
-           col(Conversation.state).in_(OPEN_STATES))
+           col(Conversation.shop_id) == bindparam("shop"))
+    .order_by(col(Conversation.id).desc())
+    .limit(1)
     .execution_options(populate_existing=True)
 )
 
@@ -118,10 +120,11 @@ async def open_or_resume(
         raise DomainError("service_staff_not_customer")
     shop_id = shop.id or 0
     settings = await lock_shop(session, policy, shop_id=shop_id, now=now)
-    found = (await session.exec(_OPEN_OF_CUSTOMER, params={"customer": customer_id,
-                                                           "shop": shop_id})).first()
-    if found is not None:
-        return Opened(found, shop, False, None)
+    latest = (await session.exec(_LATEST_OF_CUSTOMER, params={"customer": customer_id,
+                                                              "shop": shop_id})).first()
+    if latest is not None and latest.state in OPEN_STATES:
+        return Opened(latest, shop, False, None)
+    hint = sticky_candidate(latest, settings, now)
     conversation = Conversation(
         shop_id=shop_id, customer_id=customer_id, entry_id=entry_id, group_id=group_id,
         state=QUEUED, created_at=now, waiting_since=now, last_activity_at=now,
@@ -131,8 +134,10 @@ async def open_or_resume(
     await session.flush()
     audit.record(session, now=now, shop_id=shop_id, actor_id=customer_id,
                  action="service.opened", object_type="conversation",
-                 object_id=conversation.id, entry=entry_id)  # flushed with the next write
-    placement = await route_locked(session, settings, conversation, now=now)
+                 object_id=conversation.id, entry=entry_id)
+    with session.no_autoflush:  # the audit rows go in one INSERT at the commit
+        placement = await route_locked(session, settings, conversation, now=now,
+                                       sticky_hint=hint)
     return Opened(conversation, shop, True, placement)
 
 
@@ -156,15 +161,17 @@ async def route(
 
 async def _check_staff(
     session: AsyncSession, conversation: Conversation, actor_id: int
-) -> None:
+) -> Agent | None:
     """The actor is the conversation's agent (its last one, once ended) or the shop's owner
-    (forged buttons refused)."""
-    agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0)
+    (forged buttons refused). Returns that agent (the session only keeps what is held)."""
+    agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0,
+                              populate_existing=True)
     if agent is not None and agent.user_id == actor_id:
-        return
+        return agent
     shop = await session.get(Shop, conversation.shop_id)
     if shop is None or shop.owner_id != actor_id:
         raise DomainError("service_not_your_conversation")
+    return agent
 
 
 async def transfer(
@@ -223,12 +230,12 @@ async def transfer(
 
 async def end_locked(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
-    by: str, actor_id: int | None, now: datetime,
+    by: str, actor_id: int | None, now: datetime, agent: Agent | None = None,
 ) -> Ended:
-    """End an open conversation loaded under the shop's lock (``settings``)."""
-    agent = await session.get(Agent, conversation.agent_id or 0)
-    if conversation.agent_id is not None:
-        await free_slot(session, conversation.agent_id)
+    """End an open conversation loaded under the shop's lock (``settings``); ``agent`` is
+    its agent when the caller has loaded it under the lock."""
+    if agent is None or agent.id != conversation.agent_id:
+        agent = await session.get(Agent, conversation.agent_id or 0, populate_existing=True)
     conversation.state, conversation.agent_id = CLOSED, None
     conversation.closed_at, conversation.closed_by = now, by
     conversation.waiting_since = conversation.nudge_at = conversation.alert_at = None
@@ -236,7 +243,8 @@ async def end_locked(
     audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
                  action="service.ended", object_type="conversation", object_id=conversation.id,
                  by=by)
-    handouts = (await hand_out(session, settings, agent_id=agent.id or 0, now=now)
+    # the agent's seat goes to the oldest waiting chat they may take, or back (in hand_out)
+    handouts = (await hand_out(session, settings, agent_id=agent.id or 0, now=now, ended=agent)
                 if agent is not None else [])
     return Ended(conversation_id=conversation.id or 0, shop_id=conversation.shop_id,
                  customer_id=conversation.customer_id,
@@ -254,14 +262,17 @@ async def end(
         raise DomainError("service_end_invalid")
     settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
     conversation = await load_conversation(session, conversation_id)
+    agent: Agent | None = None
     if by == EndedBy.CUSTOMER:
         if conversation.customer_id != actor_id:
             raise DomainError("service_not_your_conversation")
     else:
-        await _check_staff(session, conversation, actor_id)
+        agent = await _check_staff(session, conversation, actor_id)
     if conversation.state == CLOSED:
         raise DomainError("service_conversation_closed")
-    return await end_locked(session, settings, conversation, by=by, actor_id=actor_id, now=now)
+    with session.no_autoflush:  # the audit rows go in one INSERT at the commit
+        return await end_locked(session, settings, conversation, by=by, actor_id=actor_id,
+                                now=now, agent=agent)
 
 
 async def rate(

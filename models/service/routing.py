@@ -101,16 +101,43 @@ _STICKY = (
 )
 
 
+_AVAILABLE_AGENT = select(A.id, A.user_id).where(A.id == bindparam("agent"), AVAILABLE)
+
+
+class Sticky:
+    """What the caller already knows of the customer's last conversation with the shop."""
+
+    UNKNOWN = -1  # look it up
+    NONE = 0  # no agent to stick to
+
+
+def sticky_candidate(last: Conversation | None, settings: ServiceSettings, now: datetime
+                     ) -> int:
+    """From the customer's latest (ended) conversation with the shop: the agent to try, or
+    ``Sticky.NONE``; ``Sticky.UNKNOWN`` when only a look-up can tell (it had no agent)."""
+    if last is None or settings.sticky_days <= 0:
+        return Sticky.NONE
+    if last.served_by is None:
+        return Sticky.UNKNOWN
+    if last.last_activity_at < now - timedelta(days=settings.sticky_days):
+        return Sticky.NONE  # the older ones are older still
+    return last.served_by
+
+
 async def _sticky(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation,
-    now: datetime, exclude: int | None,
+    now: datetime, exclude: int | None, hint: int,
 ) -> tuple[int, int] | None:
     """The agent who served this customer last within ``sticky_days``, if available."""
-    if settings.sticky_days <= 0:
+    if settings.sticky_days <= 0 or hint == Sticky.NONE:
         return None
-    cutoff = now - timedelta(days=settings.sticky_days)
-    row = (await session.exec(_STICKY, params=_params(
-        settings, exclude, customer=conversation.customer_id, cutoff=cutoff))).first()
+    if hint != Sticky.UNKNOWN:
+        row = (await session.exec(_AVAILABLE_AGENT,
+                                  params=_params(settings, exclude, agent=hint))).first()
+    else:
+        cutoff = now - timedelta(days=settings.sticky_days)
+        row = (await session.exec(_STICKY, params=_params(
+            settings, exclude, customer=conversation.customer_id, cutoff=cutoff))).first()
     return (row[0] or 0, row[1]) if row else None
 
 
@@ -213,16 +240,20 @@ async def assign(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     agent_id: int, agent_user_id: int, via: Via, now: datetime,
     previous: tuple[int, int] | None = None, actor_id: int | None = None,
+    seat_kept: bool = False,
 ) -> Placement:
-    """Give a waiting conversation to an agent under their cap (both guarded in SQL)."""
+    """Give a waiting conversation to an agent under their cap (both guarded in SQL).
+    ``seat_kept``: it takes the seat of a chat of theirs that just ended (and was not given
+    back), so their count does not change."""
     taken = await session.exec(_TAKE, params={"conversation": conversation.id,
                                               "agent": agent_id, "now": now})
     if taken.rowcount != 1:
         raise DomainError("service_conversation_taken")
-    seat = await session.exec(_SEAT, params={"agent": agent_id,
-                                             "default_cap": settings.default_cap})
-    if seat.rowcount != 1:
-        raise DomainError("service_agent_full")
+    if not seat_kept:
+        seat = await session.exec(_SEAT, params={"agent": agent_id,
+                                                 "default_cap": settings.default_cap})
+        if seat.rowcount != 1:
+            raise DomainError("service_agent_full")
     mirror(conversation, agent_id=agent_id, served_by=agent_id, state=ASSIGNED,
            assigned_at=now, waiting_since=None)
     audit.record(session, now=now, shop_id=settings.shop_id, actor_id=actor_id,
@@ -287,15 +318,17 @@ _OVERFLOW_OF = select(G.overflow_group_id).where(
 async def route_locked(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     now: datetime, exclude: int | None = None, previous: tuple[int, int] | None = None,
-    sticky: bool = True, actor_id: int | None = None,
+    sticky: bool = True, actor_id: int | None = None, sticky_hint: int = Sticky.UNKNOWN,
 ) -> Placement:
     """SPEC §8's order for a waiting conversation; ``exclude`` is an agent it must not go to.
 
     1. sticky, 2. the group by mode, 3. its overflow group, 4. all full: queued (FIFO, with
     the customer's place), 5. nobody online there: an offline message (离线留言). A conversation
     without a group (its group was deleted) goes to the least busy agent of the shop.
+    ``sticky_hint`` is ``sticky_candidate`` when the caller has the last conversation.
     """
-    choice = await _sticky(session, settings, conversation, now, exclude) if sticky else None
+    choice = (await _sticky(session, settings, conversation, now, exclude, sticky_hint)
+              if sticky else None)
     via = Via.STICKY
     group, overflow = conversation.group_id, None
     if choice is None and group is not None:
@@ -372,16 +405,28 @@ _FREE_SEATS = select(A.user_id, CAP - A.open_chats).where(
 
 async def hand_out(
     session: AsyncSession, settings: ServiceSettings, *, agent_id: int, now: datetime,
-    skip: int | None = None,
+    skip: int | None = None, ended: Agent | None = None,
 ) -> list[Placement]:
     """While the agent is available, give them the oldest queued conversation, then the
     oldest offline message, that they may take (SPEC §8 steps 4 and 5); ``skip`` is one
-    conversation not to take back (it was just transferred away)."""
+    conversation not to take back (it was just transferred away).
+
+    ``ended``: the agent (loaded under the lock) one of whose chats just ended without giving
+    its seat back; the first hand-out takes that seat, and without one it is given back.
+    """
     handouts: list[Placement] = []
-    agent = (await session.exec(_FREE_SEATS, params=_params(settings, agent=agent_id))).first()
-    if agent is None:
-        return handouts
-    user_id, free = agent[0], int(agent[1])
+    kept = ended is not None
+    if ended is not None:
+        cap = ended.cap if ended.cap is not None else settings.default_cap
+        free = (cap - ended.open_chats + 1 if ended.active
+                and ended.status == AgentStatus.ONLINE.value else 0)
+        user_id = ended.user_id
+    else:
+        agent = (await session.exec(_FREE_SEATS,
+                                    params=_params(settings, agent=agent_id))).first()
+        if agent is None:
+            return handouts
+        user_id, free = agent[0], int(agent[1])
     for state in WAITING:
         while free > 0:
             conversation = (await session.exec(_OLDEST_WAITING, params={
@@ -390,6 +435,9 @@ async def hand_out(
             if conversation is None:
                 break
             handouts.append(await assign(session, settings, conversation, agent_id=agent_id,
-                                         agent_user_id=user_id, via=Via.HANDOUT, now=now))
-            free -= 1
+                                         agent_user_id=user_id, via=Via.HANDOUT, now=now,
+                                         seat_kept=kept))
+            kept, free = False, free - 1
+    if kept:
+        await free_slot(session, agent_id)
     return handouts
