@@ -9,9 +9,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
 from models.errors import DomainError
+from models.service.handouts import hand_out
 from models.service.policy import CAP_RANGE, ServicePolicy
 from models.service.results import Placement, StatusChange
-from models.service.routing import hand_out, route_locked, unassign
+from models.service.routing import route_locked, unassign
 from models.service.settings import lock_shop
 from models.service.tables import (
     Agent,

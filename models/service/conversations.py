@@ -14,13 +14,13 @@ from models import audit
 from models.errors import DomainError
 from models.service.entries import hash_token
 from models.service.groups import get_group
+from models.service.handouts import hand_out
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement, Transferred, Via
 from models.service.routing import (
     ASSIGNED,
     QUEUED,
     assign,
-    hand_out,
     load_conversation,
     pick_in_group,
     route_locked,

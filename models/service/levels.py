@@ -19,12 +19,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
 from models.service.conversations import EndedBy, end_locked
+from models.service.handouts import can_take_now
 from models.service.messages import awaiting_answer
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.routing import (
     ASSIGNED,
-    can_take_now,
     load_conversation,
     route_locked,
     unassign,

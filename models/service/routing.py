@@ -74,7 +74,7 @@ AVAILABLE_MEMBER = and_(
 AVAILABLE = and_(A.shop_id == bindparam("shop"), AVAILABLE_MEMBER)
 
 
-def _params(settings: ServiceSettings, exclude: int | None = None, **more: Any) -> dict[str, Any]:
+def params_of(settings: ServiceSettings, exclude: int | None = None, **more: Any) -> dict[str, Any]:
     return {"shop": settings.shop_id, "default_cap": settings.default_cap,
             "exclude": exclude or NOBODY, **more}
 
@@ -133,10 +133,10 @@ async def _sticky(
         return None
     if hint != Sticky.UNKNOWN:
         row = (await session.exec(_AVAILABLE_AGENT,
-                                  params=_params(settings, exclude, agent=hint))).first()
+                                  params=params_of(settings, exclude, agent=hint))).first()
     else:
         cutoff = now - timedelta(days=settings.sticky_days)
-        row = (await session.exec(_STICKY, params=_params(
+        row = (await session.exec(_STICKY, params=params_of(
             settings, exclude, customer=conversation.customer_id, cutoff=cutoff))).first()
     return (row[0] or 0, row[1]) if row else None
 
@@ -166,7 +166,7 @@ async def _weighted(
     """nginx's smooth weighted round-robin over the group's available members: every one's
     current weight grows by its weight, the largest (first member on a tie) is chosen and
     loses the total. Persisted, so it is deterministic across restarts and processes."""
-    params = _params(settings, exclude, group=group_id)
+    params = params_of(settings, exclude, group=group_id)
     row = (await session.exec(_WEIGHTED_PICK, params=params)).first()
     if row is None:
         return None
@@ -194,10 +194,10 @@ async def _least_busy(
 ) -> tuple[int, int] | None:
     """Fewest open chats; ties by weight (heavier first), then the older member/agent."""
     if group_id is None:
-        row = (await session.exec(_LEAST_BUSY_IN_SHOP, params=_params(settings, exclude))).first()
+        row = (await session.exec(_LEAST_BUSY_IN_SHOP, params=params_of(settings, exclude))).first()
     else:
         row = (await session.exec(_LEAST_BUSY_IN_GROUP,
-                                  params=_params(settings, exclude, group=group_id))).first()
+                                  params=params_of(settings, exclude, group=group_id))).first()
     return (row[0] or 0, row[1]) if row else None
 
 
@@ -311,7 +311,7 @@ _ONLINE_IN_GROUPS = select(exists().where(
     M.group_id.in_([bindparam("group"), bindparam("overflow")]), A.id == M.agent_id,
     _ONLINE_MEMBER))
 _ONLINE_IN_SHOP = select(exists().where(A.shop_id == bindparam("shop"), _ONLINE_MEMBER))
-_OVERFLOW_OF = select(G.overflow_group_id).where(
+OVERFLOW_OF = select(G.overflow_group_id).where(
     G.id == bindparam("group"))
 
 
@@ -334,7 +334,7 @@ async def route_locked(
     if choice is None and group is not None:
         choice, via = await pick_in_group(session, settings, group, exclude), Via.GROUP
         if choice is None:
-            overflow = (await session.exec(_OVERFLOW_OF, params={"group": group})).first()
+            overflow = (await session.exec(OVERFLOW_OF, params={"group": group})).first()
             if overflow is not None:
                 choice = await pick_in_group(session, settings, overflow, exclude)
                 via = Via.OVERFLOW
@@ -344,7 +344,7 @@ async def route_locked(
         return await assign(session, settings, conversation, agent_id=choice[0],
                             agent_user_id=choice[1], via=via, now=now, previous=previous,
                             actor_id=actor_id)
-    params = _params(settings, exclude, group=group, overflow=overflow or NOBODY)
+    params = params_of(settings, exclude, group=group, overflow=overflow or NOBODY)
     online = bool((await session.exec(
         _ONLINE_IN_SHOP if group is None else _ONLINE_IN_GROUPS, params=params)).one())
     state = QUEUED if online else OFFLINE
@@ -361,83 +361,3 @@ async def route_locked(
         previous_agent_id=previous[0] if previous else None,
         previous_agent_user_id=previous[1] if previous else None,
     )
-
-
-_CAN_TAKE_IN_GROUPS = select(exists().where(
-    M.group_id.in_([bindparam("group"), bindparam("overflow")]), A.id == M.agent_id,
-    AVAILABLE_MEMBER))
-_CAN_TAKE_IN_SHOP = select(exists().where(AVAILABLE))
-
-
-async def can_take_now(
-    session: AsyncSession, settings: ServiceSettings, conversation: Conversation, exclude: int
-) -> bool:
-    """Whether someone other than ``exclude`` in the conversation's group (or its overflow,
-    or the shop when it has no group) could take it right now."""
-    group = conversation.group_id
-    if group is None:
-        return bool((await session.exec(_CAN_TAKE_IN_SHOP,
-                                        params=_params(settings, exclude))).one())
-    overflow = (await session.exec(_OVERFLOW_OF, params={"group": group})).first()
-    return bool((await session.exec(_CAN_TAKE_IN_GROUPS, params=_params(
-        settings, exclude, group=group, overflow=overflow or NOBODY))).one())
-
-
-_MY_GROUPS = select(M.group_id).where(M.agent_id == bindparam("agent"))
-#: conversations this agent may take from the queue: of a group they are in, of a group whose
-#: overflow group they are in, or of no group
-_TAKES_FROM = or_(
-    C.group_id.is_(None), C.group_id.in_(_MY_GROUPS),
-    C.group_id.in_(
-        select(G.id).where(G.overflow_group_id.in_(_MY_GROUPS))))
-_OLDEST_WAITING = (
-    select(Conversation)
-    .where(C.shop_id == bindparam("shop"),
-           C.state == bindparam("state"), _TAKES_FROM,
-           C.id != bindparam("skip"))
-    .order_by(C.waiting_since, C.id)
-    .limit(1)
-    .execution_options(populate_existing=True)
-)
-_FREE_SEATS = select(A.user_id, CAP - A.open_chats).where(
-    A.id == bindparam("agent"), AVAILABLE)
-
-
-async def hand_out(
-    session: AsyncSession, settings: ServiceSettings, *, agent_id: int, now: datetime,
-    skip: int | None = None, ended: Agent | None = None,
-) -> list[Placement]:
-    """While the agent is available, give them the oldest queued conversation, then the
-    oldest offline message, that they may take (SPEC §8 steps 4 and 5); ``skip`` is one
-    conversation not to take back (it was just transferred away).
-
-    ``ended``: the agent (loaded under the lock) one of whose chats just ended without giving
-    its seat back; the first hand-out takes that seat, and without one it is given back.
-    """
-    handouts: list[Placement] = []
-    kept = ended is not None
-    if ended is not None:
-        cap = ended.cap if ended.cap is not None else settings.default_cap
-        free = (cap - ended.open_chats + 1 if ended.active
-                and ended.status == AgentStatus.ONLINE.value else 0)
-        user_id = ended.user_id
-    else:
-        agent = (await session.exec(_FREE_SEATS,
-                                    params=_params(settings, agent=agent_id))).first()
-        if agent is None:
-            return handouts
-        user_id, free = agent[0], int(agent[1])
-    for state in WAITING:
-        while free > 0:
-            conversation = (await session.exec(_OLDEST_WAITING, params={
-                "shop": settings.shop_id, "state": state, "agent": agent_id,
-                "skip": skip or NOBODY})).first()
-            if conversation is None:
-                break
-            handouts.append(await assign(session, settings, conversation, agent_id=agent_id,
-                                         agent_user_id=user_id, via=Via.HANDOUT, now=now,
-                                         seat_kept=kept))
-            kept, free = False, free - 1
-    if kept:
-        await free_slot(session, agent_id)
-    return handouts
