@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
+from bot.db import alembic_config
 from bot.logs import QUIET_LOGGERS, mask_secrets, setup_logging
 from tests.fake_server import bot_env
 from tests.test_export import Shops, populate_url
@@ -112,19 +114,20 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_migrate_creates_the_sqlite_file_with_tables(populated: Populated) -> None:
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert populated.migrate.returncode == 0, populated.migrate.stderr
     assert populated.migrate.stdout.strip() == (
-        "sqlite+aiosqlite:///data/subaccount-bot.db: at revision 0001 (head)"
+        f"sqlite+aiosqlite:///data/subaccount-bot.db: at revision {head} (head)"
     )
     with closing(sqlite3.connect(populated.db_path)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
             "audit_event", "draft", "alembic_version"} <= tables
-    assert version == [("0001",)]
+    assert version == [(head,)]
     again = cli(populated.cwd, "migrate", "--log-level", "warning")
     assert again.returncode == 0 and again.stderr == ""
-    assert "at revision 0001" in again.stdout
+    assert f"at revision {head}" in again.stdout
 
 
 def test_check_config_summarises_without_secrets(tmp_path: Path) -> None:
