@@ -90,7 +90,7 @@ async def lock_code(session: AsyncSession, code_id: int) -> VerificationCode | N
     return (await session.exec(_CODE_FOR_UPDATE, params={"code_id": code_id})).first()
 
 
-async def _move(
+async def move_code(
     session: AsyncSession, code: VerificationCode, *, from_: tuple[str, ...], **values: Any
 ) -> bool:
     """Set ``values`` on the code only if its status is still one of ``from_``; ``code`` is read
@@ -138,7 +138,7 @@ async def issue_code(
     )
     superseded = []
     for old in list(superseded_rows.all()):
-        if await _move(session, old, from_=(CodeStatus.PENDING.value,),
+        if await move_code(session, old, from_=(CodeStatus.PENDING.value,),
                        status=CodeStatus.SUPERSEDED.value, ended_at=now, invite_token_hash=None):
             superseded.append(old)
 
@@ -187,7 +187,7 @@ async def mark_undeliverable(
 ) -> None:
     """The holder could not be reached (blocked the bot, or the send failed): the code dies at
     once, and as it reached nobody it holds no cooldown."""
-    moved = await _move(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
+    moved = await move_code(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
                         ended_at=now, invite_token_hash=None, delivery="failed")
     if moved:
         audit.record(
@@ -214,7 +214,7 @@ async def _end(
     from_: tuple[str, ...] = LIVE,
 ) -> bool:
     """End a code that is still in ``from_``; ``False`` if another session ended it first."""
-    if not await _move(session, code, from_=from_, status=status.value, ended_at=now,
+    if not await move_code(session, code, from_=from_, status=status.value, ended_at=now,
                        invite_token_hash=None):
         return False
     audit.record(
@@ -285,7 +285,7 @@ async def verify_code(
             return VerifyResult(VerifyOutcome.EXPIRED, code, just_ended=True)
         return VerifyResult(_status_outcome(code.status), code)
     if hmac.compare_digest(_hash_code(policy.code_secret, code.salt, digits), code.code_hash):
-        if not await _move(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
+        if not await move_code(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
                            expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
             return VerifyResult(_status_outcome(code.status), code)
         audit.record(
@@ -299,7 +299,7 @@ async def verify_code(
             phone=mask_phone(code.phone),
         )
         return VerifyResult(VerifyOutcome.OK, code)
-    if not await _move(session, code, from_=pending, attempts=VerificationCode.attempts + 1):
+    if not await move_code(session, code, from_=pending, attempts=VerificationCode.attempts + 1):
         return VerifyResult(_status_outcome(code.status), code)
     left = max(0, policy.max_attempts - code.attempts)
     audit.record(
