@@ -1,4 +1,5 @@
-"""Verification codes (SPEC §3): issue, deliver by invite, verify, decline, expire.
+"""Verification codes: issue, deliver by invite, verify, decline, expire (docs/product.md,
+"Verification codes").
 
 A code is six digits from ``secrets``; only ``HMAC-SHA256(server secret, salt || code)`` is
 stored, compared in constant time. The server secret (``Policy.code_secret``) lives outside the
