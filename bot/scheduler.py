@@ -6,9 +6,9 @@ The deadlines live in the database, so after a restart â€” even a ``kill -9`` â€
 expires what fell due while the bot was down and plans the rest with their original deadlines.
 
 The retention job deletes what is kept only for a while (``models.retention``; docs/product.md,
-"Retention and /forget"): once at start-up and then every ``RETENTION_EVERY`` by the injected clock, planning its own next run
-(as the expiry job does). Deleting is idempotent, so a run repeated by a restart or by a second
-process does no harm.
+"Retention and /forget"): once at start-up and then every ``RETENTION_EVERY`` by the injected
+clock, planning its own next run (as the expiry job does). Deleting is idempotent, so a run
+repeated by a restart or by a second process does no harm.
 
 Reconciliation also sends the codes that were committed but never sent (the process died in
 between), or tells their owners that they could not be sent.
