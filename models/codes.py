@@ -140,7 +140,8 @@ async def issue_code(
     superseded = []
     for old in list(superseded_rows.all()):
         if await move_code(session, old, from_=(CodeStatus.PENDING.value,),
-                       status=CodeStatus.SUPERSEDED.value, ended_at=now, invite_token_hash=None):
+                           status=CodeStatus.SUPERSEDED.value, ended_at=now,
+                           invite_token_hash=None):
             superseded.append(old)
 
     holder = await user_by_phone(session, phone)
@@ -189,7 +190,7 @@ async def mark_undeliverable(
     """The holder could not be reached (blocked the bot, or the send failed): the code dies at
     once, and as it reached nobody it holds no cooldown."""
     moved = await move_code(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
-                        ended_at=now, invite_token_hash=None, delivery="failed")
+                            ended_at=now, invite_token_hash=None, delivery="failed")
     if moved:
         audit.record(
             session,
@@ -216,7 +217,7 @@ async def _end(
 ) -> bool:
     """End a code that is still in ``from_``; ``False`` if another session ended it first."""
     if not await move_code(session, code, from_=from_, status=status.value, ended_at=now,
-                       invite_token_hash=None):
+                           invite_token_hash=None):
         return False
     audit.record(
         session,
@@ -287,7 +288,7 @@ async def verify_code(
         return VerifyResult(_status_outcome(code.status), code)
     if hmac.compare_digest(_hash_code(policy.code_secret, code.salt, digits), code.code_hash):
         if not await move_code(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
-                           expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
+                               expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
             return VerifyResult(_status_outcome(code.status), code)
         audit.record(
             session,
