@@ -141,7 +141,8 @@ class VerificationSettings(_Section):
 
 
 class RetentionSettings(_Section):
-    """How long data is kept (SPEC §9); the clean-up runs daily and at start-up."""
+    """How long data is kept (docs/product.md, "Retention and /forget"); the clean-up runs
+    daily and at start-up."""
 
     #: ended codes, untouched drafts and users who only said hello, in days
     retention_days: int = Field(default=90, ge=1, le=3650)

@@ -31,22 +31,18 @@ from models.tables import (
     User,
     VerificationCode,
 )
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OWNER,
-    add_role,
-    holder_code,
+from tests.harness import Harness, Person, Shown, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import add_role, add_sub_account, holder_code
+from tests.support.flows import (
     make_owner,
     onboard,
     open_hank,
     setup_hank,
-    start_harness,
-    stop_harness,
     to_code_step,
     to_confirm_step,
 )
-from tests.harness import Harness, Person, Shown, rows
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER
 
 STALE = "This menu is no longer valid."
 WENT_WRONG = "Sorry, something went wrong"
@@ -258,9 +254,8 @@ async def test_names_lose_bidi_overrides_and_keep_emoji_sequences(harness: Harne
     role = next(r for r in await rows(h, Role) if r.name.endswith("Dev"))
     assert (role.name, role.description) == ("👩\u200d💻 Dev", "Night shift")
     await add_role(h, name="Operations")
-    from tests.conftest import add_sub_account
-
-    await add_sub_account(h, HOLDER, HOLDER_PHONE)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_sub_account(h, holder=HOLDER, phone=HOLDER_PHONE)
     await open_hank(h)
     await h.click(OWNER, "Rename")
     await h.text(OWNER, "\u202enimdA")

@@ -34,16 +34,10 @@ from models.tables import (
     User,
     VerificationCode,
 )
-from tests.conftest import (
-    OWNER,
-    STRANGER,
-    add_role,
-    holder_code,
-    make_owner,
-    onboard,
-    open_new_role,
-)
 from tests.harness import Harness, Person
+from tests.support.domain import add_role, holder_code
+from tests.support.flows import make_owner, onboard, open_new_role
+from tests.support.people import OWNER, STRANGER
 
 EXAMPLES = 30
 _phones = itertools.count(1)

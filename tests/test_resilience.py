@@ -13,20 +13,11 @@ from bot import db
 from bot.config import Settings
 from bot.localapi import LocalBotApi as FakeBotApi
 from models.tables import AccountStatus, Draft, SubAccount, VerificationCode
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OWNER,
-    add_role,
-    holder_code,
-    make_owner,
-    onboard,
-    standard_setup,
-    start_harness,
-    stop_harness,
-    to_code_step,
-)
 from tests.harness import Harness, Person, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import add_role, holder_code
+from tests.support.flows import make_owner, onboard, standard_setup, to_code_step
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER
 
 STEPS = ("role", "phone", "code", "nickname", "im", "confirm")
 

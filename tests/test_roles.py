@@ -18,20 +18,11 @@ from models.clock import ManualClock
 from models.drafts import save_draft
 from models.roles import create_role
 from models.tables import AuditEvent, Draft, Role, Shop
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OTHER_OWNER,
-    OTHER_PHONE,
-    OWNER,
-    make_owner,
-    onboard,
-    open_new_role,
-    start_harness,
-    stop_harness,
-    write_sub_account,
-)
 from tests.harness import Harness, Person, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import write_sub_account
+from tests.support.flows import make_owner, onboard, open_new_role
+from tests.support.people import HOLDER, HOLDER_PHONE, OTHER_OWNER, OTHER_PHONE, OWNER
 
 STALE = "This menu is no longer valid."
 OPERATIONS = ["Home", "Products", "Orders", "Marketing", "Content", "Data"]
@@ -81,13 +72,6 @@ async def create(h: Harness, name: str, *, preset: str | None = None,
     return await role_named(h, " ".join(name.split()))
 
 
-async def add_sub_account(h: Harness, role: Role, holder_id: int, phone: str) -> None:
-    """A sub-account using ``role``, written straight to the database."""
-    async with h.app.bot_data["deps"].sessions() as session:
-        await write_sub_account(session, role, holder_id, phone, owner_id=OWNER.id,
-                                now=h.clock.now())
-
-
 async def to_permissions(h: Harness, name: str, preset: str = "Blank") -> None:
     """The owner starts a new role from ``preset``, names it ``name`` and skips the
     description: the permissions keyboard is shown."""
@@ -124,7 +108,9 @@ async def test_list_shows_modules_and_usage_and_pages(harness: Harness) -> None:
     await onboard(harness, HOLDER, HOLDER_PHONE)
     ops = await create(harness, "Ops", preset="Operations")
     await create(harness, "Cashier", tick=("Finance",))
-    await add_sub_account(harness, ops, HOLDER.id, HOLDER_PHONE)
+    async with harness.app.bot_data["deps"].sessions() as session:
+        await write_sub_account(session, role=ops, holder_id=HOLDER.id, phone=HOLDER_PHONE,
+                                owner_id=OWNER.id, now=harness.clock.now())
     await harness.command(OWNER, "/roles")
     text = harness.last(OWNER).text
     assert "1. Ops — 6 modules · used by 1 sub-account" in text
@@ -462,8 +448,11 @@ async def test_delete_unused_role_after_confirming(harness: Harness) -> None:
 async def test_delete_in_use_is_refused_with_the_count(harness: Harness) -> None:
     await make_owner(harness)
     ops = await create(harness, "Ops", tick=("Home",))
-    await add_sub_account(harness, ops, HOLDER.id, HOLDER_PHONE)
-    await add_sub_account(harness, ops, 2003, "+8613900139001")
+    async with harness.app.bot_data["deps"].sessions() as session:
+        await write_sub_account(session, role=ops, holder_id=HOLDER.id, phone=HOLDER_PHONE,
+                                owner_id=OWNER.id, now=harness.clock.now())
+        await write_sub_account(session, role=ops, holder_id=2003, phone="+8613900139001",
+                                owner_id=OWNER.id, now=harness.clock.now())
     await harness.click(OWNER, "Delete")
     refusal = "The role “Ops” is used by 2 sub-account(s). Give them another role first."
     assert refusal in harness.last(OWNER).text
