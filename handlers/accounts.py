@@ -124,19 +124,24 @@ async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None
         ctx.t("accounts.done_role", before=before, after=role.name), warning))
 
 
+async def _switched(ctx: Ctx, shop: Shop, account: SubAccount, what: str) -> None:
+    """After IM on / off or suspend / resume: tell the holder (``accounts.notify_<what>``),
+    then show the account with ``accounts.done_<what>``."""
+    holder = await holder_of(ctx.session, account)
+    await ctx.answer()
+    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}",
+                                 shop=shop.name)
+    await show_details(ctx, shop, account, outcome(
+        ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
+
+
 async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
     """Button: turn IM on or off and tell the holder."""
     if enabled not in (0, 1):
         raise DomainError("stale_button")
     account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                            account_id=account_id, enabled=bool(enabled), now=ctx.now())
-    holder = await holder_of(ctx.session, account)
-    suffix = "on" if enabled else "off"
-    await ctx.answer()
-    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
-                                 shop=shop.name)
-    await show_details(ctx, shop, account, outcome(
-        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname), warning))
+    await _switched(ctx, shop, account, "im_on" if enabled else "im_off")
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
@@ -146,13 +151,7 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
     account = await set_suspended(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                                   account_id=account_id, suspended=bool(suspended),
                                   now=ctx.now())
-    holder = await holder_of(ctx.session, account)
-    what = "suspended" if suspended else "resumed"
-    await ctx.answer()
-    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}",
-                                 shop=shop.name)
-    await show_details(ctx, shop, account, outcome(
-        ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
+    await _switched(ctx, shop, account, "suspended" if suspended else "resumed")
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:

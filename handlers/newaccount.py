@@ -106,7 +106,6 @@ async def back_from_role(
     await role_chosen(ctx, role)
 
 
-
 async def role_chosen(ctx: Ctx, role: Role) -> None:
     """Step 1 done: remember the role and ask for the phone — or, after a rewind (the role
     first chosen was deleted), go back to where the owner was: the code or nickname step as
@@ -127,7 +126,6 @@ async def role_chosen(ctx: Ctx, role: Role) -> None:
         return
     await ctx.start_flow(NAME, "phone", data)
     await ask_holder_phone(ctx)
-
 
 
 async def recheck_role(ctx: Ctx) -> None:
@@ -171,7 +169,6 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     await ask_im(ctx)
 
 
-
 # --- 5. IM ------------------------------------------------------------------------------------
 
 
@@ -187,7 +184,6 @@ async def ask_im(ctx: Ctx) -> None:
             cancel_button(ctx),
         ),
     )
-
 
 
 # --- 6. summary and confirm -------------------------------------------------------------------
@@ -209,7 +205,6 @@ async def ask_confirm(ctx: Ctx) -> None:
         keyboard([button(ctx.t("newaccount.confirm"), cb(NS, "ok", data.get("code_id", 0)))],
                  cancel_button(ctx)),
     )
-
 
 
 async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -341,7 +336,6 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
                 await ctx.stale()
             return
         await confirm(ctx, data)
-
 
 
 FLOW = Flow(

@@ -81,11 +81,9 @@ async def rewind_to_role(ctx: Ctx) -> None:
     await ctx.router.ask(ctx, NAME, "role")
 
 
-
 def cancel_button(ctx: Ctx) -> list[Any]:
     """The flow's Cancel button."""
     return [button(ctx.t("common.cancel_button"), cb(NS, "cancel"))]
-
 
 
 # --- 2. phone ---------------------------------------------------------------------------------
@@ -118,7 +116,6 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
         return
     data = await data_at(ctx, "phone") or {}
     await send_code(ctx, shop, int(data["role_id"]), phone)
-
 
 
 # --- sending a code ---------------------------------------------------------------------------
@@ -261,7 +258,6 @@ def _looks_like_phone(ctx: Ctx, text: str) -> bool:
     except DomainError:
         return False
     return True
-
 
 
 # --- when the flow ends -----------------------------------------------------------------------

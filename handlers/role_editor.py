@@ -172,7 +172,6 @@ async def leave_creation(ctx: Ctx, data: dict[str, Any]) -> None:
     await show_list(ctx, 0)
 
 
-
 # --- the flow's buttons -----------------------------------------------------------------------
 
 #: action → the steps its button belongs to

@@ -59,7 +59,6 @@ def why(ctx: Ctx, exc: DomainError) -> str:
     return "⚠️ " + ctx.error_text(exc)
 
 
-
 async def role_gone(ctx: Ctx) -> None:
     """The role an edit was about has been deleted meanwhile: end the edit, show the list."""
     await ctx.end_flow()

@@ -71,7 +71,6 @@ async def show_list(ctx: Ctx, page: int, *, notice: str = "", fresh: bool = Fals
         await ctx.show(text, markup)
 
 
-
 async def role_card(ctx: Ctx, shop: Shop, role: Role) -> tuple[str, int]:
     """The role's text (name, description, modules, usage) and the list page it sits on."""
     found = await list_roles(ctx.session, shop.id or 0)

@@ -76,7 +76,6 @@ async def on_menu_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await begin_edit(ctx, role, EDITS[action])
 
 
-
 async def begin_edit(ctx: Ctx, role: Role, step: str) -> None:
     """Rename, describe or set the permissions of ``role``: the editor's step, with the role."""
     data: dict[str, Any] = {"role_id": role.id, "name": role.name}
@@ -106,7 +105,6 @@ async def confirm_delete(ctx: Ctx, shop: Shop, role: Role) -> None:
     await ctx.answer()
     await show_list(ctx, 0, notice=ctx.t("roles.deleted", name=name))
     await ctx.router.changed(ctx)  # a /newaccount in progress with this role goes back a step
-
 
 
 FLOW = Flow(

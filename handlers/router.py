@@ -144,14 +144,13 @@ class Router:
         is linked, ``help.<name>_link`` where the catalogue has one)."""
         linked = ctx.user.phone is not None
         who = {"everyone"}
-        if not linked:
-            pass
-        elif await ctx.shop_or_none() is not None:
-            who.add("owner")
-        elif await membership_of(ctx.session, ctx.user_id) is not None:
-            who.add("staff")
-        else:
-            who.add("unlinked")
+        if linked:
+            if await ctx.shop_or_none() is not None:
+                who.add("owner")
+            elif await membership_of(ctx.session, ctx.user_id) is not None:
+                who.add("staff")
+            else:
+                who.add("unlinked")
         lines = []
         for command in self._commands.values():
             if command.who not in who:

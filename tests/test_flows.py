@@ -21,8 +21,10 @@ from handlers import FLOWS
 from handlers.context import Ctx, Deps
 from handlers.flow import Command, Flow, Step
 from handlers.router import Router, cb
+from models.drafts import save_draft
+from models.tables import Draft
 from tests.conftest import OWNER, make_owner
-from tests.harness import Harness
+from tests.harness import Harness, rows
 
 STALE = "This menu is no longer valid."
 SAMPLE_ARG = {"int": "7", "key": "k"}
@@ -152,6 +154,24 @@ def test_a_router_refuses_a_malformed_flow_list() -> None:
 # --- two applications in one process ----------------------------------------------------------
 
 
+async def start_app(harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi,
+                    *extra: Flow) -> Harness:
+    """Another Application in the same process, on the same database and Bot API, with the
+    flows of ``handlers.FLOWS`` and ``extra``."""
+    app = build_application(
+        settings, engine=engine, clock=harness.clock, request=FakeRequest(api),
+        get_updates_request=FakeRequest(api), rate_limit=False, flows=(*FLOWS, *extra),
+    )
+    await app.initialize()
+    await app.start()
+    return Harness(app, api, harness.clock)
+
+
+async def stop_app(h: Harness) -> None:
+    await h.app.stop()
+    await h.app.shutdown()
+
+
 @pytest.fixture
 async def second(
     harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi
@@ -171,15 +191,9 @@ async def second(
 
     probe = Flow(name="probe", namespace="pr", buttons={"go": ()}, on_button=on_button,
                  steps={"listen": Step(ask=ask, on_text=on_text)})
-    app = build_application(
-        settings, engine=engine, clock=harness.clock, request=FakeRequest(api),
-        get_updates_request=FakeRequest(api), rate_limit=False, flows=(*FLOWS, probe),
-    )
-    await app.initialize()
-    await app.start()
-    yield Harness(app, api, harness.clock)
-    await app.stop()
-    await app.shutdown()
+    h = await start_app(harness, settings, engine, api, probe)
+    yield h
+    await stop_app(h)
 
 
 def router_of(h: Harness) -> Router:
@@ -206,3 +220,38 @@ async def test_two_applications_share_no_routing_state(harness: Harness, second:
     assert harness.last(OWNER).text != "Probe heard hello"
     await second.text(OWNER, "hello")
     assert second.last(OWNER).text == "Probe heard hello"
+
+
+# --- Ctx.rollback -----------------------------------------------------------------------------
+
+
+async def test_rollback_undoes_the_updates_writes_and_what_ctx_cached(
+    harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi
+) -> None:
+    """After ``ctx.rollback()`` the draft is the one in the database again and the user row is
+    readable (a rollback expires every loaded object)."""
+
+    async def ask(ctx: Ctx) -> None:
+        await ctx.reply("Step one")
+
+    async def on_text(ctx: Ctx, _text: str) -> None:
+        await ctx.goto("rb", "two", {"typed": True})
+        await ctx.rollback()
+        draft = await ctx.load_draft()
+        assert draft is not None
+        await ctx.reply(f"at {draft.step} {draft.data}, {ctx.user.first_name}")
+
+    flow = Flow(name="rb", steps={"one": Step(ask=ask, on_text=on_text),
+                                  "two": Step(ask=ask, on_text=on_text)})
+    h = await start_app(harness, settings, engine, api, flow)
+    try:
+        await make_owner(h)
+        async with h.app.bot_data["deps"].sessions() as session:
+            await save_draft(session, OWNER.id, "rb", "one", {}, h.clock.now())
+            await session.commit()
+        await h.text(OWNER, "hello")
+        assert h.last(OWNER).text == f"at one {{}}, {OWNER.first_name}"
+        (draft,) = await rows(h, Draft)
+        assert (draft.flow, draft.step, draft.data) == ("rb", "one", {})
+    finally:
+        await stop_app(h)
