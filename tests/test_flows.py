@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Message
 
 import handlers
 from bot.app import build_application
@@ -23,7 +24,7 @@ from handlers.flow import Command, Flow, Step
 from handlers.router import Router, cb
 from models.drafts import save_draft
 from models.tables import Draft
-from tests.conftest import OWNER, make_owner
+from tests.conftest import HOLDER, OWNER, make_owner
 from tests.harness import Harness, rows
 
 STALE = "This menu is no longer valid."
@@ -253,5 +254,43 @@ async def test_rollback_undoes_the_updates_writes_and_what_ctx_cached(
         assert h.last(OWNER).text == f"at one {{}}, {OWNER.first_name}"
         (draft,) = await rows(h, Draft)
         assert (draft.flow, draft.step, draft.data) == ("rb", "one", {})
+    finally:
+        await stop_app(h)
+
+
+# --- a step may take any message ---------------------------------------------------------------
+
+
+async def test_a_step_can_take_any_message(
+    harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi
+) -> None:
+    """``Step.on_message`` gets what has no handler of its own: a sticker, a contact, a text
+    (the customer-service relay is such a step); a step without it still asks again."""
+
+    async def ask(ctx: Ctx) -> None:
+        await ctx.reply("Relay: send anything")
+
+    async def relay(ctx: Ctx, message: Message) -> None:
+        kind = "sticker" if message.sticker else "contact" if message.contact else "text"
+        await ctx.reply(f"Relayed a {kind}")
+
+    flow = Flow(name="relay", steps={"open": Step(ask=ask, on_message=relay)})
+    h = await start_app(harness, settings, engine, api, flow)
+    try:
+        await make_owner(h)
+        async with h.app.bot_data["deps"].sessions() as session:
+            await save_draft(session, OWNER.id, "relay", "open", {}, h.clock.now())
+            await session.commit()
+        await h.sticker(OWNER)
+        assert h.last(OWNER).text == "Relayed a sticker"
+        await h.contact(OWNER, "+8613900139000", user_id=HOLDER.id)
+        assert h.last(OWNER).text == "Relayed a contact"
+        await h.text(OWNER, "hello")
+        assert h.last(OWNER).text == "Relayed a text"
+        await h.command(OWNER, "/roles")  # a step without on_message: asked again
+        await h.click(OWNER, "New role")
+        shown = await h.sticker(OWNER)
+        assert [m.text for m in shown][0] == "Please use the buttons below."
+        assert "Create new role" in shown[-1].text
     finally:
         await stop_app(h)
