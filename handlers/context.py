@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Deps:
     """What the composition root hands to the handlers (kept in ``bot_data['deps']``)."""

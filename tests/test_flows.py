@@ -290,7 +290,7 @@ async def test_a_step_can_take_any_message(
         await h.command(OWNER, "/roles")  # a step without on_message: asked again
         await h.click(OWNER, "New role")
         shown = await h.sticker(OWNER)
-        assert [m.text for m in shown][0] == "Please use the buttons below."
+        assert shown[0].text == "Please use the buttons below."
         assert "Create new role" in shown[-1].text
     finally:
         await stop_app(h)
