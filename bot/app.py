@@ -43,7 +43,9 @@ def build_application(
     ``code_secret`` keys the codes' HMAC; by default it is the configured one or the one kept in
     a file beside the webhook secret (``bot.cli.code_secret``). ``flows`` are the conversations
     (``handlers.FLOWS``); the application's own ``Router`` is built from them and kept in its
-    ``Deps``, so two applications in one process share no routing state.
+    ``Deps``, so two applications in one process share no routing state. The jobs are the
+    code-expiry job (``handlers.expiry``) and the daily clean-up, both planned at start-up by
+    ``bot.scheduler.reconcile`` (``post_init``).
     """
     tg = settings.telegram
     builder = (
@@ -101,7 +103,8 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
     for locale in LOCALES:
         language_code = "zh" if locale == "zh-Hans" else None
         try:
-            await application.bot.set_my_commands(router.bot_commands(locale), language_code=language_code)
+            await application.bot.set_my_commands(router.bot_commands(locale),
+                                                  language_code=language_code)
         except TelegramError as exc:
             log.warning("could not register the command menu (%s): %s", locale, exc)
     await reconcile(application)

@@ -2,7 +2,8 @@
 
 ``FLOWS`` is the list ``bot.app.build_application`` builds each application's router from.
 Its order is the order of the command menu, of /help and of the owner's home menu, and the
-order in which /start asks the flows for their home view and deep links.
+order in which /start asks the flows for their home view and deep links. The one job of
+this package is the code-expiry job, ``handlers.expiry`` (planned by ``bot.scheduler``).
 """
 
 from __future__ import annotations
