@@ -98,15 +98,17 @@ async def ask_rename(ctx: Ctx, *, notice: str = "") -> None:
 
 #: one edit of a role: (shop id, role id) → the changed role
 Change = Callable[[int, int], Awaitable[Role]]
+#: an edit's prompt, asked again with why the input was refused above it
+Reask = Callable[..., Awaitable[None]]
 
 
 async def apply_edit(
     ctx: Ctx, change: Change, done: Callable[[Role], str],
-    refused: tuple[str, ...] = (), ask_again: Callable[[DomainError], Awaitable[None]] | None = None,
+    refused: tuple[str, ...] = (), ask_again: Reask | None = None,
 ) -> None:
     """Apply an edit to the role being edited and show it with ``done(role)``.
 
-    "Nothing changed" ends the edit too; a refusal in ``refused`` goes to ``ask_again``.
+    "Nothing changed" ends the edit too; a refusal in ``refused`` is put above ``ask_again``.
     """
     found = await edited_role(ctx)
     if found is None:
@@ -120,17 +122,13 @@ async def apply_edit(
             return
         if exc.key not in refused or ask_again is None:
             raise
-        await ask_again(exc)
+        await ask_again(ctx, notice=why(ctx, exc))
         return
     await finish_edit(ctx, shop, role, done(role))
 
 
 async def on_rename(ctx: Ctx, text: str) -> None:
     """Rename the role; a refused name is explained and asked for again."""
-
-    async def ask_again(exc: DomainError) -> None:
-        await ask_rename(ctx, notice=why(ctx, exc))
-
     await apply_edit(
         ctx,
         lambda shop_id, role_id: rename_role(
@@ -138,7 +136,7 @@ async def on_rename(ctx: Ctx, text: str) -> None:
             now=ctx.now(),
         ),
         lambda role: ctx.t("roles.renamed", name=role.name),
-        NAME_ERRORS, ask_again,
+        NAME_ERRORS, ask_rename,
     )
 
 
@@ -158,10 +156,6 @@ async def ask_redescription(ctx: Ctx, *, notice: str = "") -> None:
 
 async def change_description(ctx: Ctx, text: str) -> None:
     """Replace the description; one that is too long is asked for again."""
-
-    async def ask_again(exc: DomainError) -> None:
-        await ask_redescription(ctx, notice=why(ctx, exc))
-
     await apply_edit(
         ctx,
         lambda shop_id, role_id: set_description(
@@ -171,7 +165,7 @@ async def change_description(ctx: Ctx, text: str) -> None:
         lambda role: ctx.t(
             "roles.description_saved" if role.description else "roles.description_removed"
         ),
-        ("role_description_too_long",), ask_again,
+        ("role_description_too_long",), ask_redescription,
     )
 
 

@@ -168,6 +168,13 @@ async def start_app(harness: Harness, settings: Settings, engine: AsyncEngine, a
     return Harness(app, api, harness.clock)
 
 
+async def put_draft(h: Harness, flow: str, step: str) -> None:
+    """Olivia is at ``flow.step`` (as if an earlier update had put her there)."""
+    async with h.app.bot_data["deps"].sessions() as session:
+        await save_draft(session, OWNER.id, flow, step, {}, h.clock.now())
+        await session.commit()
+
+
 async def stop_app(h: Harness) -> None:
     await h.app.stop()
     await h.app.shutdown()
@@ -247,9 +254,7 @@ async def test_rollback_undoes_the_updates_writes_and_what_ctx_cached(
     h = await start_app(harness, settings, engine, api, flow)
     try:
         await make_owner(h)
-        async with h.app.bot_data["deps"].sessions() as session:
-            await save_draft(session, OWNER.id, "rb", "one", {}, h.clock.now())
-            await session.commit()
+        await put_draft(h, "rb", "one")
         await h.text(OWNER, "hello")
         assert h.last(OWNER).text == f"at one {{}}, {OWNER.first_name}"
         (draft,) = await rows(h, Draft)
@@ -278,9 +283,7 @@ async def test_a_step_can_take_any_message(
     h = await start_app(harness, settings, engine, api, flow)
     try:
         await make_owner(h)
-        async with h.app.bot_data["deps"].sessions() as session:
-            await save_draft(session, OWNER.id, "relay", "open", {}, h.clock.now())
-            await session.commit()
+        await put_draft(h, "relay", "open")
         await h.sticker(OWNER)
         assert h.last(OWNER).text == "Relayed a sticker"
         await h.contact(OWNER, "+8613900139000", user_id=HOLDER.id)
