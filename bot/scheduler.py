@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from bot.config import RetentionSettings
-from handlers.base import Deps
-from handlers.holder_codes import deliver_undelivered, expire_and_notify, schedule_expiry
+from handlers.context import Deps
+from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
 

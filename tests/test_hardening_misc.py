@@ -18,7 +18,8 @@ from bot import db
 from bot.config import ModuleSettings, Settings
 from bot.localapi import Call
 from bot.localapi import LocalBotApi as FakeBotApi
-from handlers import router
+from handlers import FLOWS
+from handlers.router import Router
 from models.roles import delete_role, set_modules
 from models.shops import owned_shop
 from models.tables import (
@@ -213,6 +214,7 @@ async def test_forged_huge_ids_are_stale_on_every_database(
 
 
 def test_callback_ints_must_fit_a_32_bit_column() -> None:
+    router = Router(FLOWS)
     assert router.parse(f"a:op:{2**31 - 1}") == ("a", "op", [str(2**31 - 1)])
     for bad in (f"a:op:{2**31}", "a:op:00000000001", "a:op:١٢", "a:op:-1", "a:op:+1", "a:op:"):
         assert router.parse(bad) is None, bad

@@ -189,7 +189,8 @@ async def test_an_unexpected_error_asks_the_user_to_try_again(
 ) -> None:
     """A bug or an outage must not leave the user with no answer: a message for a message, an
     alert for a button, in the language Telegram reports for them; the error is logged."""
-    from handlers import home, onboarding
+    from handlers import language
+    from handlers.router import Router
 
     h = harness
     await make_owner(h)
@@ -197,13 +198,13 @@ async def test_an_unexpected_error_asks_the_user_to_try_again(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(home, "show_home", broken)
+    monkeypatch.setattr(Router, "show_home", broken)
     await h.command(OWNER, "/start")
     assert h.last(OWNER).text == "⚠️ Sorry, something went wrong on our side. Please try again in a moment."
     assert "error while handling update" in caplog.text and "the database went away" in caplog.text
 
     await h.command(OWNER, "/language")
-    monkeypatch.setattr(onboarding, "set_locale", broken)
+    monkeypatch.setattr(language, "set_locale", broken)
     sent = len(h.api.methods("sendMessage"))
     await h.press(OWNER, "lang:set:en")
     (alert,) = [c for c in h.api.methods("answerCallbackQuery") if c.params.get("show_alert")]

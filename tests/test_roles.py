@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
+from bot.app import build_application
 from bot.config import Settings
 from bot.localapi import LocalBotApi as FakeBotApi
-from handlers import router
-from handlers.base import Ctx, Deps
-from handlers.roles import begin_create
+from bot.localapi import LocalRequest as FakeRequest
+from handlers import FLOWS
+from handlers.context import Ctx, Deps
+from handlers.flow import Flow, Step
 from models.clock import ManualClock
 from models.drafts import save_draft
 from models.roles import create_role
@@ -568,23 +570,36 @@ async def test_malformed_and_out_of_step_buttons_are_stale(harness: Harness) -> 
 
 
 @pytest.fixture
-def parent_flow(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int | None, dict[str, object]]]]:
-    """A test flow "tparent" that starts role creation when sent "go" and records the return."""
+async def parent_flow(
+    harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi
+) -> AsyncIterator[list[tuple[int | None, dict[str, object]]]]:
+    """A test flow "tparent" that starts role creation when sent "go" and records the return
+    (the harness's application is rebuilt with it added to the flows)."""
     returned: list[tuple[int | None, dict[str, object]]] = []
 
     async def prompt(ctx: Ctx) -> None:
         await ctx.reply("Parent: send go")
 
     async def on_text(ctx: Ctx, _text: str) -> None:
-        await begin_create(ctx, parent="tparent", parent_data={"phone": "+8613900139000", "n": 7})
+        await ctx.router.start_nested(ctx, "roles", "preset", return_to="tparent",
+                                      parent_data={"phone": "+8613900139000", "n": 7})
 
     async def back(ctx: Ctx, role_id: int | None, data: dict[str, object]) -> None:
         returned.append((role_id, data))
         await ctx.start_flow("tparent", "go", dict(data))
         await ctx.reply(f"Parent again, role {role_id}")
 
-    monkeypatch.setitem(router.STEPS, ("tparent", "go"), router.Step(prompt, on_text))
-    monkeypatch.setitem(router.RETURNS, "tparent", back)
+    tparent = Flow(name="tparent", steps={"go": Step(ask=prompt, on_text=on_text)}, on_return=back)
+    await stop_harness(harness)
+    app = build_application(
+        settings, engine=engine, clock=harness.clock, request=FakeRequest(api),
+        get_updates_request=FakeRequest(api), rate_limit=False, flows=(*FLOWS, tparent),
+    )
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    await app.start()
+    harness.app = app  # stopped by the harness fixture
     yield returned
 
 
