@@ -47,7 +47,7 @@ from models.service.policy import ServicePolicy
 from models.service.settings import lock_shop
 from models.service.tables import Agent, Conversation, GroupMember
 from models.tables import PhoneBinding, Role, Shop, SubAccount, User, VerificationCode
-from tests import scratch_db
+from tests.support import db as scratch_db
 
 AGENTS, GROUP_SIZE, PER_AGENT, QUEUE = 1000, 100, 10, 1000
 FREE_GROUP = 9

@@ -24,8 +24,9 @@ from handlers.flow import Command, Flow, Step
 from handlers.router import Router, cb
 from models.drafts import save_draft
 from models.tables import Draft
-from tests.conftest import HOLDER, OWNER, make_owner
 from tests.harness import Harness, rows
+from tests.support.flows import make_owner
+from tests.support.people import HOLDER, OWNER
 
 STALE = "This menu is no longer valid."
 SAMPLE_ARG = {"int": "7", "key": "k"}
