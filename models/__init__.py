@@ -1,3 +1,4 @@
 """The domain: tables and the rules that guard them. Never imports telegram."""
 
 from models import tables as tables  # registers every table on SQLModel.metadata
+from models.lifecycle import tables as lifecycle_tables  # noqa: F401  (and the lifecycle's)
