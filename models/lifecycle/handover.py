@@ -93,7 +93,7 @@ async def accept_transfer(
                                   side="to", now=now)
         shop = await lock_shop(session, transfer.shop_id)
         if shop is None or shop.owner_id != transfer.from_user_id:
-            raise DomainError("transfer_not_pending", status=transfer.status)
+            raise DomainError("transfer_not_pending")
         account = await lock_account(session, transfer.to_account_id)
         if account is None or account.shop_id != shop.id or account.holder_id != holder_id:
             raise DomainError("transfer_target_gone")
@@ -140,7 +140,7 @@ async def accept_transfer(
             session.add(done.old_owner_account)
             await session.flush()
         if not await end_transfer(session, transfer, TransferStatus.ACCEPTED, now=now):
-            raise DomainError("transfer_not_pending", status=transfer.status)
+            raise DomainError("transfer_not_pending")
 
     await drafts.clear_draft(session, done.old_owner_id)
     await drafts.clear_draft(session, holder_id)

@@ -123,7 +123,7 @@ async def open_for(
     if transfer is None or who != user_id:
         raise DomainError("transfer_not_found")
     if transfer.status != PENDING:
-        raise DomainError("transfer_not_pending", status=transfer.status)
+        raise DomainError("transfer_not_pending")
     if now >= transfer.expires_at:
         raise DomainError("transfer_expired")
     return transfer
@@ -151,7 +151,7 @@ async def _answer(
         transfer = await open_for(session, transfer_id=transfer_id, user_id=user_id,
                                   side=side, now=now)
         if not await end_transfer(session, transfer, status, now=now):
-            raise DomainError("transfer_not_pending", status=transfer.status)
+            raise DomainError("transfer_not_pending")
     audit.record(session, now=now, shop_id=transfer.shop_id, actor_id=user_id, action=action,
                  object_type="transfer", object_id=transfer.id)
     return transfer
