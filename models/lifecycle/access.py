@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +28,6 @@ from models.lifecycle.policy import LifecyclePolicy
 from models.phones import mask_phone
 from models.tables import AccountStatus, Shop, SubAccount
 
-UTC = ZoneInfo("UTC")
 #: the terms offered as buttons, by their choice key
 TERMS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 NO_END = "none"
@@ -56,7 +55,7 @@ def account_state(account: SubAccount) -> AccountState:
     return AccountState.EXPIRED if account.expired_at is not None else AccountState.SUSPENDED
 
 
-def zone(name: str | None) -> ZoneInfo:
+def zone(name: str | None) -> tzinfo:
     """The shop's time zone (UTC when it has none)."""
     if not name:
         return UTC

@@ -15,7 +15,7 @@ from models import audit
 from models.accounts import set_suspended, unbind
 from models.errors import DomainError
 from models.lifecycle.common import decision, lock_account, lock_shop
-from models.lifecycle.reviews import _OPEN, _UNDECIDED, undecided_count
+from models.lifecycle.reviews import OPEN, UNDECIDED, undecided_count
 from models.lifecycle.tables import ReviewDecision, ReviewItem, ReviewOutcome, ReviewRound
 from models.paging import paging
 
@@ -75,7 +75,7 @@ async def _close_if_answered(session: AsyncSession, round_: ReviewRound, now: da
     if await undecided_count(session, round_.id or 0) > 0:
         return False
     result = await session.exec(
-        update(ReviewRound).where(col(ReviewRound.id) == round_.id, _OPEN)
+        update(ReviewRound).where(col(ReviewRound.id) == round_.id, OPEN)
         .values(closed_at=now, outcome=ReviewOutcome.ANSWERED.value, remind_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -152,7 +152,7 @@ async def keep_all_remaining(
         if round_.closed_at is not None:
             raise DomainError("review_closed")
         items = list((await session.exec(
-            select(ReviewItem).where(col(ReviewItem.round_id) == round_id, _UNDECIDED)
+            select(ReviewItem).where(col(ReviewItem.round_id) == round_id, UNDECIDED)
             .execution_options(populate_existing=True)
         )).all())
         for item in items:

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
 from models.errors import DomainError
+from models.lifecycle.access import account_state
 from models.lifecycle.common import decision, lock_shop
 from models.lifecycle.policy import LifecyclePolicy, NoResponse
 from models.lifecycle.tables import ReviewDecision, ReviewItem, ReviewOutcome, ReviewRound
@@ -29,8 +30,9 @@ from models.phones import mask_phone
 from models.tables import AccountStatus, Role, Shop, SubAccount
 
 MAX_REVIEW_DAYS = 3650
-_OPEN = col(ReviewRound.closed_at).is_(None)
-_UNDECIDED = col(ReviewItem.decision).is_(None)
+#: a round still open, an item still undecided
+OPEN = col(ReviewRound.closed_at).is_(None)
+UNDECIDED = col(ReviewItem.decision).is_(None)
 
 
 def review_days(shop: Shop, policy: LifecyclePolicy) -> int:
@@ -56,7 +58,7 @@ def _never_reviewed(policy: LifecyclePolicy, now: datetime) -> Any:
 async def open_round(session: AsyncSession, shop_id: int) -> ReviewRound | None:
     """The shop's open review round, if any."""
     return (await session.exec(
-        select(ReviewRound).where(col(ReviewRound.shop_id) == shop_id, _OPEN)
+        select(ReviewRound).where(col(ReviewRound.shop_id) == shop_id, OPEN)
     )).first()
 
 
@@ -64,7 +66,7 @@ async def undecided_count(session: AsyncSession, round_id: int) -> int:
     """How many items of the round still wait for a decision."""
     return int((await session.exec(
         select(func.count()).select_from(ReviewItem)
-        .where(col(ReviewItem.round_id) == round_id, _UNDECIDED)
+        .where(col(ReviewItem.round_id) == round_id, UNDECIDED)
     )).one())
 
 
@@ -120,7 +122,7 @@ async def _snapshot(session: AsyncSession, round_: ReviewRound) -> int:
         session.add(ReviewItem(
             round_id=round_.id or 0, account_id=account.id or 0, nickname=account.nickname,
             phone_masked=mask_phone(account.phone), role_name=role.name,
-            im_enabled=account.im_enabled, status=account.status,
+            im_enabled=account.im_enabled, status=account_state(account).value,
             last_activity_at=account.last_activity_at,
         ))
     return len(rows)
@@ -200,14 +202,14 @@ async def due_review_reminders(
     """Open rounds whose reminder is due (marked sent: each is returned once)."""
     rows = (await session.exec(
         select(ReviewRound, Shop.owner_id).join(Shop, col(Shop.id) == ReviewRound.shop_id)
-        .where(_OPEN, col(ReviewRound.remind_at) <= now)
+        .where(OPEN, col(ReviewRound.remind_at) <= now)
         .order_by(col(ReviewRound.remind_at)).limit(limit)
     )).all()
     due = []
     for round_, owner_id in rows:
         result = await session.exec(
             update(ReviewRound)
-            .where(col(ReviewRound.id) == round_.id, _OPEN,
+            .where(col(ReviewRound.id) == round_.id, OPEN,
                    col(ReviewRound.remind_at).is_not(None))
             .values(remind_at=None).execution_options(synchronize_session=False)
         )
@@ -238,7 +240,7 @@ async def apply_no_response(
     still undecided (audited); each round is returned once."""
     rows = (await session.exec(
         select(ReviewRound, Shop).join(Shop, col(Shop.id) == ReviewRound.shop_id)
-        .where(_OPEN, col(ReviewRound.deadline_at) <= now)
+        .where(OPEN, col(ReviewRound.deadline_at) <= now)
         .order_by(col(ReviewRound.deadline_at)).limit(limit)
     )).all()
     applied = []
@@ -254,7 +256,7 @@ async def _apply(session: AsyncSession, round_: ReviewRound, shop: Shop, rule: N
                  now: datetime) -> NoResponseApplied | None:
     outcome = ReviewOutcome.KEPT if rule == NoResponse.KEEP else ReviewOutcome.SUSPENDED
     closed = await session.exec(
-        update(ReviewRound).where(col(ReviewRound.id) == round_.id, _OPEN)
+        update(ReviewRound).where(col(ReviewRound.id) == round_.id, OPEN)
         .values(closed_at=now, outcome=outcome.value, remind_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -263,7 +265,7 @@ async def _apply(session: AsyncSession, round_: ReviewRound, shop: Shop, rule: N
     done = NoResponseApplied(round_.id or 0, shop.id or 0, shop.owner_id, rule)
     items = (await session.exec(
         select(ReviewItem, SubAccount).join(SubAccount, col(SubAccount.id) == ReviewItem.account_id)
-        .where(col(ReviewItem.round_id) == round_.id, _UNDECIDED)
+        .where(col(ReviewItem.round_id) == round_.id, UNDECIDED)
     )).all()
     for item, account in items:
         item.decided_at, item.decided_by_owner = now, False
@@ -297,8 +299,8 @@ async def next_review_deadline(session: AsyncSession, policy: LifecyclePolicy) -
     due, remind, deadline = (await session.exec(  # type: ignore[call-overload]
         select(
             select(func.min(Shop.review_due_at)).scalar_subquery(),
-            select(func.min(ReviewRound.remind_at)).where(_OPEN).scalar_subquery(),
-            select(func.min(ReviewRound.deadline_at)).where(_OPEN).scalar_subquery(),
+            select(func.min(ReviewRound.remind_at)).where(OPEN).scalar_subquery(),
+            select(func.min(ReviewRound.deadline_at)).where(OPEN).scalar_subquery(),
         )
     )).one()
     times = [t for t in (due, remind, deadline) if isinstance(t, datetime)]

@@ -96,6 +96,7 @@ class ReviewItem(SQLModel, table=True):
     phone_masked: str = Field(max_length=24)
     role_name: str = Field(max_length=30)
     im_enabled: bool = False
+    #: authorized | suspended | expired (``access.account_state``)
     status: str = Field(max_length=10)
     last_activity_at: datetime | None = _ts(nullable=True)
     decision: str | None = Field(default=None, max_length=10)
