@@ -28,6 +28,7 @@ from models.lifecycle.transfer import (
     request_transfer,
     withdraw_transfer,
 )
+from models.roles import delete_role
 from models.tables import (
     BindingKind,
     CodeStatus,
@@ -370,3 +371,21 @@ async def test_accept_and_withdraw_at_once_give_one_outcome(world: World) -> Non
         shop = await s.get(Shop, world.shop_id)
         assert row is not None and shop is not None
         assert (row.status == TransferStatus.ACCEPTED) == (shop.owner_id == HANK)
+
+
+async def test_a_deleted_role_or_another_person_cannot_accept(world: World) -> None:
+    transfer = await ask(world)  # the old owner is to get "Customer service", used by nobody
+    async with world.session() as s:
+        with pytest.raises(DomainError) as caught:
+            await accept_transfer(s, transfer_id=transfer.id or 0, holder_id=MIA, now=NOW)
+        assert caught.value.key == "transfer_not_found"
+        await delete_role(s, shop_id=world.shop_id, actor_id=OLIVIA,
+                          role_id=world.service_role, now=NOW)
+        await s.commit()
+    async with world.session() as s:
+        with pytest.raises(DomainError) as caught:
+            await accept_transfer(s, transfer_id=transfer.id or 0, holder_id=HANK, now=NOW)
+        assert caught.value.key == "transfer_role_gone"
+        await s.rollback()
+        shop = await s.get(Shop, world.shop_id)
+        assert shop is not None and shop.owner_id == OLIVIA
