@@ -4,11 +4,14 @@ sub-accounts (Operations); Oscar owns Noodle Bar with no staff; Sam has only lin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,3 +97,28 @@ async def events(session: AsyncSession, shop_id: int, action: str) -> list[Audit
         select(AuditEvent).where(col(AuditEvent.shop_id) == shop_id,
                                  col(AuditEvent.action) == action).order_by(col(AuditEvent.id))
     )).all())
+
+
+async def until_waiting(engine: AsyncEngine, task: asyncio.Task[Any]) -> None:
+    """Return once ``task`` waits for a lock another session holds.
+
+    PostgreSQL: a backend of this database shows ``wait_event_type = 'Lock'`` (polled, bounded:
+    the condition, not a delay). SQLite: the waiting writer's BEGIN IMMEDIATE runs on aiosqlite's
+    thread once the fast path found the database locked, so the task only needs the event loop a
+    few times to get there; it cannot read anything before the other session commits.
+    """
+    if engine.dialect.name != "postgresql":
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not task.done(), "the racing session did not wait"
+        return
+    async with engine.connect() as conn:
+        for _ in range(1000):
+            waiting = (await conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"))).scalar()
+            if waiting:
+                return
+            assert not task.done(), "the racing session did not wait"
+            await asyncio.sleep(0.01)
+    raise AssertionError("the racing session never waited for the lock")

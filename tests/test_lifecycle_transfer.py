@@ -51,6 +51,7 @@ from tests.lifecycle_world import (
     actions,
     events,
     make_world,
+    until_waiting,
 )
 
 
@@ -259,7 +260,9 @@ async def test_expiry_the_database_deadline_and_the_job_once(world: World) -> No
 # --- races: two sessions at once --------------------------------------------------------------
 
 
-async def test_an_unbind_committed_first_leaves_the_accept_nothing_to_take(world: World) -> None:
+async def test_an_unbind_committed_first_leaves_the_accept_nothing_to_take(
+    world: World, engine: AsyncEngine,
+) -> None:
     transfer = await ask(world)
     async with world.session() as unbinding, world.session() as accepting:
         async with decision(unbinding, "nothing_changed"):  # the unbind, holding its locks
@@ -268,7 +271,7 @@ async def test_an_unbind_committed_first_leaves_the_accept_nothing_to_take(world
                          account_id=world.hank, now=NOW)
         accept = asyncio.create_task(accept_transfer(
             accepting, transfer_id=transfer.id or 0, holder_id=HANK, now=NOW))
-        await asyncio.sleep(0)
+        await until_waiting(engine, accept)
         await unbinding.commit()
         with pytest.raises(DomainError) as caught:
             await accept
@@ -283,7 +286,7 @@ async def test_an_unbind_committed_first_leaves_the_accept_nothing_to_take(world
 
 
 async def test_an_accept_committed_first_leaves_a_locking_unbind_nothing_to_unbind(
-    world: World,
+    world: World, engine: AsyncEngine,
 ) -> None:
     transfer = await ask(world)
     async with world.session() as accepting, world.session() as unbinding:
@@ -297,7 +300,7 @@ async def test_an_accept_committed_first_leaves_a_locking_unbind_nothing_to_unbi
                              account_id=world.hank, now=NOW)
 
         racing = asyncio.create_task(unbind_hank())
-        await asyncio.sleep(0)
+        await until_waiting(engine, racing)
         await accepting.commit()
         with pytest.raises(DomainError) as caught:
             await racing
@@ -309,7 +312,9 @@ async def test_an_accept_committed_first_leaves_a_locking_unbind_nothing_to_unbi
         assert binding is not None and binding.kind == BindingKind.OWNER.value
 
 
-async def test_a_suspend_committed_first_refuses_the_accept(world: World) -> None:
+async def test_a_suspend_committed_first_refuses_the_accept(
+    world: World, engine: AsyncEngine,
+) -> None:
     transfer = await ask(world)
     async with world.session() as suspending, world.session() as accepting:
         async with decision(suspending, "nothing_changed"):
@@ -318,7 +323,7 @@ async def test_a_suspend_committed_first_refuses_the_accept(world: World) -> Non
                                 account_id=world.hank, suspended=True, now=NOW)
         accept = asyncio.create_task(accept_transfer(
             accepting, transfer_id=transfer.id or 0, holder_id=HANK, now=NOW))
-        await asyncio.sleep(0)
+        await until_waiting(engine, accept)
         await suspending.commit()
         with pytest.raises(DomainError) as caught:
             await accept
