@@ -18,7 +18,7 @@ from datetime import datetime
 from benchmarks.common import TimedApi, production_settings, quiet_logging, rss_mb
 from bot.app import build_application
 from bot.localapi import LocalRequest as FakeRequest
-from handlers.provisioning import EXPIRY_JOB
+from handlers.expiry import EXPIRY_JOB
 from models.clock import ManualClock
 
 

@@ -45,7 +45,7 @@ from benchmarks.scheduler import (
     reconcile_in_subprocess,
 )
 from bot import db
-from tests import scratch_db
+from tests.support import db as scratch_db
 
 TARGET_RATIO, TARGET_P99_MS = 0.5, 10.0
 TARGET_RECONCILE_S, TARGET_RSS_MB, TARGET_LATE_P99_MS = 3.0, 300, 1000.0

@@ -35,7 +35,7 @@ from benchmarks.common import Percentiles, TimedApi, production_settings
 from bot import db
 from bot.app import build_application
 from bot.localapi import LocalRequest as FakeRequest
-from handlers.provisioning import schedule_expiry
+from handlers.expiry import schedule_expiry
 from models import codes
 from models.clock import SystemClock
 from models.policy import Policy

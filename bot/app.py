@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -13,13 +14,14 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
-import handlers
 from bot import db
 from bot.config import Settings
 from bot.scheduler import reconcile
-from handlers.base import Deps, apologize, deps_of
+from handlers import FLOWS
+from handlers.context import Deps, apologize, deps_of
+from handlers.flow import Flow
 from handlers.i18n import LOCALES
-from handlers.onboarding import bot_commands
+from handlers.router import Router
 from models.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,16 @@ def build_application(
     get_updates_request: BaseRequest | None = None,
     rate_limit: bool | None = None,
     code_secret: str | None = None,
+    flows: Sequence[Flow] = FLOWS,
 ) -> Application:  # type: ignore[type-arg]
     """The bot, wired: handlers, one session per update, the expiry job, start-up work.
 
     ``code_secret`` keys the codes' HMAC; by default it is the configured one or the one kept in
-    a file beside the webhook secret (``bot.cli.code_secret``).
+    a file beside the webhook secret (``bot.cli.code_secret``). ``flows`` are the conversations
+    (``handlers.FLOWS``); the application's own ``Router`` is built from them and kept in its
+    ``Deps``, so two applications in one process share no routing state. The jobs are the
+    code-expiry job (``handlers.expiry``) and the daily clean-up, both planned at start-up by
+    ``bot.scheduler.reconcile`` (``post_init``).
     """
     tg = settings.telegram
     builder = (
@@ -63,15 +70,17 @@ def build_application(
         from bot.cli import code_secret as kept_code_secret
 
         code_secret = kept_code_secret(settings)
+    router = Router(flows)
     deps = Deps(
         sessions=db.sessionmaker(engine),
         policy=replace(settings.policy(), code_secret=code_secret.encode()),
         clock=clock or SystemClock(),
+        router=router,
         default_locale=settings.i18n.default_locale,
     )
     application.bot_data["deps"] = deps
     application.bot_data["retention"] = settings.retention
-    application.add_handlers(handlers.all_handlers())
+    application.add_handlers(router.handlers())
     application.add_error_handler(_on_error)
     return application
 
@@ -90,13 +99,22 @@ def freeze_startup_heap() -> None:
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
     """Register the command menu in both languages; reconcile pending codes."""
+    router = deps_of_application(application).router
     for locale in LOCALES:
         language_code = "zh" if locale == "zh-Hans" else None
         try:
-            await application.bot.set_my_commands(bot_commands(locale), language_code=language_code)
+            await application.bot.set_my_commands(router.bot_commands(locale),
+                                                  language_code=language_code)
         except TelegramError as exc:
             log.warning("could not register the command menu (%s): %s", locale, exc)
     await reconcile(application)
+
+
+def deps_of_application(application: Application) -> Deps:  # type: ignore[type-arg]
+    """The dependencies ``build_application`` kept in the application."""
+    deps = application.bot_data["deps"]
+    assert isinstance(deps, Deps)
+    return deps
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]

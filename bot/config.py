@@ -142,7 +142,8 @@ class VerificationSettings(_Section):
 
 
 class RetentionSettings(_Section):
-    """How long data is kept (SPEC §9); the clean-up runs daily and at start-up."""
+    """How long data is kept (docs/product.md, "Retention and /forget"); the clean-up runs
+    daily and at start-up."""
 
     #: ended codes, untouched drafts and users who only said hello, in days
     retention_days: int = Field(default=90, ge=1, le=3650)
@@ -151,7 +152,7 @@ class RetentionSettings(_Section):
 
 
 class LifecycleSettings(_Section):
-    """Owner transfer, time-limited access and access reviews (SPEC §9)."""
+    """Owner transfer, time-limited access and access reviews (docs/lifecycle.md)."""
 
     #: hours the new owner has to accept a main-account change
     transfer_hours: int = Field(default=24, ge=1, le=720)

@@ -5,10 +5,10 @@ that is due (owners told, holders' code messages edited) and plans itself for th
 The deadlines live in the database, so after a restart — even a ``kill -9`` — reconciliation
 expires what fell due while the bot was down and plans the rest with their original deadlines.
 
-The retention job (SPEC §9) deletes what is kept only for a while (``models.retention``): once
-at start-up and then every ``RETENTION_EVERY`` by the injected clock, planning its own next run
-(as the expiry job does). Deleting is idempotent, so a run repeated by a restart or by a second
-process does no harm.
+The retention job deletes what is kept only for a while (``models.retention``; docs/product.md,
+"Retention and /forget"): once at start-up and then every ``RETENTION_EVERY`` by the injected
+clock, planning its own next run (as the expiry job does). Deleting is idempotent, so a run
+repeated by a restart or by a second process does no harm.
 
 Reconciliation also sends the codes that were committed but never sent (the process died in
 between), or tells their owners that they could not be sent.
@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from bot.config import RetentionSettings
-from handlers.base import Deps
-from handlers.holder_codes import deliver_undelivered, expire_and_notify, schedule_expiry
+from handlers.context import Deps
+from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
 

@@ -1,27 +1,46 @@
-"""The Telegram face: one module per conversation, routed by database-backed steps."""
+"""The Telegram face: one module per conversation, each ending with its ``Flow`` literal.
+
+``FLOWS`` is the list ``bot.app.build_application`` builds each application's router from.
+Its order is the order of the command menu, of /help and of the owner's home menu, and the
+order in which /start asks the flows for their home view and deep links. The one job of
+this package is the code-expiry job, ``handlers.expiry`` (planned by ``bot.scheduler``).
+"""
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler
-
-# Import order is the owner menu's order (each module adds its own entry to ``home.MENU``).
 from handlers import (
     accounts,
     auditlog,
+    cancel,
     forget,
     holder,
+    holder_code,
     home,
+    invite,
+    language,
+    newaccount,
+    newshop,
     onboarding,
-    provisioning,
+    role_editor,
     roles,
-    router,
 )
+from handlers import help as help_
+from handlers.flow import Flow
 
-CONVERSATIONS = (onboarding, provisioning, accounts, roles, auditlog, holder, forget)
-
-
-def all_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
-    """Every handler in the order they must be tried: commands first, then the routers."""
-    home.register_menu_buttons()
-    commands = [h for module in CONVERSATIONS for h in module.command_handlers()]
-    return [*commands, *router.routing_handlers()]
+FLOWS: tuple[Flow, ...] = (
+    onboarding.FLOW,  # /start, phone linking; /start's home before a phone is linked
+    newshop.FLOW,  # /newshop
+    home.FLOW,  # the owner's home menu on /start
+    newaccount.FLOW,  # /newaccount: role → phone → code → nickname → IM → confirm
+    accounts.FLOW,  # /accounts: the sub-accounts, rename
+    roles.FLOW,  # /roles: the role list and one role
+    role_editor.FLOW,  # creating and editing a role (also nested in /newaccount)
+    auditlog.FLOW,  # /log
+    holder.FLOW,  # /me, "Leave shop"; /start's home for a holder
+    holder_code.FLOW,  # the holder's code message: "Not me"
+    invite.FLOW,  # /start <invite token>
+    language.FLOW,  # /language
+    forget.FLOW,  # /forget
+    cancel.FLOW,  # /cancel
+    help_.FLOW,  # /help
+)

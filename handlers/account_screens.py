@@ -1,5 +1,7 @@
 """The screens of account management (账号管理): the list of a shop's sub-accounts and one
 account's screen, and how the holder is told about a change (``handlers.accounts`` acts).
+
+Not a conversation: /newaccount shows an account's screen too (after a second Confirm).
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from handlers import home
-from handlers.base import Ctx, Undelivered, button, keyboard, module_names
-from handlers.router import cb
+from handlers.context import Ctx
+from handlers.i18n import module_names
+from handlers.keyboards import button, keyboard, pager_row
+from handlers.router import MENU_NS, cb
+from handlers.telegram_io import Undelivered
 from models.accounts import PAGE_SIZE, account_position, accounts_page
 from models.phones import mask_phone
 from models.roles import get_role
@@ -56,14 +60,11 @@ async def list_screen(
         lines += ["", ctx.t("accounts.open_hint")]
     account_rows = [[button(_account_label(account), cb(NS, "op", account.id))]
                     for account, _ in rows]
-    nav: list[InlineKeyboardButton] = []
-    if page > 0:
-        nav.append(button(ctx.t("accounts.prev"), cb(NS, "pg", page - 1)))
-    if page < pages - 1:
-        nav.append(button(ctx.t("accounts.next"), cb(NS, "pg", page + 1)))
+    nav = pager_row(page, pages, previous=ctx.t("accounts.prev"), following=ctx.t("accounts.next"),
+                    data=lambda to: cb(NS, "pg", to))
     extra: list[InlineKeyboardButton] = []
-    if "newaccount" in home.MENU and total < shop.max_sub_accounts:
-        extra.append(button(ctx.t("home.menu_newaccount"), cb("m", "newaccount")))
+    if ctx.router.has_menu("newaccount") and total < shop.max_sub_accounts:
+        extra.append(button(ctx.t("home.menu_newaccount"), cb(MENU_NS, "newaccount")))
     return "\n".join(lines), keyboard(*account_rows, nav, extra)
 
 

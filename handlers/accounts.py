@@ -17,9 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from telegram.ext import BaseHandler, CommandHandler, filters
-
-from handlers import home
 from handlers.account_screens import (
     NS,
     details_screen,
@@ -28,9 +25,11 @@ from handlers.account_screens import (
     show_details,
     tell_holder,
 )
-from handlers.base import Ctx, button, entry, keyboard, module_names, rows_of
-from handlers.i18n import t
-from handlers.router import abandon, buttons, cb, step
+from handlers.context import Ctx
+from handlers.flow import Command, Flow, Step
+from handlers.i18n import module_names, t
+from handlers.keyboards import button, keyboard, rows_of
+from handlers.router import cb
 from models.accounts import (
     NICKNAME_MAX,
     PAGE_SIZE,
@@ -48,7 +47,7 @@ from models.phones import mask_phone
 from models.roles import get_role, list_roles
 from models.tables import Shop, SubAccount
 
-FLOW = "accounts"
+NAME = "accounts"
 RENAME = "rename"
 
 
@@ -56,30 +55,18 @@ RENAME = "rename"
 
 
 async def show_accounts(ctx: Ctx, page: int = 0) -> None:
-    """Send the shop's account list as a new message (also used after a sub-account is added)."""
+    """Send the shop's account list as a new message."""
     shop = await ctx.owned_shop()
     text, markup = await list_screen(ctx, shop, page)
     await ctx.reply(text, markup)
 
 
-async def open_accounts(ctx: Ctx) -> None:
-    """The owner menu's "Accounts" button."""
-    await show_accounts(ctx)
-
-
-@entry
 async def accounts_command(ctx: Ctx) -> None:
-    """/accounts: the shop's sub-accounts."""
+    """/accounts (the owner menu's "Accounts", and the list after a sub-account is added)."""
     if await ctx.owned_shop_or_explain("accounts.for_owners") is None:
         return
-    await abandon(ctx)
+    await ctx.router.abandon(ctx)
     await show_accounts(ctx)
-
-
-home.menu_entry("accounts", open_accounts)
-
-
-# --- one account -------------------------------------------------------------------------------
 
 
 # --- button actions ----------------------------------------------------------------------------
@@ -137,19 +124,24 @@ async def _set_role(ctx: Ctx, shop: Shop, account_id: int, role_id: int) -> None
         ctx.t("accounts.done_role", before=before, after=role.name), warning))
 
 
+async def _switched(ctx: Ctx, shop: Shop, account: SubAccount, what: str) -> None:
+    """After IM on / off or suspend / resume: tell the holder (``accounts.notify_<what>``),
+    then show the account with ``accounts.done_<what>``."""
+    holder = await holder_of(ctx.session, account)
+    await ctx.answer()
+    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}",
+                                 shop=shop.name)
+    await show_details(ctx, shop, account, outcome(
+        ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
+
+
 async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
     """Button: turn IM on or off and tell the holder."""
     if enabled not in (0, 1):
         raise DomainError("stale_button")
     account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                            account_id=account_id, enabled=bool(enabled), now=ctx.now())
-    holder = await holder_of(ctx.session, account)
-    suffix = "on" if enabled else "off"
-    await ctx.answer()
-    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_im_{suffix}",
-                                 shop=shop.name)
-    await show_details(ctx, shop, account, outcome(
-        ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname), warning))
+    await _switched(ctx, shop, account, "im_on" if enabled else "im_off")
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
@@ -159,13 +151,7 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
     account = await set_suspended(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                                   account_id=account_id, suspended=bool(suspended),
                                   now=ctx.now())
-    holder = await holder_of(ctx.session, account)
-    what = "suspended" if suspended else "resumed"
-    await ctx.answer()
-    warning = await tell_holder(ctx, holder, account.nickname, f"accounts.notify_{what}",
-                                 shop=shop.name)
-    await show_details(ctx, shop, account, outcome(
-        ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
+    await _switched(ctx, shop, account, "suspended" if suspended else "resumed")
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -200,8 +186,8 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
     """Button: start renaming the account."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
-    await abandon(ctx)
-    await ctx.start_flow(FLOW, RENAME, {"account_id": account.id})
+    await ctx.router.abandon(ctx)
+    await ctx.start_flow(NAME, RENAME, {"account_id": account.id})
     await ctx.answer()
     await ask_nickname(ctx)
 
@@ -211,7 +197,7 @@ async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
     account = await get_account(ctx.session, shop.id or 0, account_id)
     draft = await ctx.load_draft()
     notice = None
-    if draft is not None and (draft.flow, draft.step) == (FLOW, RENAME) \
+    if draft is not None and (draft.flow, draft.step) == (NAME, RENAME) \
             and draft.data.get("account_id") == account_id:
         await ctx.end_flow()
         notice = ctx.t("accounts.rename_cancelled")
@@ -243,7 +229,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     try:
         await _ACTIONS[action](ctx, shop, *values)
     except DomainError as exc:
-        await ctx.session.rollback()
+        await ctx.rollback()
         if exc.key == "nothing_changed":
             # a toggle pressed on an outdated screen: say so and show the account as it is now
             await ctx.answer(ctx.t("errors.nothing_changed"))
@@ -254,20 +240,6 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
             await ctx.stale()
             return
         raise
-
-
-buttons(NS, {
-    "pg": ("int",),
-    "op": ("int",),
-    "rl": ("int",),
-    "sr": ("int", "int"),
-    "rn": ("int",),
-    "rx": ("int",),
-    "im": ("int", "int"),
-    "su": ("int", "int"),
-    "ub": ("int",),
-    "uy": ("int",),
-}, on_button)
 
 
 # --- rename: a step kept in the draft (survives a restart) ------------------------------------
@@ -332,9 +304,15 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
     await ctx.reply(text_, markup)
 
 
-step(FLOW, RENAME, prompt=ask_nickname, on_text=on_nickname)
-
-
-def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
-    """This module's commands."""
-    return [CommandHandler("accounts", accounts_command, filters.UpdateType.MESSAGE)]
+FLOW = Flow(
+    name=NAME,
+    namespace=NS,
+    buttons={
+        "pg": ("int",), "op": ("int",), "rl": ("int",), "sr": ("int", "int"), "rn": ("int",),
+        "rx": ("int",), "im": ("int", "int"), "su": ("int", "int"), "ub": ("int",),
+        "uy": ("int",),
+    },
+    on_button=on_button,
+    commands=(Command("accounts", accounts_command, who="owner", menu_key="accounts"),),
+    steps={RENAME: Step(ask=ask_nickname, on_text=on_nickname)},
+)

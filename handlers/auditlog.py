@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler, filters
+from telegram import InlineKeyboardMarkup
 
-from handlers import home
-from handlers.base import Ctx, button, entry, keyboard, module_names
-from handlers.i18n import label, placeholders, template
-from handlers.router import abandon, buttons, cb
+from handlers.context import Ctx
+from handlers.flow import Command, Flow
+from handlers.i18n import label, module_names, placeholders, template
+from handlers.keyboards import keyboard, pager_row
+from handlers.router import cb
 from models import audit
 from models.paging import paging
 from models.phones import mask_phone
@@ -124,11 +124,8 @@ async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboa
             "log.event", time=event.created_at.strftime("%Y-%m-%d %H:%M"),
             who=who(ctx, shop, event, users), what_html=describe(ctx, event),
         )]
-    nav: list[InlineKeyboardButton] = []
-    if page > 0:
-        nav.append(button(ctx.t("log.newer"), cb(NS, "pg", page - 1)))
-    if page < pages - 1:
-        nav.append(button(ctx.t("log.older"), cb(NS, "pg", page + 1)))
+    nav = pager_row(page, pages, previous=ctx.t("log.newer"), following=ctx.t("log.older"),
+                    data=lambda to: cb(NS, "pg", to))
     return "\n".join(lines), keyboard(nav)
 
 
@@ -139,16 +136,12 @@ async def open_log(ctx: Ctx) -> None:
     await ctx.reply(text, markup)
 
 
-@entry
 async def log_command(ctx: Ctx) -> None:
-    """/log: the shop's latest audit events."""
+    """/log (and the owner menu's "Log"): the shop's latest audit events."""
     if await ctx.owned_shop_or_explain("log.for_owners") is None:
         return
-    await abandon(ctx)
+    await ctx.router.abandon(ctx)
     await open_log(ctx)
-
-
-home.menu_entry("log", open_log)
 
 
 async def on_button(ctx: Ctx, _action: str, args: list[str]) -> None:
@@ -162,9 +155,10 @@ async def on_button(ctx: Ctx, _action: str, args: list[str]) -> None:
     await ctx.show(text, markup)
 
 
-buttons(NS, {"pg": ("int",)}, on_button)
-
-
-def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
-    """This module's commands."""
-    return [CommandHandler("log", log_command, filters.UpdateType.MESSAGE)]
+FLOW = Flow(
+    name="log",
+    namespace=NS,
+    buttons={"pg": ("int",)},
+    on_button=on_button,
+    commands=(Command("log", log_command, who="owner", menu_key="log"),),
+)

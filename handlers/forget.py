@@ -1,4 +1,4 @@
-"""/forget (SPEC §9): a user deletes what the bot keeps about them, after a confirm.
+"""/forget (docs/product.md): a user deletes what the bot keeps about them, after a confirm.
 
 /forget explains what will go and asks; nothing is written until "Delete my data". An owner is
 refused (the shop must be handed over or closed first). After the confirm: the owner of the
@@ -10,11 +10,12 @@ Callback data, namespace ``fg``: ``fg:yes`` delete · ``fg:no`` keep everything.
 
 from __future__ import annotations
 
-from telegram.ext import BaseHandler, CommandHandler, filters
-
-from handlers import provisioning
-from handlers.base import Ctx, button, edit_safely, entry, keyboard
-from handlers.router import abandon, buttons, cb
+from handlers.code_messages import OWNER_FLOW
+from handlers.context import Ctx
+from handlers.flow import Command, Flow
+from handlers.keyboards import button, keyboard
+from handlers.router import cb
+from handlers.telegram_io import edit_safely
 from models.accounts import membership_of
 from models.phones import mask_phone
 from models.privacy import forget_user, live_codes, refuse_owner
@@ -40,7 +41,6 @@ async def forget_screen(ctx: Ctx) -> str:
     return "\n".join(lines)
 
 
-@entry
 async def forget_command(ctx: Ctx) -> None:
     """/forget: say what will be deleted and ask (nothing is written yet)."""
     await refuse_owner(ctx.session, ctx.user)
@@ -62,9 +62,8 @@ async def on_button(ctx: Ctx, action: str, _args: list[str]) -> None:
         await ctx.answer()
         await ctx.show(ctx.t("errors.forget_owner", shop=shop.name))
         return
-    await abandon(ctx)
-    done = await forget_user(ctx.session, user=ctx.user, now=ctx.now(),
-                             owner_flow=provisioning.FLOW)
+    await ctx.router.abandon(ctx)
+    done = await forget_user(ctx.session, user=ctx.user, now=ctx.now(), owner_flow=OWNER_FLOW)
     await ctx.answer()
     await ctx.show(ctx.t("forget.done"))
     for code in done.withdrawn:
@@ -82,9 +81,10 @@ async def on_button(ctx: Ctx, action: str, _args: list[str]) -> None:
                              phone=done.left_phone, shop=done.left.shop.name)
 
 
-buttons(NS, {"yes": (), "no": ()}, on_button)
-
-
-def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
-    """This module's commands."""
-    return [CommandHandler("forget", forget_command, filters.UpdateType.MESSAGE)]
+FLOW = Flow(
+    name="forget",
+    namespace=NS,
+    buttons={"yes": (), "no": ()},
+    on_button=on_button,
+    commands=(Command("forget", forget_command, who="everyone"),),
+)

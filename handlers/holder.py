@@ -7,11 +7,12 @@ Callback data, namespace ``me`` (the id must be the presser's own sub-account):
 from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup
-from telegram.ext import BaseHandler, CommandHandler, filters
 
-from handlers import home
-from handlers.base import Ctx, button, entry, keyboard, module_names
-from handlers.router import abandon, buttons, cb
+from handlers.context import Ctx
+from handlers.flow import Command, Flow
+from handlers.i18n import module_names
+from handlers.keyboards import button, keyboard
+from handlers.router import cb
 from models.accounts import leave_shop, membership_of
 from models.phones import mask_phone
 from models.tables import AccountStatus, User
@@ -51,14 +52,18 @@ async def show_me(ctx: Ctx) -> None:
     await ctx.reply(text, markup)
 
 
-@entry
 async def me_command(ctx: Ctx) -> None:
     """/me: the holder's sub-account."""
-    await abandon(ctx)
+    await ctx.router.abandon(ctx)
     await show_me(ctx)
 
 
-home.HOLDER_VIEW.append(show_me)
+async def holder_home(ctx: Ctx) -> bool:
+    """/start's home for a sub-account holder: the same as /me."""
+    if await membership_of(ctx.session, ctx.user_id) is None:
+        return False
+    await show_me(ctx)
+    return True
 
 
 async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
@@ -92,9 +97,11 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     await ctx.show(ctx.t("holder.left", shop=shop_name))
 
 
-buttons(NS, {"lv": ("int",), "ly": ("int",), "lx": ("int",)}, on_button)
-
-
-def command_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
-    """This module's commands."""
-    return [CommandHandler("me", me_command, filters.UpdateType.MESSAGE)]
+FLOW = Flow(
+    name="me",
+    namespace=NS,
+    buttons={"lv": ("int",), "ly": ("int",), "lx": ("int",)},
+    on_button=on_button,
+    commands=(Command("me", me_command, who="staff"),),
+    home=holder_home,
+)

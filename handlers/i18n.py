@@ -10,9 +10,13 @@ from __future__ import annotations
 import html
 import string
 import tomllib
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.policy import Policy
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 LOCALES = ("en", "zh-Hans")
@@ -82,3 +86,14 @@ def t(locale: str, key: str, /, **params: Any) -> str:
         }
     )
     return text.format_map(safe)
+
+
+def module_names(
+    policy: Policy, keys: Iterable[str], locale: str, sep: str, empty: str = "—"
+) -> str:
+    """Module keys as names in ``locale``, in catalogue order (unknown keys as they are)."""
+    wanted = list(keys)
+    known = policy.sorted_modules(wanted)
+    names = [m.name(locale) for k in known if (m := policy.module(k)) is not None]
+    names += [k for k in wanted if k not in known]
+    return sep.join(names) if names else empty

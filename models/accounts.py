@@ -12,11 +12,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
-from models.codes import lock_code
+from models.codes import lock_code, move_code
 from models.errors import DomainError
 from models.paging import paging
 from models.phones import mask_phone
 from models.roles import get_role
+from models.savepoint import savepoint
 from models.tables import (
     AccountStatus,
     BindingKind,
@@ -74,7 +75,8 @@ _BINDING_AND_SEATS = select(
 
 
 async def check_phone_available(session: AsyncSession, shop: Shop, phone: str) -> None:
-    """The three conflicts of SPEC §2, in their order of meaning, then the seat cap."""
+    """The three conflicts (main account, bound here, bound to another shop), in their order
+    of meaning, then the seat cap (docs/product.md, "Phones")."""
     kind, bound_to, used = (await session.exec(  # type: ignore[call-overload]
         _BINDING_AND_SEATS, params={"phone": phone, "shop_id": shop.id or 0})).one()
     if kind is not None:
@@ -106,18 +108,20 @@ async def confirm_sub_account(
     im_enabled: bool,
     now: datetime,
 ) -> SubAccount:
-    """Create the sub-account (status Authorized) from a verified code, in one transaction.
+    """Create the sub-account (status Authorized) from a verified code.
 
-    Everything is checked again here; if another transaction bound the phone first, the unique
-    constraints refuse the insert and the matching conflict is raised (the session is rolled
-    back).
+    Everything is checked again here, and the writes run in a savepoint (the caller's earlier
+    writes in the transaction are never undone): if another transaction bound the phone first,
+    the unique constraints refuse the insert and the matching conflict is raised; if another
+    ended the code meanwhile ("Not me", the expiry job), the code moves from verified to used
+    only while it is still verified, and ``code_already_ended`` is raised.
     """
     code = await lock_code(session, code_id)
     if code is None or code.shop_id != shop.id or code.owner_id != owner_id:
         raise DomainError("code_not_found")
     if code.status != CodeStatus.VERIFIED.value or code.holder_id is None:
         raise DomainError("code_not_verified")
-    if now >= code.expires_at:  # a verified code must be confirmed within its TTL (SPEC §3)
+    if now >= code.expires_at:  # a verified code must be confirmed within its TTL
         raise DomainError("code_verified_expired")
     shop_id, phone = shop.id or 0, code.phone
     role = await get_role(session, shop_id, role_id)
@@ -136,24 +140,19 @@ async def confirm_sub_account(
         updated_at=now,
     )
     try:
-        # one flush: the binding and the account inserted, the code marked used
-        session.add(
-            PhoneBinding(
-                phone=code.phone, shop_id=shop.id or 0, kind=BindingKind.SUB.value, created_at=now
-            )
-        )
-        session.add(account)
-        code.status = CodeStatus.USED.value
-        code.ended_at = now
-        session.add(code)
-        await session.flush()
+        async with savepoint(session):
+            session.add(PhoneBinding(phone=phone, shop_id=shop_id, kind=BindingKind.SUB.value,
+                                     created_at=now))
+            session.add(account)
+            await session.flush()
+            # verified → used only if still verified: on SQLite (no FOR UPDATE) another
+            # connection may have ended the code since it was read
+            if not await move_code(session, code, from_=(CodeStatus.VERIFIED.value,),
+                                   status=CodeStatus.USED.value, ended_at=now):
+                raise DomainError("code_already_ended")
     except IntegrityError as exc:
-        # Someone bound the phone first. The rollback expires every loaded object, so only
-        # plain values are used from here on.
-        await session.rollback()
-        fresh = await session.get(Shop, shop_id)
-        if fresh is not None:
-            await check_phone_available(session, fresh, phone)
+        # someone bound the phone first: say which conflict it is now
+        await check_phone_available(session, shop, phone)
         raise DomainError("phone_bound_elsewhere") from exc
     audit.record(
         session,

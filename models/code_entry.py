@@ -1,4 +1,5 @@
-"""What an owner typed as a verification code, read the way a person means it (SPEC §3)."""
+"""What an owner typed as a verification code, read the way a person means it
+(docs/product.md, "Verification codes")."""
 
 from __future__ import annotations
 

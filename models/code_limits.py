@@ -1,5 +1,6 @@
-"""Who may be sent a code now (SPEC §3): the cooldown, the hourly caps per shop and per phone,
-the day-long stop after two "Not me", and the per-owner limit on phone look-ups.
+"""Who may be sent a code now: the cooldown, the hourly caps per shop and per phone, the
+day-long stop after two "Not me", and the per-owner limit on phone look-ups (docs/product.md,
+"Verification codes").
 
 The caps and the cooldown are read and the new code written under a per-phone lock: the first
 statement of ``check_issue`` upserts the phone's ``code_phone_lock`` row, which on PostgreSQL

@@ -1,4 +1,5 @@
-"""Verification codes (SPEC §3): issue, deliver by invite, verify, decline, expire.
+"""Verification codes: issue, deliver by invite, verify, decline, expire (docs/product.md,
+"Verification codes").
 
 A code is six digits from ``secrets``; only ``HMAC-SHA256(server secret, salt || code)`` is
 stored, compared in constant time. The server secret (``Policy.code_secret``) lives outside the
@@ -90,7 +91,7 @@ async def lock_code(session: AsyncSession, code_id: int) -> VerificationCode | N
     return (await session.exec(_CODE_FOR_UPDATE, params={"code_id": code_id})).first()
 
 
-async def _move(
+async def move_code(
     session: AsyncSession, code: VerificationCode, *, from_: tuple[str, ...], **values: Any
 ) -> bool:
     """Set ``values`` on the code only if its status is still one of ``from_``; ``code`` is read
@@ -138,8 +139,9 @@ async def issue_code(
     )
     superseded = []
     for old in list(superseded_rows.all()):
-        if await _move(session, old, from_=(CodeStatus.PENDING.value,),
-                       status=CodeStatus.SUPERSEDED.value, ended_at=now, invite_token_hash=None):
+        if await move_code(session, old, from_=(CodeStatus.PENDING.value,),
+                           status=CodeStatus.SUPERSEDED.value, ended_at=now,
+                           invite_token_hash=None):
             superseded.append(old)
 
     holder = await user_by_phone(session, phone)
@@ -187,8 +189,8 @@ async def mark_undeliverable(
 ) -> None:
     """The holder could not be reached (blocked the bot, or the send failed): the code dies at
     once, and as it reached nobody it holds no cooldown."""
-    moved = await _move(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
-                        ended_at=now, invite_token_hash=None, delivery="failed")
+    moved = await move_code(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
+                            ended_at=now, invite_token_hash=None, delivery="failed")
     if moved:
         audit.record(
             session,
@@ -214,8 +216,8 @@ async def _end(
     from_: tuple[str, ...] = LIVE,
 ) -> bool:
     """End a code that is still in ``from_``; ``False`` if another session ended it first."""
-    if not await _move(session, code, from_=from_, status=status.value, ended_at=now,
-                       invite_token_hash=None):
+    if not await move_code(session, code, from_=from_, status=status.value, ended_at=now,
+                           invite_token_hash=None):
         return False
     audit.record(
         session,
@@ -285,8 +287,8 @@ async def verify_code(
             return VerifyResult(VerifyOutcome.EXPIRED, code, just_ended=True)
         return VerifyResult(_status_outcome(code.status), code)
     if hmac.compare_digest(_hash_code(policy.code_secret, code.salt, digits), code.code_hash):
-        if not await _move(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
-                           expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
+        if not await move_code(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
+                               expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
             return VerifyResult(_status_outcome(code.status), code)
         audit.record(
             session,
@@ -299,7 +301,7 @@ async def verify_code(
             phone=mask_phone(code.phone),
         )
         return VerifyResult(VerifyOutcome.OK, code)
-    if not await _move(session, code, from_=pending, attempts=VerificationCode.attempts + 1):
+    if not await move_code(session, code, from_=pending, attempts=VerificationCode.attempts + 1):
         return VerifyResult(_status_outcome(code.status), code)
     left = max(0, policy.max_attempts - code.attempts)
     audit.record(

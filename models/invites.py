@@ -1,5 +1,6 @@
-"""Invite links (SPEC §3): for a holder who has not used the bot, the owner forwards a deep link;
-the holder opens it and shares a contact with the same phone, and the code is delivered.
+"""Invite links (docs/product.md, "Invites"): for a holder who has not used the bot, the
+owner forwards a deep link; the holder opens it and shares a contact with the same phone, and
+the code is delivered.
 
 The token is a bearer secret: only its SHA-256 is stored, in the code's row and in the draft of
 a holder who still has to share their contact. The link is single-use and dies with its code.

@@ -1,4 +1,5 @@
-"""/forget (SPEC §9): a user deletes what the bot keeps about them.
+"""/forget: a user deletes what the bot keeps about them (docs/product.md, "Retention and
+/forget").
 
 What goes: their phone link (the number is free for a new SIM owner), their Telegram name and
 username, their membership of a shop (as "Leave shop"), every verification code for their

@@ -1,4 +1,5 @@
-"""Retention (SPEC §9): what the bot keeps only for a while, and the purge that removes it.
+"""Retention: what the bot keeps only for a while, and the purge that removes it
+(docs/product.md, "Retention and /forget").
 
 After ``retention_days``:
 - verification codes that ended (used, expired, declined, cancelled, locked, superseded) —

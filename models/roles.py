@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import audit
 from models.errors import DomainError
 from models.policy import Policy
+from models.savepoint import savepoint
 from models.tables import Role, SubAccount
 from models.text import clean_line, drop_controls, drop_format, visible
 
@@ -135,15 +136,18 @@ async def ensure_name_free(
     return cleaned
 
 
-async def _flush_or_name_taken(
-    session: AsyncSession, shop_id: int, name: str, exclude_id: int | None
+async def _write_named(
+    session: AsyncSession, role: Role, *, name: str, exclude_id: int | None, now: datetime
 ) -> None:
-    """Flush; a unique-name race lost to another transaction becomes ``role_name_taken``."""
+    """Give ``role`` the name ``name`` and write it, in a savepoint: a unique-name race lost to
+    another transaction undoes only this write and becomes ``role_name_taken``."""
+    held = () if exclude_id is None else (role,)  # a new role is dropped, a renamed one re-read
     try:
-        await session.flush()
+        async with savepoint(session, *held):
+            role.name, role.name_key, role.updated_at = name, role_name_key(name), now
+            session.add(role)
     except IntegrityError as exc:
-        await session.rollback()
-        if await _name_holder(session, shop_id, name, exclude_id) is not None:
+        if await _name_holder(session, role.shop_id, name, exclude_id) is not None:
             raise DomainError("role_name_taken", name=name) from exc
         raise
 
@@ -170,8 +174,7 @@ async def create_role(
         created_at=now,
         updated_at=now,
     )
-    session.add(role)
-    await _flush_or_name_taken(session, shop_id, cleaned, None)
+    await _write_named(session, role, name=cleaned, exclude_id=None, now=now)
     audit.record(
         session,
         now=now,
@@ -196,9 +199,7 @@ async def rename_role(
     before = role.name
     if cleaned == before:
         raise DomainError("nothing_changed")
-    role.name, role.name_key, role.updated_at = cleaned, role_name_key(cleaned), now
-    session.add(role)
-    await _flush_or_name_taken(session, shop_id, cleaned, role_id)
+    await _write_named(session, role, name=cleaned, exclude_id=role_id, now=now)
     audit.record(
         session,
         now=now,
@@ -292,10 +293,9 @@ async def delete_role(
     if used:
         raise DomainError("role_in_use", name=name, count=used)
     try:
-        await session.delete(role)
-        await session.flush()
+        async with savepoint(session, role):  # the role is back (and re-read) if refused
+            await session.delete(role)
     except IntegrityError as exc:
-        await session.rollback()
         used = await role_usage(session, role_id)
         if used:
             raise DomainError("role_in_use", name=name, count=used) from exc

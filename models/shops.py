@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import audit
 from models.errors import DomainError
 from models.phones import mask_phone
+from models.savepoint import savepoint
 from models.tables import BindingKind, PhoneBinding, Shop, User
 from models.text import clean_line
 
@@ -59,28 +60,25 @@ async def create_shop(
     await check_can_create_shop(session, user)
     assert user.phone is not None
     shop = Shop(name=name, owner_id=user.id, max_sub_accounts=max_sub_accounts, created_at=now)
-    session.add(shop)
     try:
-        await session.flush()
-        assert shop.id is not None
-        session.add(
-            PhoneBinding(
-                phone=user.phone, shop_id=shop.id, kind=BindingKind.OWNER.value, created_at=now
+        # another transaction may take the owner or bind the phone first
+        async with savepoint(session):
+            session.add(shop)
+            await session.flush()
+            assert shop.id is not None
+            session.add(PhoneBinding(phone=user.phone, shop_id=shop.id,
+                                     kind=BindingKind.OWNER.value, created_at=now))
+            audit.record(
+                session,
+                now=now,
+                shop_id=shop.id,
+                actor_id=user.id,
+                action="shop.created",
+                object_type="shop",
+                object_id=shop.id,
+                name=name,
+                phone=mask_phone(user.phone),
             )
-        )
-        audit.record(
-            session,
-            now=now,
-            shop_id=shop.id,
-            actor_id=user.id,
-            action="shop.created",
-            object_type="shop",
-            object_id=shop.id,
-            name=name,
-            phone=mask_phone(user.phone),
-        )
-        await session.flush()
     except IntegrityError as exc:
-        await session.rollback()
         raise DomainError("shop_create_conflict") from exc
     return shop

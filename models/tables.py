@@ -74,7 +74,8 @@ class Shop(SQLModel, table=True):
 
 
 class PhoneBinding(SQLModel, table=True):
-    """The one place a phone is bound: main account or sub-account of one shop (SPEC §2)."""
+    """The one place a phone is bound: main account or sub-account of one shop
+    (docs/product.md, "Phones")."""
 
     __tablename__ = "phone_binding"
 
@@ -194,7 +195,8 @@ class AuditEvent(SQLModel, table=True):
 
 
 class Draft(SQLModel, table=True):
-    """A conversation in progress: where a user is and what they entered (SPEC §5)."""
+    """A conversation in progress: where a user is and what they entered
+    (docs/product.md, "Conversations")."""
 
     user_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     flow: str = Field(max_length=20)
@@ -215,7 +217,7 @@ class CodePhoneLock(SQLModel, table=True):
 
 
 class PhoneLookup(SQLModel, table=True):
-    """An owner entered this phone at the phone step (SPEC §3: look-ups that lead to no
+    """An owner entered this phone at the phone step (docs/product.md: look-ups that lead to no
     verified code are limited per owner). Rows older than an hour are dropped as new ones come."""
 
     __tablename__ = "phone_lookup"

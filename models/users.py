@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import drafts
 from models.drafts import DraftState
 from models.errors import DomainError
+from models.savepoint import savepoint
 from models.tables import Shop, User
 
 SUPPORTED_LOCALES = ("en", "zh-Hans")
@@ -102,12 +103,11 @@ async def link_phone(session: AsyncSession, user: User, phone: str) -> User:
     other = await user_by_phone(session, phone)
     if other is not None and other.id != user.id:
         raise DomainError("phone_linked_to_other_user")
-    user.phone = phone
-    session.add(user)
     try:
-        await session.flush()
+        async with savepoint(session, user):  # another user may link it first
+            user.phone = phone
+            session.add(user)
     except IntegrityError as exc:
-        await session.rollback()
         raise DomainError("phone_linked_to_other_user") from exc
     return user
 

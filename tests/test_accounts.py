@@ -11,25 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from models.tables import AuditEvent, Draft, PhoneBinding, Role, SubAccount
-from tests.conftest import (
+from tests.harness import Harness, Person, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import SERVICE, add_sub_account, ensure_role
+from tests.support.flows import make_owner, onboard, open_hank, setup_hank
+from tests.support.people import (
     HOLDER,
     HOLDER_PHONE,
     OTHER_OWNER,
     OTHER_PHONE,
     OWNER,
-    SERVICE,
     STRANGER,
     STRANGER_PHONE,
-    add_sub_account,
-    ensure_role,
-    make_owner,
-    onboard,
-    open_hank,
-    setup_hank,
-    start_harness,
-    stop_harness,
 )
-from tests.harness import Harness, Person, rows
 
 
 async def account(h: Harness, account_id: int) -> SubAccount | None:
@@ -75,7 +69,8 @@ async def test_list_is_paged_ten_per_page_and_back_returns_to_the_right_page(
     await make_owner(harness)
     for n in range(1, 12):
         person, phone = staff(n)
-        await add_sub_account(harness, person, phone)
+        await onboard(harness, person, phone)
+        await add_sub_account(harness, holder=person, phone=phone)
     await harness.command(OWNER, "/accounts")
     first = harness.last(OWNER)
     assert "11 of 50" in first.text and "Page 1 of 2" in first.text
@@ -255,7 +250,7 @@ async def test_unbind_asks_first_then_frees_the_phone_for_another_shop(harness: 
     assert (await actions(harness))[-1] == "account.unbound"
     # the phone can now be bound to another shop
     await make_owner(harness, OTHER_OWNER, OTHER_PHONE, shop="Noodle Bar")
-    await add_sub_account(harness, HOLDER, HOLDER_PHONE, owner=OTHER_OWNER, onboarded=True)
+    await add_sub_account(harness, holder=HOLDER, phone=HOLDER_PHONE, owner=OTHER_OWNER)
     (moved,) = await rows(harness, SubAccount)
     assert moved.holder_id == HOLDER.id and moved.phone == HOLDER_PHONE
     await harness.command(OTHER_OWNER, "/accounts")
@@ -283,8 +278,9 @@ async def test_forged_callbacks_naming_another_shops_account_or_role_change_noth
 ) -> None:
     mine = await setup_hank(harness)
     await make_owner(harness, OTHER_OWNER, OTHER_PHONE, shop="Noodle Bar")
-    theirs = await add_sub_account(harness, STRANGER, STRANGER_PHONE, owner=OTHER_OWNER,
-                                   role="Cook")
+    await onboard(harness, STRANGER, STRANGER_PHONE)
+    theirs = await add_sub_account(harness, holder=STRANGER, phone=STRANGER_PHONE,
+                                   owner=OTHER_OWNER, role="Cook")
     their_role = await ensure_role(harness, OTHER_OWNER, "Cook")
     await harness.command(OWNER, "/accounts")
     before_events = await actions(harness)
@@ -423,7 +419,8 @@ async def test_owner_is_told_when_the_holder_blocked_the_bot(harness: Harness) -
 async def test_each_reads_in_their_own_language(harness: Harness) -> None:
     chen = Person(5005, "陈", "zh-hans")
     await make_owner(harness)
-    await add_sub_account(harness, chen, HOLDER_PHONE, nickname="Chen")
+    await onboard(harness, chen, HOLDER_PHONE)
+    await add_sub_account(harness, holder=chen, phone=HOLDER_PHONE, nickname="Chen")
     await harness.command(OWNER, "/accounts")
     await harness.click(OWNER, "Chen")
     await harness.click(OWNER, "Turn IM on")
@@ -445,7 +442,8 @@ async def test_each_reads_in_their_own_language(harness: Harness) -> None:
 
 async def test_every_account_button_fits_64_bytes(harness: Harness) -> None:
     await make_owner(harness)
-    await add_sub_account(harness, HOLDER, HOLDER_PHONE)
+    await onboard(harness, HOLDER, HOLDER_PHONE)
+    await add_sub_account(harness, holder=HOLDER, phone=HOLDER_PHONE)
     await ensure_role(harness, OWNER, "R" * 30)
     await open_hank(harness)
     await harness.click(OWNER, "Change role")

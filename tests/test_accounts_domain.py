@@ -4,13 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
@@ -33,16 +29,6 @@ from models.tables import Shop, SubAccount, User
 
 NOW = datetime(2026, 1, 2, 3, 4, 5)
 POLICY = Policy()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[AsyncSession]:
-    engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
-    async with AsyncSession(engine, expire_on_commit=False) as s:
-        yield s
-    await engine.dispose()
 
 
 async def user(session: AsyncSession, uid: int, name: str, phone: str) -> User:

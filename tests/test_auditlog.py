@@ -15,22 +15,18 @@ from models.codes import decline_code, expire_due, issue_code
 from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import AuditEvent
-from tests.conftest import (
+from tests.harness import Harness
+from tests.support.domain import SERVICE, ensure_role
+from tests.support.flows import make_owner, onboard, open_hank, setup_hank
+from tests.support.people import (
     HOLDER,
     HOLDER_PHONE,
     OTHER_OWNER,
     OTHER_PHONE,
     OWNER,
-    SERVICE,
     STRANGER,
     STRANGER_PHONE,
-    ensure_role,
-    make_owner,
-    onboard,
-    open_hank,
-    setup_hank,
 )
-from tests.harness import Harness
 
 #: every action the domain records, with the detail it records
 ACTIONS: dict[str, dict[str, Any]] = {

@@ -20,8 +20,8 @@ import pytest
 
 from bot.logs import QUIET_LOGGERS, mask_secrets, setup_logging
 from tests.fake_server import bot_env
+from tests.support.db import head_revision
 from tests.test_export import Shops, populate_url
-from tests.test_migrations import head_revision
 
 COMMANDS = ("run", "migrate", "check-config", "shops", "export")
 

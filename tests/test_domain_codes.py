@@ -1,4 +1,5 @@
-"""Codes, phones and binding rules without Telegram: in-memory database, injected time."""
+"""Codes, phones and binding rules without Telegram: a migrated database (SQLite and
+PostgreSQL), injected time."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import codes, invites
 from models.accounts import check_phone_available, confirm_sub_account
@@ -17,7 +19,6 @@ from models.roles import create_role
 from models.shops import create_shop
 from models.tables import AuditEvent, PhoneBinding, Shop, User, VerificationCode
 from models.users import link_phone, touch_user
-from tests.domain_db import memory_session
 
 T0 = datetime(2026, 11, 28, 12, 0, 0)
 POLICY = Policy()
@@ -81,146 +82,137 @@ def test_masking_splits_every_country_code_as_phonenumbers_does() -> None:
     assert _split_e164("8613800138000") is None and _split_e164("+86 138") is None
 
 
-async def test_code_is_stored_hashed_and_verifies_once() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        await person(s, 2, "+8613900139000")
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        assert len(issued.plain) == 6 and issued.plain.isdigit()
-        row = issued.code
-        assert issued.plain not in (row.code_hash, row.salt)
-        assert row.expires_at == T0 + timedelta(seconds=300)
-        assert issued.holder is not None and issued.invite_token is None
-        ok = await codes.verify_code(s, POLICY, code_id=row.id, owner_id=1,
-                                     entered=issued.plain, now=T0 + timedelta(seconds=10))
-        assert ok.outcome is codes.VerifyOutcome.OK
-        events = (await s.exec(select(AuditEvent.detail))).all()
-        assert issued.plain not in str(events)
+async def test_code_is_stored_hashed_and_verifies_once(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    await person(session, 2, "+8613900139000")
+    issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                    phone="+8613900139000", now=T0)
+    assert len(issued.plain) == 6 and issued.plain.isdigit()
+    row = issued.code
+    assert issued.plain not in (row.code_hash, row.salt)
+    assert row.expires_at == T0 + timedelta(seconds=300)
+    assert issued.holder is not None and issued.invite_token is None
+    ok = await codes.verify_code(session, POLICY, code_id=row.id, owner_id=1,
+                                 entered=issued.plain, now=T0 + timedelta(seconds=10))
+    assert ok.outcome is codes.VerifyOutcome.OK
+    events = (await session.exec(select(AuditEvent.detail))).all()
+    assert issued.plain not in str(events)
 
 
-async def test_deadline_in_the_database_is_the_truth() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        result = await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
-                                         entered=issued.plain, now=T0 + timedelta(seconds=300))
-        assert result.outcome is codes.VerifyOutcome.EXPIRED and result.just_ended
-        assert issued.code.status == "expired"
+async def test_deadline_in_the_database_is_the_truth(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                    phone="+8613900139000", now=T0)
+    result = await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
+                                     entered=issued.plain, now=T0 + timedelta(seconds=300))
+    assert result.outcome is codes.VerifyOutcome.EXPIRED and result.just_ended
+    assert issued.code.status == "expired"
 
 
-async def test_wrong_entries_lock_and_someone_elses_code_is_refused() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        wrong = f"{(int(issued.plain) + 1) % 1_000_000:06d}"
-        with pytest.raises(DomainError):
-            await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=99,
-                                    entered=issued.plain, now=T0)
-        lefts = []
-        for _ in range(5):
-            r = await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
-                                        entered=wrong, now=T0)
-            lefts.append((r.outcome.value, r.tries_left))
-        assert lefts == [("wrong", 4), ("wrong", 3), ("wrong", 2), ("wrong", 1), ("locked", 0)]
-        r = await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
-                                    entered=issued.plain, now=T0)
-        assert r.outcome is codes.VerifyOutcome.LOCKED
+async def test_wrong_entries_lock_and_someone_elses_code_is_refused(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                    phone="+8613900139000", now=T0)
+    wrong = f"{(int(issued.plain) + 1) % 1_000_000:06d}"
+    with pytest.raises(DomainError):
+        await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=99,
+                                entered=issued.plain, now=T0)
+    lefts = []
+    for _ in range(5):
+        r = await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
+                                    entered=wrong, now=T0)
+        lefts.append((r.outcome.value, r.tries_left))
+    assert lefts == [("wrong", 4), ("wrong", 3), ("wrong", 2), ("wrong", 1), ("locked", 0)]
+    r = await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
+                                entered=issued.plain, now=T0)
+    assert r.outcome is codes.VerifyOutcome.LOCKED
 
 
-async def test_cooldown_and_hourly_cap() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        kw = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
-        await codes.issue_code(s, POLICY, now=T0, **kw)
+async def test_cooldown_and_hourly_cap(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    kw = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
+    await codes.issue_code(session, POLICY, now=T0, **kw)
+    with pytest.raises(DomainError) as err:
+        await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=59.5), **kw)
+    assert (err.value.key, err.value.params) == ("code_cooldown", {"seconds": 1})
+    for i in range(1, 5):
+        await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=60 * i), **kw)
+    with pytest.raises(DomainError) as err:
+        await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=301), **kw)
+    assert err.value.key == "code_hourly_cap"
+    await codes.issue_code(session, POLICY, now=T0 + timedelta(hours=1, seconds=1), **kw)
+    statuses = (await session.exec(select(VerificationCode.status))).all()
+    assert sorted(statuses) == ["pending"] + ["superseded"] * 5
+
+
+async def test_expire_due_and_next_deadline(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    a = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                               phone="+8613900139000", now=T0)
+    b = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                               phone="+8613700137000", now=T0 + timedelta(seconds=100))
+    assert await codes.next_deadline(session) == a.code.expires_at
+    assert await codes.expire_due(session, now=T0 + timedelta(seconds=299)) == []
+    expired = await codes.expire_due(session, now=T0 + timedelta(seconds=300))
+    assert [c.id for c in expired] == [a.code.id]
+    assert await codes.next_deadline(session) == b.code.expires_at
+    assert await codes.expire_due(session, now=T0 + timedelta(hours=1)) != []
+    assert await codes.next_deadline(session) is None
+
+
+async def test_invite_is_single_use_and_bound_to_the_phone(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                    phone="+8613900139000", now=T0)
+    assert issued.holder is None and issued.invite_token
+    stranger = await person(session, 3, "+8613600136000")
+    with pytest.raises(DomainError) as err:
+        await invites.claim_invite(session, POLICY, codes.hash_token(issued.invite_token), stranger,
+                                   now=T0)
+    assert err.value.key == "invite_phone_mismatch"
+    holder = await person(session, 2, "+8613900139000")
+    code, plain = await invites.claim_invite(session, POLICY, codes.hash_token(issued.invite_token),
+                                             holder, now=T0)
+    assert code.holder_id == 2 and len(plain) == 6
+    with pytest.raises(DomainError):
+        await invites.claim_invite(session, POLICY, codes.hash_token(issued.invite_token), holder,
+                                   now=T0)
+    ok = await codes.verify_code(session, POLICY, code_id=code.id, owner_id=1, entered=plain, now=T0)
+    assert ok.outcome is codes.VerifyOutcome.OK
+
+
+async def test_conflicts_in_their_order_of_meaning(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    owner2 = await person(session, 5, "+8613500135000")
+    shop2 = await create_shop(session, owner2, "Other", max_sub_accounts=50, now=T0)
+    await person(session, 2, "+8613900139000")
+    await bind_holder(session, shop, role, im=True)
+    keys = []
+    for target, phone in ((shop, "+8613900139000"), (shop2, "+8613900139000"),
+                          (shop, "+8613800138000"), (shop, "+8613500135000")):
         with pytest.raises(DomainError) as err:
-            await codes.issue_code(s, POLICY, now=T0 + timedelta(seconds=59.5), **kw)
-        assert (err.value.key, err.value.params) == ("code_cooldown", {"seconds": 1})
-        for i in range(1, 5):
-            await codes.issue_code(s, POLICY, now=T0 + timedelta(seconds=60 * i), **kw)
-        with pytest.raises(DomainError) as err:
-            await codes.issue_code(s, POLICY, now=T0 + timedelta(seconds=301), **kw)
-        assert err.value.key == "code_hourly_cap"
-        await codes.issue_code(s, POLICY, now=T0 + timedelta(hours=1, seconds=1), **kw)
-        statuses = (await s.exec(select(VerificationCode.status))).all()
-        assert sorted(statuses) == ["pending"] + ["superseded"] * 5
+            await check_phone_available(session, target, phone)
+        keys.append(err.value.key)
+    assert keys == ["phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account",
+                    "phone_is_main_account"]
 
 
-async def test_expire_due_and_next_deadline() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        a = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                   phone="+8613900139000", now=T0)
-        b = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                   phone="+8613700137000", now=T0 + timedelta(seconds=100))
-        assert await codes.next_deadline(s) == a.code.expires_at
-        assert await codes.expire_due(s, now=T0 + timedelta(seconds=299)) == []
-        expired = await codes.expire_due(s, now=T0 + timedelta(seconds=300))
-        assert [c.id for c in expired] == [a.code.id]
-        assert await codes.next_deadline(s) == b.code.expires_at
-        assert await codes.expire_due(s, now=T0 + timedelta(hours=1)) != []
-        assert await codes.next_deadline(s) is None
+async def test_the_database_refuses_a_phone_bound_twice(session: AsyncSession) -> None:
+    _, shop, _ = await shop_with_role(session)
+    session.add(PhoneBinding(phone="+8613800138000", shop_id=shop.id, kind="sub", created_at=T0))
+    with pytest.raises(IntegrityError):
+        await session.flush()
 
 
-async def test_invite_is_single_use_and_bound_to_the_phone() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        assert issued.holder is None and issued.invite_token
-        stranger = await person(s, 3, "+8613600136000")
-        with pytest.raises(DomainError) as err:
-            await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), stranger,
-                                       now=T0)
-        assert err.value.key == "invite_phone_mismatch"
-        holder = await person(s, 2, "+8613900139000")
-        code, plain = await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token),
-                                                 holder, now=T0)
-        assert code.holder_id == 2 and len(plain) == 6
-        with pytest.raises(DomainError):
-            await invites.claim_invite(s, POLICY, codes.hash_token(issued.invite_token), holder,
-                                       now=T0)
-        ok = await codes.verify_code(s, POLICY, code_id=code.id, owner_id=1, entered=plain, now=T0)
-        assert ok.outcome is codes.VerifyOutcome.OK
-
-
-async def test_conflicts_in_their_order_of_meaning() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        owner2 = await person(s, 5, "+8613500135000")
-        shop2 = await create_shop(s, owner2, "Other", max_sub_accounts=50, now=T0)
-        await person(s, 2, "+8613900139000")
-        await bind_holder(s, shop, role, im=True)
-        keys = []
-        for target, phone in ((shop, "+8613900139000"), (shop2, "+8613900139000"),
-                              (shop, "+8613800138000"), (shop, "+8613500135000")):
-            with pytest.raises(DomainError) as err:
-                await check_phone_available(s, target, phone)
-            keys.append(err.value.key)
-        assert keys == ["phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account",
-                        "phone_is_main_account"]
-
-
-async def test_the_database_refuses_a_phone_bound_twice() -> None:
-    async with memory_session() as s:
-        _, shop, _ = await shop_with_role(s)
-        s.add(PhoneBinding(phone="+8613800138000", shop_id=shop.id, kind="sub", created_at=T0))
-        with pytest.raises(IntegrityError):
-            await s.flush()
-
-
-async def test_a_sub_account_phone_cannot_open_a_shop() -> None:
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        holder = await person(s, 2, "+8613900139000")
-        await bind_holder(s, shop, role, im=False)
-        with pytest.raises(DomainError) as err:
-            await create_shop(s, holder, "Mine", max_sub_accounts=50, now=T0)
-        assert err.value.key == "shop_phone_is_sub_account"
-        assert len((await s.exec(select(Shop))).all()) == 1
-        assert (await s.get(User, 2)) is not None
+async def test_a_sub_account_phone_cannot_open_a_shop(session: AsyncSession) -> None:
+    _, shop, role = await shop_with_role(session)
+    holder = await person(session, 2, "+8613900139000")
+    await bind_holder(session, shop, role, im=False)
+    with pytest.raises(DomainError) as err:
+        await create_shop(session, holder, "Mine", max_sub_accounts=50, now=T0)
+    assert err.value.key == "shop_phone_is_sub_account"
+    assert len((await session.exec(select(Shop))).all()) == 1
+    assert (await session.get(User, 2)) is not None
 
 
 def test_code_entry_keeps_six_digits_and_refuses_other_shapes() -> None:
@@ -240,38 +232,36 @@ def test_code_entry_normalises_unicode_digits_and_finds_one_code_in_a_paste() ->
         assert codes.code_entry(not_one) is None, not_one
 
 
-async def test_the_code_hash_is_keyed_with_the_server_secret() -> None:
+async def test_the_code_hash_is_keyed_with_the_server_secret(session: AsyncSession) -> None:
     keyed = Policy(code_secret=b"server-secret-one")
     other = Policy(code_secret=b"server-secret-two")
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        issued = await codes.issue_code(s, keyed, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        wrong = await codes.verify_code(s, other, code_id=issued.code.id, owner_id=1,
-                                        entered=issued.plain, now=T0)
-        assert wrong.outcome is codes.VerifyOutcome.WRONG
-        right = await codes.verify_code(s, keyed, code_id=issued.code.id, owner_id=1,
-                                        entered=issued.plain, now=T0)
-        assert right.outcome is codes.VerifyOutcome.OK
+    _, shop, role = await shop_with_role(session)
+    issued = await codes.issue_code(session, keyed, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                    phone="+8613900139000", now=T0)
+    wrong = await codes.verify_code(session, other, code_id=issued.code.id, owner_id=1,
+                                    entered=issued.plain, now=T0)
+    assert wrong.outcome is codes.VerifyOutcome.WRONG
+    right = await codes.verify_code(session, keyed, code_id=issued.code.id, owner_id=1,
+                                    entered=issued.plain, now=T0)
+    assert right.outcome is codes.VerifyOutcome.OK
 
 
-async def test_caps_count_per_shop_and_per_phone() -> None:
+async def test_caps_count_per_shop_and_per_phone(session: AsyncSession) -> None:
     policy = Policy(codes_per_phone_per_hour=2, codes_per_phone_all_shops_per_hour=3,
                     resend_cooldown_seconds=0)
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        _, shop2, role2 = await shop_with_role(s, uid=5, phone="+8613500135000")
-        one = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
-        two = dict(shop_id=shop2.id, owner_id=5, role_id=role2.id, phone="+8613900139000")
-        for i in range(2):
-            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=i), **one)
-        with pytest.raises(DomainError) as err:
-            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=3), **one)
-        assert err.value.key == "code_hourly_cap"
-        await codes.issue_code(s, policy, now=T0 + timedelta(seconds=4), **two)
-        with pytest.raises(DomainError) as err:
-            await codes.issue_code(s, policy, now=T0 + timedelta(seconds=5), **two)
-        assert err.value.key == "code_phone_cap"
+    _, shop, role = await shop_with_role(session)
+    _, shop2, role2 = await shop_with_role(session, uid=5, phone="+8613500135000")
+    one = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
+    two = dict(shop_id=shop2.id, owner_id=5, role_id=role2.id, phone="+8613900139000")
+    for i in range(2):
+        await codes.issue_code(session, policy, now=T0 + timedelta(seconds=i), **one)
+    with pytest.raises(DomainError) as err:
+        await codes.issue_code(session, policy, now=T0 + timedelta(seconds=3), **one)
+    assert err.value.key == "code_hourly_cap"
+    await codes.issue_code(session, policy, now=T0 + timedelta(seconds=4), **two)
+    with pytest.raises(DomainError) as err:
+        await codes.issue_code(session, policy, now=T0 + timedelta(seconds=5), **two)
+    assert err.value.key == "code_phone_cap"
 
 
 def test_one_shop_cap_must_stay_below_the_phones_cap() -> None:
@@ -279,21 +269,20 @@ def test_one_shop_cap_must_stay_below_the_phones_cap() -> None:
         Policy(codes_per_phone_per_hour=5, codes_per_phone_all_shops_per_hour=5)
 
 
-async def test_look_ups_count_only_phones_without_a_verified_code() -> None:
+async def test_look_ups_count_only_phones_without_a_verified_code(session: AsyncSession) -> None:
     from models.code_limits import note_lookup
 
     policy = Policy(lookups_per_owner_per_hour=2)
-    async with memory_session() as s:
-        _, shop, role = await shop_with_role(s)
-        kw = dict(owner_id=1, now=T0)
-        await note_lookup(s, policy, phone="+8613900139000", **kw)
-        await note_lookup(s, policy, phone="+8613700137000", **kw)
-        await note_lookup(s, policy, phone="+8613900139000", **kw)  # the same one again: free
-        with pytest.raises(DomainError) as err:
-            await note_lookup(s, policy, phone="+8613600136000", **kw)
-        assert (err.value.key, err.value.params) == ("lookup_limit", {"cap": 2, "minutes": 60})
-        issued = await codes.issue_code(s, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
-                                        phone="+8613900139000", now=T0)
-        await codes.verify_code(s, POLICY, code_id=issued.code.id, owner_id=1,
-                                entered=issued.plain, now=T0)
-        await note_lookup(s, policy, phone="+8613600136000", **kw)  # one probe was a real hire
+    _, shop, role = await shop_with_role(session)
+    kw = dict(owner_id=1, now=T0)
+    await note_lookup(session, policy, phone="+8613900139000", **kw)
+    await note_lookup(session, policy, phone="+8613700137000", **kw)
+    await note_lookup(session, policy, phone="+8613900139000", **kw)  # the same one again: free
+    with pytest.raises(DomainError) as err:
+        await note_lookup(session, policy, phone="+8613600136000", **kw)
+    assert (err.value.key, err.value.params) == ("lookup_limit", {"cap": 2, "minutes": 60})
+    issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
+                                    phone="+8613900139000", now=T0)
+    await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
+                            entered=issued.plain, now=T0)
+    await note_lookup(session, policy, phone="+8613600136000", **kw)  # one probe was a real hire

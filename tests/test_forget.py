@@ -8,20 +8,10 @@ from sqlmodel import select
 
 from handlers.i18n import t
 from models.tables import AuditEvent, Draft, PhoneBinding, SubAccount, User, VerificationCode
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OWNER,
-    OWNER_PHONE,
-    STRANGER,
-    add_sub_account,
-    holder_code,
-    make_owner,
-    onboard,
-    setup_hank,
-    to_code_step,
-)
 from tests.harness import Harness, Person, rows
+from tests.support.domain import add_sub_account, holder_code
+from tests.support.flows import make_owner, onboard, setup_hank, to_code_step
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER, OWNER_PHONE, STRANGER
 
 HANK_MASKED = "+86 139****9000"
 NOT_IN_FLOW = t("en", "common.not_in_flow")
@@ -147,7 +137,8 @@ async def test_their_own_draft_ends_and_they_can_start_again(harness: Harness) -
 
 async def test_chinese_texts_and_log(harness: Harness) -> None:
     await make_owner(harness)
-    await add_sub_account(harness, CHEN, "+8613500135000", nickname="小陈")
+    await onboard(harness, CHEN, "+8613500135000")
+    await add_sub_account(harness, holder=CHEN, phone="+8613500135000", nickname="小陈")
     await harness.command(CHEN, "/forget")
     ask = harness.last(CHEN)
     assert "删除我的数据" in ask.text and "您在 Tea House 的子账号" in ask.text

@@ -25,8 +25,11 @@ from models.errors import DomainError
 from models.policy import Policy
 from models.shops import owned_shop
 from models.tables import Draft, User, VerificationCode
-from tests.conftest import (
-    CODE,
+from tests.harness import Harness, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import CODE, add_role, add_sub_account, holder_code
+from tests.support.flows import make_owner, standard_setup, to_code_step
+from tests.support.people import (
     HOLDER,
     HOLDER_PHONE,
     OTHER_OWNER,
@@ -34,16 +37,7 @@ from tests.conftest import (
     OWNER,
     STRANGER,
     STRANGER_PHONE,
-    add_role,
-    add_sub_account,
-    holder_code,
-    make_owner,
-    standard_setup,
-    start_harness,
-    stop_harness,
-    to_code_step,
 )
-from tests.harness import Harness, rows
 
 
 def owner_texts(h: Harness) -> str:
@@ -312,7 +306,7 @@ async def test_resend_refuses_a_holder_who_became_staff_elsewhere(harness: Harne
     await standard_setup(h)
     await to_code_step(h)
     await make_owner(h, OTHER_OWNER, OTHER_PHONE, "Noodle Bar")
-    await add_sub_account(h, HOLDER, HOLDER_PHONE, owner=OTHER_OWNER, onboarded=True)
+    await add_sub_account(h, holder=HOLDER, phone=HOLDER_PHONE, owner=OTHER_OWNER)
     sent_before = len(h.messages(HOLDER))
     h.clock.advance(61)
     await h.click(OWNER, "Resend code")

@@ -18,7 +18,8 @@ from bot import db
 from bot.config import ModuleSettings, Settings
 from bot.localapi import Call
 from bot.localapi import LocalBotApi as FakeBotApi
-from handlers import router
+from handlers import FLOWS
+from handlers.router import Router
 from models.roles import delete_role, set_modules
 from models.shops import owned_shop
 from models.tables import (
@@ -31,22 +32,18 @@ from models.tables import (
     User,
     VerificationCode,
 )
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OWNER,
-    add_role,
-    holder_code,
+from tests.harness import Harness, Person, Shown, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import add_role, add_sub_account, holder_code
+from tests.support.flows import (
     make_owner,
     onboard,
     open_hank,
     setup_hank,
-    start_harness,
-    stop_harness,
     to_code_step,
     to_confirm_step,
 )
-from tests.harness import Harness, Person, Shown, rows
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER
 
 STALE = "This menu is no longer valid."
 WENT_WRONG = "Sorry, something went wrong"
@@ -217,6 +214,7 @@ async def test_forged_huge_ids_are_stale_on_every_database(
 
 
 def test_callback_ints_must_fit_a_32_bit_column() -> None:
+    router = Router(FLOWS)
     assert router.parse(f"a:op:{2**31 - 1}") == ("a", "op", [str(2**31 - 1)])
     for bad in (f"a:op:{2**31}", "a:op:00000000001", "a:op:١٢", "a:op:-1", "a:op:+1", "a:op:"):
         assert router.parse(bad) is None, bad
@@ -258,9 +256,8 @@ async def test_names_lose_bidi_overrides_and_keep_emoji_sequences(harness: Harne
     role = next(r for r in await rows(h, Role) if r.name.endswith("Dev"))
     assert (role.name, role.description) == ("👩\u200d💻 Dev", "Night shift")
     await add_role(h, name="Operations")
-    from tests.conftest import add_sub_account
-
-    await add_sub_account(h, HOLDER, HOLDER_PHONE)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_sub_account(h, holder=HOLDER, phone=HOLDER_PHONE)
     await open_hank(h)
     await h.click(OWNER, "Rename")
     await h.text(OWNER, "\u202enimdA")

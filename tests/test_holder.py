@@ -7,23 +7,19 @@ from sqlmodel import select
 from models.accounts import check_phone_available
 from models.shops import owned_shop
 from models.tables import AuditEvent, PhoneBinding, SubAccount
-from tests.conftest import (
+from tests.harness import Harness, Person, rows
+from tests.support.domain import SERVICE, add_sub_account
+from tests.support.flows import make_owner, onboard, open_hank, setup_hank
+from tests.support.people import (
     HOLDER,
     HOLDER_PHONE,
     OTHER_OWNER,
     OTHER_PHONE,
     OWNER,
     OWNER_PHONE,
-    SERVICE,
     STRANGER,
     STRANGER_PHONE,
-    add_sub_account,
-    make_owner,
-    onboard,
-    open_hank,
-    setup_hank,
 )
-from tests.harness import Harness, Person, rows
 
 
 async def test_me_shows_shop_role_modules_im_off_and_no_customer_service(
@@ -115,7 +111,8 @@ async def test_leave_buttons_act_only_on_the_pressers_current_membership(
     harness: Harness,
 ) -> None:
     hank = await setup_hank(harness)
-    sam = await add_sub_account(harness, STRANGER, STRANGER_PHONE)
+    await onboard(harness, STRANGER, STRANGER_PHONE)
+    sam = await add_sub_account(harness, holder=STRANGER, phone=STRANGER_PHONE)
     await harness.command(HOLDER, "/me")
     await harness.command(STRANGER, "/me")
     # Sam forges Hank's buttons; the owner presses a holder's button
@@ -150,7 +147,8 @@ async def test_me_in_chinese_and_owner_told_in_their_language(harness: Harness) 
     await make_owner(harness)
     await harness.command(OWNER, "/language")
     await harness.click(OWNER, "简体中文")
-    await add_sub_account(harness, chen, HOLDER_PHONE, nickname="小陈", im=True)
+    await onboard(harness, chen, HOLDER_PHONE)
+    await add_sub_account(harness, holder=chen, phone=HOLDER_PHONE, nickname="小陈", im=True)
     await harness.command(chen, "/me")
     text = harness.last(chen).text
     assert "Tea House — 我的子账号" in text and "昵称：小陈" in text

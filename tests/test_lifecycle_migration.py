@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bot import db
-from tests import scratch_db
-from tests.conftest import PG_URL, requires_pg
+from tests.support.db import PG_URL, admin, requires_pg, scratch_name, server_url
 
 T = datetime(2026, 1, 1)
+#: the revision 0006 follows
+REVISION_BEFORE = "0004"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_pg)])
@@ -29,13 +30,13 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         db.ensure_sqlite_dir(url)
         yield url
         return
-    base = scratch_db.server_url(PG_URL)
-    name = scratch_db.scratch_name("subaccount_lifecycle_migration")
-    await scratch_db.admin(base, f"CREATE DATABASE {name}")
+    base = server_url(PG_URL)
+    name = scratch_name("subaccount_lifecycle_migration")
+    await admin(base, f"CREATE DATABASE {name}")
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
-        await scratch_db.admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def _to(url: str, revision: str, *, down: bool = False) -> None:
@@ -64,7 +65,7 @@ async def _shop_with_hank(conn: AsyncConnection) -> None:
 
 
 async def test_upgrade_keeps_the_data_and_downgrade_goes_back(empty_url: str) -> None:
-    await _to(empty_url, "0003")
+    await _to(empty_url, REVISION_BEFORE)
     engine = create_async_engine(empty_url)
     try:
         async with engine.begin() as conn:
@@ -89,7 +90,7 @@ async def test_upgrade_keeps_the_data_and_downgrade_goes_back(empty_url: str) ->
             async with engine.begin() as conn:
                 await conn.execute(text(
                     "UPDATE phone_binding SET kind = 'owner' WHERE phone = '+8613900139000'"))
-        await _to(empty_url, "0003", down=True)
+        await _to(empty_url, REVISION_BEFORE, down=True)
         async with engine.connect() as conn:  # a row without a code cannot stay
             assert (await conn.execute(text("SELECT count(*) FROM sub_account"))).scalar() == 0
         await _to(empty_url, "head")

@@ -6,26 +6,19 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from bot import db
-from tests import scratch_db
-from tests.conftest import PG_URL, requires_pg
+from tests.support.db import PG_URL, admin, head_revision, requires_pg, scratch_name, server_url
 
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
           "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup",
+          "service_settings", "service_agent", "service_group", "service_group_member",
+          "service_entry", "service_conversation", "service_message", "service_rating",
           "owner_transfer", "review_round", "review_item"}
-
-
-def head_revision() -> str:
-    """The newest revision in migrations/versions (the one an upgrade ends at)."""
-    head = ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -54,10 +47,10 @@ async def test_upgrade_on_an_empty_sqlite_file(tmp_path: Path) -> None:
 
 @requires_pg
 async def test_upgrade_on_an_empty_postgresql_database() -> None:
-    base = scratch_db.server_url(PG_URL)
-    name = scratch_db.scratch_name("subaccount_migration_check")
-    await scratch_db.admin(base, f"CREATE DATABASE {name}")
+    base = server_url(PG_URL)
+    name = scratch_name("subaccount_migration_check")
+    await admin(base, f"CREATE DATABASE {name}")
     try:
         await _check(base.set(database=name).render_as_string(hide_password=False))
     finally:
-        await scratch_db.admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

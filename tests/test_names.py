@@ -15,8 +15,9 @@ from models.errors import DomainError
 from models.roles import clean_role_name
 from models.shops import clean_shop_name
 from models.tables import Shop
-from tests.conftest import OWNER, make_owner
 from tests.harness import Harness, rows
+from tests.support.flows import make_owner
+from tests.support.people import OWNER
 
 CLEANERS: list[tuple[Callable[[str], str], str, int]] = [
     (clean_shop_name, "shop_name", 40),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from models.tables import PhoneBinding, Shop, User
-from tests.conftest import HOLDER, OWNER, OWNER_PHONE, STRANGER, make_owner, onboard
 from tests.harness import Harness, rows
+from tests.support.flows import make_owner, onboard
+from tests.support.people import HOLDER, OWNER, OWNER_PHONE, STRANGER
 
 
 async def test_start_asks_for_own_contact_with_a_request_contact_button(harness: Harness) -> None:

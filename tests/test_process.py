@@ -14,8 +14,8 @@ from telegram.error import NetworkError
 
 from bot.localapi import ApiError, Upload
 from bot.localapi import LocalBotApiServer as FakeBotApiServer
-from tests.conftest import OWNER, OWNER_PHONE
 from tests.fake_server import BotProcess, running_bot
+from tests.support.people import OWNER, OWNER_PHONE
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.localapi import LocalBotApiServer as FakeBotApiServer
-from tests.conftest import HOLDER, HOLDER_PHONE, OWNER, OWNER_PHONE
 from tests.fake_server import BotProcess, running_bot
 from tests.harness import Person
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER, OWNER_PHONE
 
 CODE = re.compile(r"Verification code: (\d{6})")
 

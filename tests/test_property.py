@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from handlers.router import BUTTONS
+from handlers import FLOWS
+from handlers.router import Router
 from models.roles import list_roles
 from models.shops import owned_shop
 from models.tables import (
@@ -34,16 +35,10 @@ from models.tables import (
     User,
     VerificationCode,
 )
-from tests.conftest import (
-    OWNER,
-    STRANGER,
-    add_role,
-    holder_code,
-    make_owner,
-    onboard,
-    open_new_role,
-)
 from tests.harness import Harness, Person
+from tests.support.domain import add_role, holder_code
+from tests.support.flows import make_owner, onboard, open_new_role
+from tests.support.people import OWNER, STRANGER
 
 EXAMPLES = 30
 _phones = itertools.count(1)
@@ -186,11 +181,12 @@ COMMANDS = ["/start", "/cancel", "/help", "/newaccount", "/roles", "/accounts", 
 
 
 def forged_callback() -> st.SearchStrategy[str]:
-    namespaces = sorted(BUTTONS)
+    declared = Router(FLOWS).namespaces
+    namespaces = sorted(declared)
     return st.builds(
         lambda ns, action, args: ":".join([ns, action, *args]),
         st.sampled_from([*namespaces, "zz", ""]),
-        st.sampled_from([*sorted({a for ns in BUTTONS.values() for a in ns[0]}), "x", ""]),
+        st.sampled_from([*sorted({a for shapes in declared.values() for a in shapes}), "x", ""]),
         st.lists(st.one_of(st.integers(0, 10**12).map(str), st.sampled_from(
             ["en", "zh-Hans", "home", "-1", "1.5", "", "orders"])), max_size=3),
     )

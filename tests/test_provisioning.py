@@ -11,8 +11,11 @@ from bot.config import Settings
 from bot.localapi import LocalBotApi as FakeBotApi
 from models.clock import ManualClock
 from models.tables import AuditEvent, CodeStatus, Draft, PhoneBinding, SubAccount, VerificationCode
-from tests.conftest import (
-    CODE,
+from tests.harness import Harness, Person, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import CODE, add_role, holder_code
+from tests.support.flows import make_owner, onboard, standard_setup, to_code_step, to_confirm_step
+from tests.support.people import (
     HOLDER,
     HOLDER_PHONE,
     OTHER_OWNER,
@@ -21,17 +24,7 @@ from tests.conftest import (
     OWNER_PHONE,
     STRANGER,
     STRANGER_PHONE,
-    add_role,
-    holder_code,
-    make_owner,
-    onboard,
-    standard_setup,
-    start_harness,
-    stop_harness,
-    to_code_step,
-    to_confirm_step,
 )
-from tests.harness import Harness, Person, rows
 
 # --- the happy path ---------------------------------------------------------------------------
 

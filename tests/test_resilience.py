@@ -13,20 +13,11 @@ from bot import db
 from bot.config import Settings
 from bot.localapi import LocalBotApi as FakeBotApi
 from models.tables import AccountStatus, Draft, SubAccount, VerificationCode
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OWNER,
-    add_role,
-    holder_code,
-    make_owner,
-    onboard,
-    standard_setup,
-    start_harness,
-    stop_harness,
-    to_code_step,
-)
 from tests.harness import Harness, Person, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import add_role, holder_code
+from tests.support.flows import make_owner, onboard, standard_setup, to_code_step
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER
 
 STEPS = ("role", "phone", "code", "nickname", "im", "confirm")
 
@@ -198,7 +189,8 @@ async def test_an_unexpected_error_asks_the_user_to_try_again(
 ) -> None:
     """A bug or an outage must not leave the user with no answer: a message for a message, an
     alert for a button, in the language Telegram reports for them; the error is logged."""
-    from handlers import home, onboarding
+    from handlers import language
+    from handlers.router import Router
 
     h = harness
     await make_owner(h)
@@ -206,13 +198,13 @@ async def test_an_unexpected_error_asks_the_user_to_try_again(
     async def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(home, "show_home", broken)
+    monkeypatch.setattr(Router, "show_home", broken)
     await h.command(OWNER, "/start")
     assert h.last(OWNER).text == "⚠️ Sorry, something went wrong on our side. Please try again in a moment."
     assert "error while handling update" in caplog.text and "the database went away" in caplog.text
 
     await h.command(OWNER, "/language")
-    monkeypatch.setattr(onboarding, "set_locale", broken)
+    monkeypatch.setattr(language, "set_locale", broken)
     sent = len(h.api.methods("sendMessage"))
     await h.press(OWNER, "lang:set:en")
     (alert,) = [c for c in h.api.methods("answerCallbackQuery") if c.params.get("show_alert")]

@@ -27,16 +27,10 @@ from models.tables import (
     User,
     VerificationCode,
 )
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OWNER,
-    STRANGER,
-    setup_hank,
-    start_harness,
-    stop_harness,
-)
 from tests.harness import Harness, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.flows import setup_hank
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER, STRANGER
 
 NOW = datetime(2026, 12, 1, 12, 0)
 OLD = NOW - timedelta(days=91)

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
+from bot.app import build_application
 from bot.config import Settings
 from bot.localapi import LocalBotApi as FakeBotApi
-from handlers import router
-from handlers.base import Ctx, Deps
-from handlers.roles import begin_create
+from bot.localapi import LocalRequest as FakeRequest
+from handlers import FLOWS
+from handlers.context import Ctx, Deps
+from handlers.flow import Flow, Step
 from models.clock import ManualClock
 from models.drafts import save_draft
 from models.roles import create_role
 from models.tables import AuditEvent, Draft, Role, Shop
-from tests.conftest import (
-    HOLDER,
-    HOLDER_PHONE,
-    OTHER_OWNER,
-    OTHER_PHONE,
-    OWNER,
-    make_owner,
-    onboard,
-    open_new_role,
-    start_harness,
-    stop_harness,
-    write_sub_account,
-)
 from tests.harness import Harness, Person, rows
+from tests.support.app import start_harness, stop_harness
+from tests.support.domain import write_sub_account
+from tests.support.flows import make_owner, onboard, open_new_role
+from tests.support.people import HOLDER, HOLDER_PHONE, OTHER_OWNER, OTHER_PHONE, OWNER
 
 STALE = "This menu is no longer valid."
 OPERATIONS = ["Home", "Products", "Orders", "Marketing", "Content", "Data"]
@@ -81,13 +74,6 @@ async def create(h: Harness, name: str, *, preset: str | None = None,
     return await role_named(h, " ".join(name.split()))
 
 
-async def add_sub_account(h: Harness, role: Role, holder_id: int, phone: str) -> None:
-    """A sub-account using ``role``, written straight to the database."""
-    async with h.app.bot_data["deps"].sessions() as session:
-        await write_sub_account(session, role, holder_id, phone, owner_id=OWNER.id,
-                                now=h.clock.now())
-
-
 async def to_permissions(h: Harness, name: str, preset: str = "Blank") -> None:
     """The owner starts a new role from ``preset``, names it ``name`` and skips the
     description: the permissions keyboard is shown."""
@@ -124,7 +110,9 @@ async def test_list_shows_modules_and_usage_and_pages(harness: Harness) -> None:
     await onboard(harness, HOLDER, HOLDER_PHONE)
     ops = await create(harness, "Ops", preset="Operations")
     await create(harness, "Cashier", tick=("Finance",))
-    await add_sub_account(harness, ops, HOLDER.id, HOLDER_PHONE)
+    async with harness.app.bot_data["deps"].sessions() as session:
+        await write_sub_account(session, role=ops, holder_id=HOLDER.id, phone=HOLDER_PHONE,
+                                owner_id=OWNER.id, now=harness.clock.now())
     await harness.command(OWNER, "/roles")
     text = harness.last(OWNER).text
     assert "1. Ops — 6 modules · used by 1 sub-account" in text
@@ -462,8 +450,11 @@ async def test_delete_unused_role_after_confirming(harness: Harness) -> None:
 async def test_delete_in_use_is_refused_with_the_count(harness: Harness) -> None:
     await make_owner(harness)
     ops = await create(harness, "Ops", tick=("Home",))
-    await add_sub_account(harness, ops, HOLDER.id, HOLDER_PHONE)
-    await add_sub_account(harness, ops, 2003, "+8613900139001")
+    async with harness.app.bot_data["deps"].sessions() as session:
+        await write_sub_account(session, role=ops, holder_id=HOLDER.id, phone=HOLDER_PHONE,
+                                owner_id=OWNER.id, now=harness.clock.now())
+        await write_sub_account(session, role=ops, holder_id=2003, phone="+8613900139001",
+                                owner_id=OWNER.id, now=harness.clock.now())
     await harness.click(OWNER, "Delete")
     refusal = "The role “Ops” is used by 2 sub-account(s). Give them another role first."
     assert refusal in harness.last(OWNER).text
@@ -579,23 +570,36 @@ async def test_malformed_and_out_of_step_buttons_are_stale(harness: Harness) -> 
 
 
 @pytest.fixture
-def parent_flow(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int | None, dict[str, object]]]]:
-    """A test flow "tparent" that starts role creation when sent "go" and records the return."""
+async def parent_flow(
+    harness: Harness, settings: Settings, engine: AsyncEngine, api: FakeBotApi
+) -> AsyncIterator[list[tuple[int | None, dict[str, object]]]]:
+    """A test flow "tparent" that starts role creation when sent "go" and records the return
+    (the harness's application is rebuilt with it added to the flows)."""
     returned: list[tuple[int | None, dict[str, object]]] = []
 
     async def prompt(ctx: Ctx) -> None:
         await ctx.reply("Parent: send go")
 
     async def on_text(ctx: Ctx, _text: str) -> None:
-        await begin_create(ctx, parent="tparent", parent_data={"phone": "+8613900139000", "n": 7})
+        await ctx.router.start_nested(ctx, "roles", "preset", return_to="tparent",
+                                      parent_data={"phone": "+8613900139000", "n": 7})
 
     async def back(ctx: Ctx, role_id: int | None, data: dict[str, object]) -> None:
         returned.append((role_id, data))
         await ctx.start_flow("tparent", "go", dict(data))
         await ctx.reply(f"Parent again, role {role_id}")
 
-    monkeypatch.setitem(router.STEPS, ("tparent", "go"), router.Step(prompt, on_text))
-    monkeypatch.setitem(router.RETURNS, "tparent", back)
+    tparent = Flow(name="tparent", steps={"go": Step(ask=prompt, on_text=on_text)}, on_return=back)
+    await stop_harness(harness)
+    app = build_application(
+        settings, engine=engine, clock=harness.clock, request=FakeRequest(api),
+        get_updates_request=FakeRequest(api), rate_limit=False, flows=(*FLOWS, tparent),
+    )
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    await app.start()
+    harness.app = app  # stopped by the harness fixture
     yield returned
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import roles
@@ -33,32 +29,22 @@ from models.roles import (
     set_modules,
 )
 from models.tables import AuditEvent, Role, Shop, User
-from tests.conftest import write_sub_account
+from tests.support.domain import write_sub_account
 
 NOW = datetime(2025, 3, 1, 9, 30)
 POLICY = Policy()
 OWNER_ID, OTHER_ID = 1001, 3003
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[AsyncSession]:
-    engine = create_async_engine("sqlite+aiosqlite://", poolclass=StaticPool)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA foreign_keys=ON")
-
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
-    async with AsyncSession(engine, expire_on_commit=False) as s:
-        for uid, phone, shop_name in ((OWNER_ID, "+8613800138000", "Tea House"),
-                                      (OTHER_ID, "+8613700137000", "Noodle Bar")):
-            s.add(User(id=uid, phone=phone, first_name="o", created_at=NOW))
-            await s.flush()
-            s.add(Shop(name=shop_name, owner_id=uid, created_at=NOW))
-        await s.commit()
-        yield s
-    await engine.dispose()
+@pytest.fixture(autouse=True)
+async def two_shops(session: AsyncSession) -> None:
+    """Olivia's Tea House and Oscar's Noodle Bar, committed."""
+    for uid, phone, shop_name in ((OWNER_ID, "+8613800138000", "Tea House"),
+                                  (OTHER_ID, "+8613700137000", "Noodle Bar")):
+        session.add(User(id=uid, phone=phone, first_name="o", created_at=NOW))
+        await session.flush()
+        session.add(Shop(name=shop_name, owner_id=uid, created_at=NOW))
+    await session.commit()
 
 
 async def shop_id(session: AsyncSession, owner_id: int = OWNER_ID) -> int:
@@ -84,11 +70,6 @@ async def events(session: AsyncSession, action: str) -> list[AuditEvent]:
         select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))
     )
     return list(rows.all())
-
-
-async def add_sub_account(session: AsyncSession, role: Role, holder_id: int, phone: str) -> None:
-    """A sub-account row using ``role`` (as the provisioning flow would leave it)."""
-    await write_sub_account(session, role, holder_id, phone, owner_id=OWNER_ID, now=NOW)
 
 
 def refused(key: str) -> Any:
@@ -232,8 +213,10 @@ async def test_list_roles_in_creation_order_with_usage(session: AsyncSession) ->
     ops = await make(session, "Ops")
     cs = await make(session, "CS")
     await make(session, "Elsewhere", owner_id=OTHER_ID)
-    await add_sub_account(session, cs, 2002, "+8613900139000")
-    await add_sub_account(session, cs, 2003, "+8613900139001")
+    await write_sub_account(session, role=cs, holder_id=2002, phone="+8613900139000",
+                            owner_id=OWNER_ID, now=NOW)
+    await write_sub_account(session, role=cs, holder_id=2003, phone="+8613900139001",
+                            owner_id=OWNER_ID, now=NOW)
     found = await list_roles(session, await shop_id(session))
     assert [(r.name, n) for r, n in found] == [("Ops", 0), ("CS", 2)]
     assert await role_usage(session, cs.id or 0) == 2
@@ -338,8 +321,10 @@ async def test_delete_unused_role_is_audited(session: AsyncSession) -> None:
 
 async def test_delete_in_use_is_refused_with_the_count(session: AsyncSession) -> None:
     role = await make(session, "CS")
-    await add_sub_account(session, role, 2002, "+8613900139000")
-    await add_sub_account(session, role, 2003, "+8613900139001")
+    await write_sub_account(session, role=role, holder_id=2002, phone="+8613900139000",
+                            owner_id=OWNER_ID, now=NOW)
+    await write_sub_account(session, role=role, holder_id=2003, phone="+8613900139001",
+                            owner_id=OWNER_ID, now=NOW)
     with refused("role_in_use") as info:
         await delete_role(session, shop_id=await shop_id(session), actor_id=OWNER_ID,
                           role_id=role.id or 0, now=NOW)
@@ -352,7 +337,8 @@ async def test_a_sub_account_added_during_delete_still_refuses_it(
     session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     role = await make(session, "CS")
-    await add_sub_account(session, role, 2002, "+8613900139000")
+    await write_sub_account(session, role=role, holder_id=2002, phone="+8613900139000",
+                            owner_id=OWNER_ID, now=NOW)
     real_usage = roles.role_usage
     calls: list[int] = []
 

@@ -13,8 +13,8 @@ import pytest
 from bot.cli import webhook_secret, webhook_secret_path
 from bot.config import load_settings
 from bot.localapi import LocalBotApiServer as FakeBotApiServer
-from tests.conftest import OWNER, STRANGER
 from tests.fake_server import free_port, running_bot, wait_listening
+from tests.support.people import OWNER, STRANGER
 
 SECRET = "s3cret_Token-for-tests"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"

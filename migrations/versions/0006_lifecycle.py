@@ -1,7 +1,7 @@
-"""lifecycle: owner transfers, time-limited access, access reviews (SPEC §9)
+"""lifecycle: owner transfers, time-limited access, access reviews (docs/lifecycle.md)
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 10:20:00
 
 ``sub_account.code_id`` becomes nullable: a former owner made a sub-account by a transfer was
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0006'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""Time-limited access (SPEC §9): an end date per sub-account, a reminder before it, and the
+"""Time-limited access (docs/lifecycle.md): an end date per sub-account, a reminder before it, and the
 expiry that suspends the account at the end.
 
 The database is the truth: ``sub_account.access_until`` is the end, ``access_remind_at`` the

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.errors import DomainError
+from models.savepoint import savepoint
 from models.tables import AccountStatus, Shop, SubAccount
 
 _SHOP_FOR_UPDATE = (
@@ -39,7 +40,7 @@ async def lock_account(session: AsyncSession, account_id: int) -> SubAccount | N
 
 @asynccontextmanager
 async def decision(session: AsyncSession, conflict: str, **params: Any) -> AsyncIterator[None]:
-    """Run one decision in a SAVEPOINT of the caller's transaction.
+    """Run one decision in a SAVEPOINT of the caller's transaction (``models.savepoint``).
 
     On SQLite the savepoint opens the transaction with ``BEGIN IMMEDIATE`` when none is open
     (see ``bot.db``), so the rows read inside are the ones written: two decisions never
@@ -48,7 +49,7 @@ async def decision(session: AsyncSession, conflict: str, **params: Any) -> Async
     goes on.
     """
     try:
-        async with session.begin_nested():
+        async with savepoint(session):
             yield
     except IntegrityError as exc:
         raise DomainError(conflict, **params) from exc

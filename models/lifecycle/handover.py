@@ -1,4 +1,4 @@
-"""Accepting an owner transfer: the shop changes hands in one transaction (SPEC §9).
+"""Accepting an owner transfer: the shop changes hands in one transaction (docs/lifecycle.md).
 
 The shop's ``owner_id`` becomes the target's; the old owner's phone binding becomes a
 sub-account binding (or is deleted, if they leave) before the target's becomes the owner

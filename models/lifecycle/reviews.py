@@ -1,4 +1,4 @@
-"""Access reviews (权限复核, SPEC §9): every ``review_days`` the owner reviews every sub-account.
+"""Access reviews (权限复核, docs/lifecycle.md): every ``review_days`` the owner reviews every sub-account.
 
 A shop's next round starts at ``shop.review_due_at``; a shop never reviewed yet is due
 ``review_days`` after it was created (the shop's own ``review_days``, or the configured

@@ -1,4 +1,4 @@
-"""Owner transfer (主账号更换, SPEC §9): the owner hands the shop to an authorized sub-account.
+"""Owner transfer (主账号更换, docs/lifecycle.md): the owner hands the shop to an authorized sub-account.
 
 The owner asks (typing the shop's name to confirm), the target accepts or declines within
 ``transfer_hours``, the owner may withdraw while it is pending; one pending transfer per shop

@@ -1,40 +1,35 @@
 """The per-update context every handler works with: one session, the user, their locale.
 
-``entry`` wraps a PTB callback: it refuses groups, opens one ``AsyncSession`` for the update,
-loads (or creates) the user, runs the handler and commits. A ``DomainError`` that escapes a
-handler is rolled back and shown to the user in their language.
+``Deps`` is what the composition root builds once (sessions, policy, clock, the router);
+``Ctx`` is one update. ``entry`` wraps a handler into a PTB callback: it refuses groups, opens
+one ``AsyncSession`` for the update, loads (or creates) the user, runs the handler and commits.
+A ``DomainError`` that escapes a handler is rolled back (``Ctx.rollback``) and shown to the
+user in their language; any other exception reaches the application's error handler, which
+``apologize``s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import (
-    Bot,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    Update,
-)
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from handlers.flow import Handler
 from handlers.i18n import label, t
+from handlers.telegram_io import Markup, Undelivered, edit, send, send_safely
 from models.accounts import membership_of
 from models.clock import Clock
-from models.drafts import DraftState, clear_draft, save_draft
+from models.drafts import DraftState, clear_draft, get_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
 from models.tables import Shop, User
@@ -42,11 +37,10 @@ from models.text import drop_controls
 from models.users import locale_from_language_code, touch_user
 from models.writes import may_have_written
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from handlers.router import Router
 
-Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
-Handler = Callable[["Ctx"], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,6 +50,8 @@ class Deps:
     sessions: async_sessionmaker[AsyncSession]
     policy: Policy
     clock: Clock
+    #: the conversations of this application (``handlers.FLOWS``), routed
+    router: Router
     default_locale: str = "en"
 
     def locale_of(self, user: User | None) -> str:
@@ -68,32 +64,6 @@ def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
     deps = context.application.bot_data["deps"]
     assert isinstance(deps, Deps)
     return deps
-
-
-#: pauses before retrying a send that failed on the network (not a timeout: that may have
-#: been delivered, and a duplicate is worse than a log line)
-RETRY_DELAYS = (0.05, 0.25)
-
-
-async def with_retry(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a Bot API call, retrying connection failures a couple of times."""
-    for delay in (*RETRY_DELAYS, None):
-        try:
-            return await call()
-        except (BadRequest, TimedOut):
-            raise
-        except NetworkError:
-            if delay is None:
-                raise
-            log.warning("network error talking to Telegram; retrying in %.2fs", delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def not_modified(exc: BadRequest) -> bool:
-    """Telegram's harmless answers to an edit: nothing changed, or the message is gone."""
-    text = str(exc).lower()
-    return "message is not modified" in text or "message to edit not found" in text
 
 
 class Answered(Exception):
@@ -127,6 +97,11 @@ class Ctx:
     @property
     def policy(self) -> Policy:
         return self.deps.policy
+
+    @property
+    def router(self) -> Router:
+        """The application's conversations: how one flow starts, opens or returns to another."""
+        return self.deps.router
 
     def now(self) -> datetime:
         return self.deps.clock.now()
@@ -212,6 +187,15 @@ class Ctx:
         await clear_draft(self.session, self.user_id)
         self.draft, self._draft_absent = None, False
 
+    async def rollback(self) -> None:
+        """Undo what this update wrote since its last commit, and drop what was cached of it:
+        the draft is read again, the user row refreshed (the shop is re-read by its id when
+        next asked for)."""
+        await self.session.rollback()
+        self.draft = await get_draft(self.session, self.user_id)
+        self._draft_absent = False
+        await self.session.refresh(self.user)
+
     # --- output -------------------------------------------------------------------------
     async def commit(self) -> None:
         """Make the update's writes durable (always before telling anyone about them); a
@@ -272,101 +256,6 @@ class Ctx:
             log.warning("could not notify user %s (%s)", user.id, type(exc).__name__)
             return Undelivered.FAILED
         return Undelivered.BLOCKED if sent is None else sent
-
-
-class Undelivered(Enum):
-    """Why a notification did not arrive."""
-
-    #: the user blocked the bot (or their chat is gone)
-    BLOCKED = "blocked"
-    #: Telegram could not be reached or refused, even after the retries
-    FAILED = "failed"
-
-
-async def send(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message:
-    """The one way a message is sent: HTML, no link previews, network errors retried."""
-    return await with_retry(
-        lambda: bot.send_message(
-            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-            disable_web_page_preview=True,
-        )
-    )
-
-
-async def edit(
-    bot: Bot, chat_id: int, message_id: int, text: str,
-    markup: InlineKeyboardMarkup | None = None,
-) -> None:
-    """The one way a message is edited, retried like a send; "not modified" is success."""
-    try:
-        await with_retry(
-            lambda: bot.edit_message_text(
-                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
-                reply_markup=markup, disable_web_page_preview=True,
-            )
-        )
-    except BadRequest as exc:
-        if "message is not modified" not in str(exc).lower():
-            raise
-
-
-async def send_safely(bot: Bot, chat_id: int, text: str, markup: Markup = None) -> Message | None:
-    """Send, or return ``None`` when the user blocked the bot or the chat is gone."""
-    try:
-        return await send(bot, chat_id, text, markup)
-    except Forbidden:
-        log.info("user %s cannot be reached (blocked the bot)", chat_id)
-        return None
-    except BadRequest as exc:
-        if "chat not found" in str(exc).lower():
-            log.info("chat %s not found", chat_id)
-            return None
-        raise
-
-
-async def edit_safely(
-    bot: Bot,
-    chat_id: int,
-    message_id: int,
-    text: str,
-    markup: InlineKeyboardMarkup | None = None,
-) -> None:
-    """Edit a message (retried), ignoring "not modified", "not found" and blocked users."""
-    try:
-        await edit(bot, chat_id, message_id, text, markup)
-    except Forbidden:
-        log.info("user %s cannot be reached (blocked the bot)", chat_id)
-    except BadRequest as exc:
-        if not not_modified(exc):
-            raise
-
-
-def button(text: str, data: str) -> InlineKeyboardButton:
-    """An inline button; callback data must fit Telegram's 64 bytes."""
-    if len(data.encode()) > 64:
-        raise ValueError(f"callback data too long: {data!r}")
-    return InlineKeyboardButton(text, callback_data=data)
-
-
-def keyboard(*rows: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
-    """An inline keyboard from rows of buttons (empty rows dropped)."""
-    return InlineKeyboardMarkup([row for row in rows if row])
-
-
-def rows_of(items: list[InlineKeyboardButton], width: int = 2) -> list[list[InlineKeyboardButton]]:
-    """Lay buttons out in rows of ``width``."""
-    return [items[i : i + width] for i in range(0, len(items), width)]
-
-
-def module_names(
-    policy: Policy, keys: Iterable[str], locale: str, sep: str, empty: str = "—"
-) -> str:
-    """Module keys as names in ``locale``, in catalogue order (unknown keys as they are)."""
-    wanted = list(keys)
-    known = policy.sorted_modules(wanted)
-    names = [m.name(locale) for k in known if (m := policy.module(k)) is not None]
-    names += [k for k in wanted if k not in known]
-    return sep.join(names) if names else empty
 
 
 def is_private(update: Update) -> bool:
@@ -460,7 +349,7 @@ def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Corout
             except Answered:
                 await ctx.commit()
             except DomainError as exc:
-                await session.rollback()
+                await ctx.rollback()
                 await show_error(ctx, exc)
 
     return callback

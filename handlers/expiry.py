@@ -1,0 +1,121 @@
+"""The code-expiry job, and the start-up delivery of codes that were committed but never sent.
+
+One job, not one per code: it runs at the earliest live deadline, ends every code that is due
+(owners told, holders' code messages edited) and plans itself for the next deadline. The
+deadlines live in the database, so after a restart ``bot.scheduler.reconcile`` runs both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from telegram import Bot
+from telegram.ext import ContextTypes, JobQueue
+
+from handlers.code_messages import (
+    SEND_FAILED,
+    back_to_code_step,
+    clock_time,
+    deliver,
+    failure_key,
+    holder_end_edit,
+    resend_keyboard,
+)
+from handlers.context import Deps, deps_of
+from handlers.i18n import t
+from handlers.telegram_io import edit_safely, send_safely
+from models import codes
+from models.clock import as_aware
+from models.phones import mask_phone
+from models.tables import Role, Shop, User
+
+EXPIRY_JOB = "code-expiry"
+
+
+def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # type: ignore[type-arg]
+    """Make sure the expiry job runs no later than ``deadline``."""
+    if job_queue is None:
+        return
+    when = as_aware(deadline)
+    jobs = job_queue.get_jobs_by_name(EXPIRY_JOB)
+    if any(job.next_t is not None and job.next_t <= when for job in jobs):
+        return
+    for job in jobs:
+        job.schedule_removal()
+    job_queue.run_once(expiry_job, when=when, name=EXPIRY_JOB)
+
+
+async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
+    """End every live code past its deadline (pending, or verified and not confirmed), tell
+    owners and holders; the next deadline."""
+    while True:
+        async with deps.sessions() as session:
+            now = deps.clock.now()
+            expired = await codes.expire_due(session, now=now)
+            for code in expired:
+                await back_to_code_step(session, code, now)
+            await session.commit()
+            notices = []
+            for code in expired:
+                owner = await session.get(User, code.owner_id)
+                edit = await holder_end_edit(session, deps, code, "holder_code.expired")
+                notices.append((code, owner, edit))
+        for code, owner, edit in notices:
+            if edit is not None:
+                await edit_safely(bot, *edit)
+            if owner is None:
+                continue
+            locale = deps.locale_of(owner)
+            await send_safely(
+                bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
+                resend_keyboard(locale, "newaccount.resend_new"),
+            )
+        if len(expired) < 500:
+            break
+    async with deps.sessions() as session:
+        return await codes.next_deadline(session)
+
+
+async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
+    """Start-up: codes committed but never sent (the process died between the two) are sent
+    now with fresh digits, and the owner is told; a holder who cannot be reached is reported to
+    the owner, who can resend at once. Returns how many codes were handled."""
+    async with deps.sessions() as session:
+        pending = await codes.undelivered(session, now=deps.clock.now())
+        for code in pending:
+            holder = await session.get(User, code.holder_id or 0)
+            shop = await session.get(Shop, code.shop_id)
+            owner = await session.get(User, code.owner_id)
+            role = await session.get(Role, code.role_id) if code.role_id else None
+            if holder is None or shop is None or owner is None:
+                await codes.mark_undeliverable(session, code, now=deps.clock.now(), blocked=False)
+                await session.commit()
+                continue
+            plain = codes.rekey(deps.policy, code)
+            session.add(code)
+            await session.commit()
+            sent = await deliver(bot, deps, code, holder, plain, shop, owner, role)
+            locale = deps.locale_of(owner)
+            masked = mask_phone(code.phone)
+            if sent is None or sent is SEND_FAILED:
+                await codes.mark_undeliverable(session, code, now=deps.clock.now(),
+                                               blocked=sent is None)
+                await session.commit()
+                await send_safely(bot, owner.id, t(locale, failure_key(sent), phone=masked),
+                                  resend_keyboard(locale))
+                continue
+            assert isinstance(sent, int)
+            await codes.mark_delivered(session, code, holder_id=holder.id, message_id=sent)
+            await session.commit()
+            await send_safely(bot, owner.id, t(locale, "newaccount.sent_late", phone=masked,
+                                               until=clock_time(code.expires_at)),
+                              resend_keyboard(locale))
+        return len(pending)
+
+
+async def expiry_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The scheduler's job: expire due codes, then plan the next run."""
+    deps = deps_of(context)
+    upcoming = await expire_and_notify(context.bot, deps)
+    if upcoming is not None:
+        schedule_expiry(context.job_queue, upcoming)
