@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from models.lifecycle.policy import LifecyclePolicy, NoResponse
 from models.policy import DEFAULT_MODULES, DEFAULT_PRESETS, Module, Policy, Preset
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -150,6 +151,42 @@ class RetentionSettings(_Section):
     audit_retention_days: int = Field(default=365, ge=1, le=3650)
 
 
+class LifecycleSettings(_Section):
+    """Owner transfer, time-limited access and access reviews (docs/lifecycle.md)."""
+
+    #: hours the new owner has to accept a main-account change
+    transfer_hours: int = Field(default=24, ge=1, le=720)
+    #: hours before an account's end that the owner is reminded (a third of the term if shorter)
+    access_reminder_hours: int = Field(default=72, ge=1, le=720)
+    #: days between a shop's access reviews (a shop may choose its own); 0: off
+    review_days: int = Field(default=90, ge=0, le=3650)
+    #: an unanswered review is reminded after this many days
+    review_reminder_days: int = Field(default=7, ge=1, le=365)
+    #: after this many days the no-response rule decides what is still undecided
+    review_deadline_days: int = Field(default=14, ge=2, le=365)
+    #: what silence means: keep the accounts not answered, or suspend them
+    review_no_response: Literal["keep", "suspend"] = "keep"
+
+    @model_validator(mode="after")
+    def _review_days_in_order(self) -> LifecycleSettings:
+        if self.review_reminder_days >= self.review_deadline_days:
+            raise ValueError("review_reminder_days must be less than review_deadline_days")
+        if 0 < self.review_days <= self.review_deadline_days:
+            raise ValueError("review_days must be 0 (off) or more than review_deadline_days")
+        return self
+
+    def policy(self) -> LifecyclePolicy:
+        """The lifecycle rules these settings describe."""
+        return LifecyclePolicy(
+            transfer_hours=self.transfer_hours,
+            access_reminder_hours=self.access_reminder_hours,
+            review_days=self.review_days,
+            review_reminder_days=self.review_reminder_days,
+            review_deadline_days=self.review_deadline_days,
+            review_no_response=NoResponse(self.review_no_response),
+        )
+
+
 class ShopSettings(_Section):
     max_sub_accounts: int = Field(default=50, ge=1, le=10_000)
 
@@ -197,6 +234,7 @@ class Settings(_Section):
     verification: VerificationSettings = VerificationSettings()
     shop: ShopSettings = ShopSettings()
     retention: RetentionSettings = RetentionSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     logging: LoggingSettings = LoggingSettings()
     modules: list[ModuleSettings] = Field(default_factory=_default_modules, min_length=1)
     presets: list[PresetSettings] = Field(default_factory=_default_presets)

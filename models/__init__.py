@@ -2,3 +2,4 @@
 
 import models.service  # noqa: F401  (registers the customer-service tables)
 from models import tables as tables  # registers every table on SQLModel.metadata
+from models.lifecycle import tables as lifecycle_tables  # noqa: F401  (and the lifecycle's)

@@ -63,6 +63,14 @@ class Shop(SQLModel, table=True):
     )
     max_sub_accounts: int = 50
     created_at: datetime = _ts()
+    #: access reviews (models.lifecycle.reviews): days between rounds (NULL: the configured
+    #: default; 0: off), what silence means ("keep" | "suspend"; NULL: the default), and when
+    #: the next round starts (NULL: not scheduled yet)
+    review_days: int | None = None
+    review_no_response: str | None = Field(default=None, max_length=10)
+    review_due_at: datetime | None = _ts(nullable=True)
+    #: IANA time zone for dates the owner types (NULL: UTC)
+    time_zone: str | None = Field(default=None, max_length=64)
 
 
 class PhoneBinding(SQLModel, table=True):
@@ -116,9 +124,18 @@ class SubAccount(SQLModel, table=True):
     role_id: int = Field(foreign_key="role.id", ondelete="RESTRICT", index=True)
     im_enabled: bool = False
     status: str = Field(default=AccountStatus.AUTHORIZED.value, max_length=10)
-    code_id: int = Field(foreign_key="verification_code.id", unique=True)
+    #: the code that created it; NULL for a former owner made a sub-account by a transfer
+    code_id: int | None = Field(default=None, foreign_key="verification_code.id", unique=True,
+                                nullable=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    #: time-limited access (models.lifecycle.access): the end (NULL: none), when the owner's
+    #: reminder is due (NULL: none pending), when it last expired (set while expired)
+    access_until: datetime | None = _ts(nullable=True)
+    access_remind_at: datetime | None = _ts(nullable=True)
+    expired_at: datetime | None = _ts(nullable=True)
+    #: when the holder last used the bot, to the hour (shown in access reviews)
+    last_activity_at: datetime | None = _ts(nullable=True)
 
 
 class CodeStatus(StrEnum):

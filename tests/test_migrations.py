@@ -17,7 +17,8 @@ from tests.support.db import PG_URL, admin, head_revision, requires_pg, scratch_
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
           "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup",
           "service_settings", "service_agent", "service_group", "service_group_member",
-          "service_entry", "service_conversation", "service_message", "service_rating"}
+          "service_entry", "service_conversation", "service_message", "service_rating",
+          "owner_transfer", "review_round", "review_item"}
 
 
 def _diff(connection: Connection) -> list[object]:
