@@ -1,4 +1,4 @@
-"""Retention (SPEC §9): the purge in the domain, and the daily job through the Application."""
+"""Retention (docs/product.md, "Retention and /forget"): the purge in the domain, and the daily job through the Application."""
 
 from __future__ import annotations
 

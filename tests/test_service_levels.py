@@ -1,4 +1,4 @@
-"""Service levels (SPEC §8): nudge at the time, owner alert at twice it (and a re-route if the
+"""Service levels (docs/service.md): nudge at the time, owner alert at twice it (and a re-route if the
 shop says so), each exactly once, also with two processes claiming at once; idle ends."""
 
 from __future__ import annotations

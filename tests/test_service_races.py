@@ -1,4 +1,4 @@
-"""Races enforced by the database (SPEC §8): many customers arriving and many agents freeing
+"""Races enforced by the database (docs/service.md): many customers arriving and many agents freeing
 up at once, each in its own session and transaction, on SQLite and PostgreSQL. No agent ever
 has more open chats than their cap, no conversation is assigned twice, nothing is lost."""
 

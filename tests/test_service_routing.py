@@ -1,4 +1,4 @@
-"""Routing (SPEC §8) on SQLite and PostgreSQL: sticky, weighted (smooth weighted round-robin),
+"""Routing (docs/service.md) on SQLite and PostgreSQL: sticky, weighted (smooth weighted round-robin),
 least_busy, overflow, queue with places, offline messages, hand-outs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""customer service (客服分流, SPEC §8): settings, agents, groups and members, entries,
+"""customer service (客服分流, docs/service.md): settings, agents, groups and members, entries,
 conversations, the message map and ratings
 
 The lead re-chains ``down_revision`` after other branches' migrations.

@@ -1,4 +1,4 @@
-"""Customer service (客服分流, SPEC §8): agents, groups, entries, routing, service levels.
+"""Customer service (客服分流, docs/service.md): agents, groups, entries, routing, service levels.
 
 Every rule takes the caller's ``AsyncSession`` and an injected ``now``, makes one decision in
 the caller's transaction and returns plain results (who to tell, where a conversation went);

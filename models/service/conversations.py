@@ -104,7 +104,7 @@ async def open_or_resume(
     now: datetime,
 ) -> Opened:
     """A customer opened an entry link: their open conversation with that shop, or a new one
-    routed at once (SPEC §8). An unknown or regenerated token is ``service_entry_link_invalid``;
+    routed at once (docs/service.md). An unknown or regenerated token is ``service_entry_link_invalid``;
     the shop's own staff cannot be its customers.
 
     The new conversation is inserted under the shop's routing lock, after looking for an open
@@ -144,7 +144,7 @@ async def open_or_resume(
 async def route(
     session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, now: datetime
 ) -> Placement:
-    """Route a waiting (queued or offline) conversation again, in SPEC §8's order; an
+    """Route a waiting (queued or offline) conversation again, in the routing order of docs/service.md; an
     assigned one is returned where it is."""
     settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
     conversation = await load_conversation(session, conversation_id)

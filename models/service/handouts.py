@@ -1,4 +1,4 @@
-"""Hand-outs: an agent with a free seat takes the oldest waiting chat they may take (SPEC §8
+"""Hand-outs: an agent with a free seat takes the oldest waiting chat they may take (docs/service.md
 steps 4 and 5), under the shop's routing lock like the rest of routing."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ async def hand_out(
     skip: int | None = None, ended: Agent | None = None,
 ) -> list[Placement]:
     """While the agent is available, give them the oldest queued conversation, then the
-    oldest offline message, that they may take (SPEC §8 steps 4 and 5); ``skip`` is one
+    oldest offline message, that they may take (docs/service.md, steps 4 and 5); ``skip`` is one
     conversation not to take back (it was just transferred away).
 
     ``ended``: the agent (loaded under the lock) one of whose chats just ended without giving

@@ -1,4 +1,4 @@
-"""Routing (SPEC §8): sticky agent, the entry's group by mode, overflow, queue, offline.
+"""Routing (docs/service.md): sticky agent, the entry's group by mode, overflow, queue, offline.
 
 Every function here runs under the shop's routing lock (``settings.lock_shop``), taken by the
 public rule that calls it. Assignment is also guarded row by row: a conversation is assigned
@@ -320,7 +320,7 @@ async def route_locked(
     now: datetime, exclude: int | None = None, previous: tuple[int, int] | None = None,
     sticky: bool = True, actor_id: int | None = None, sticky_hint: int = Sticky.UNKNOWN,
 ) -> Placement:
-    """SPEC §8's order for a waiting conversation; ``exclude`` is an agent it must not go to.
+    """the routing order of docs/service.md for a waiting conversation; ``exclude`` is an agent it must not go to.
 
     1. sticky, 2. the group by mode, 3. its overflow group, 4. all full: queued (FIFO, with
     the customer's place), 5. nobody online there: an offline message (离线留言). A conversation

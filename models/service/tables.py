@@ -1,4 +1,4 @@
-"""Customer-service tables (客服分流, SPEC §8). Times are naive UTC; ids only, never content."""
+"""Customer-service tables (客服分流, docs/service.md). Times are naive UTC; ids only, never content."""
 
 from __future__ import annotations
 
