@@ -320,7 +320,7 @@ async def route_locked(
     now: datetime, exclude: int | None = None, previous: tuple[int, int] | None = None,
     sticky: bool = True, actor_id: int | None = None, sticky_hint: int = Sticky.UNKNOWN,
 ) -> Placement:
-    """the routing order of docs/service.md for a waiting conversation; ``exclude`` is an agent it must not go to.
+    """Route a waiting conversation in the order of docs/service.md; ``exclude`` is an agent it must not go to.
 
     1. sticky, 2. the group by mode, 3. its overflow group, 4. all full: queued (FIFO, with
     the customer's place), 5. nobody online there: an offline message (离线留言). A conversation
