@@ -117,6 +117,15 @@ class IssuedCode:
     superseded: list[VerificationCode]
 
 
+
+def code_event(
+    session: AsyncSession, code: VerificationCode, action: str, *, now: datetime,
+    actor_id: int | None, **detail: Any,
+) -> None:
+    """Audit one step in a code's life (the phone masked, never the digits)."""
+    audit.record(session, now=now, shop_id=code.shop_id, actor_id=actor_id, action=action,
+                 object_type="code", object_id=code.id, phone=mask_phone(code.phone), **detail)
+
 async def issue_code(
     session: AsyncSession,
     policy: Policy,
@@ -162,17 +171,8 @@ async def issue_code(
     plain = keyed(policy, code)
     session.add(code)
     await session.flush()
-    audit.record(
-        session,
-        now=now,
-        shop_id=shop_id,
-        actor_id=owner_id,
-        action="code.issued",
-        object_type="code",
-        object_id=code.id,
-        phone=mask_phone(phone),
-        delivery="direct" if holder else "invite",
-    )
+    code_event(session, code, "code.issued", now=now, actor_id=owner_id,
+               delivery="direct" if holder else "invite")
     return IssuedCode(code, plain, holder, invite_token, superseded)
 
 
@@ -192,17 +192,8 @@ async def mark_undeliverable(
     moved = await move_code(session, code, from_=LIVE, status=CodeStatus.CANCELLED.value,
                             ended_at=now, invite_token_hash=None, delivery="failed")
     if moved:
-        audit.record(
-            session,
-            now=now,
-            shop_id=code.shop_id,
-            actor_id=None,
-            action="code.undeliverable",
-            object_type="code",
-            object_id=code.id,
-            phone=mask_phone(code.phone),
-            reason="blocked" if blocked else "send_failed",
-        )
+        code_event(session, code, "code.undeliverable", now=now, actor_id=None,
+                   reason="blocked" if blocked else "send_failed")
 
 
 async def _end(
@@ -219,16 +210,7 @@ async def _end(
     if not await move_code(session, code, from_=from_, status=status.value, ended_at=now,
                            invite_token_hash=None):
         return False
-    audit.record(
-        session,
-        now=now,
-        shop_id=code.shop_id,
-        actor_id=actor_id,
-        action=action,
-        object_type="code",
-        object_id=code.id,
-        phone=mask_phone(code.phone),
-    )
+    code_event(session, code, action, now=now, actor_id=actor_id)
     return True
 
 
@@ -290,31 +272,12 @@ async def verify_code(
         if not await move_code(session, code, from_=pending, status=CodeStatus.VERIFIED.value,
                                expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
             return VerifyResult(_status_outcome(code.status), code)
-        audit.record(
-            session,
-            now=now,
-            shop_id=code.shop_id,
-            actor_id=owner_id,
-            action="code.verified",
-            object_type="code",
-            object_id=code.id,
-            phone=mask_phone(code.phone),
-        )
+        code_event(session, code, "code.verified", now=now, actor_id=owner_id)
         return VerifyResult(VerifyOutcome.OK, code)
     if not await move_code(session, code, from_=pending, attempts=VerificationCode.attempts + 1):
         return VerifyResult(_status_outcome(code.status), code)
     left = max(0, policy.max_attempts - code.attempts)
-    audit.record(
-        session,
-        now=now,
-        shop_id=code.shop_id,
-        actor_id=owner_id,
-        action="code.failed",
-        object_type="code",
-        object_id=code.id,
-        phone=mask_phone(code.phone),
-        attempt=code.attempts,
-    )
+    code_event(session, code, "code.failed", now=now, actor_id=owner_id, attempt=code.attempts)
     if left == 0:
         if await _end(session, code, CodeStatus.LOCKED, now=now, actor_id=owner_id,
                       action="code.locked", from_=pending):
@@ -386,16 +349,7 @@ async def expire_due(
     reread.all()
     expired = [c for c in due if c.status == CodeStatus.EXPIRED.value and c.ended_at == now]
     for code in expired:
-        audit.record(
-            session,
-            now=now,
-            shop_id=code.shop_id,
-            actor_id=None,
-            action="code.expired",
-            object_type="code",
-            object_id=code.id,
-            phone=mask_phone(code.phone),
-        )
+        code_event(session, code, "code.expired", now=now, actor_id=None)
     return expired
 
 

@@ -214,6 +214,19 @@ async def rename_role(
     return role
 
 
+
+def _changed(
+    session: AsyncSession, role: Role, *, action: str, actor_id: int, before: object,
+    after: object, now: datetime,
+) -> Role:
+    """Stamp and audit a change to one of the role's fields (already set on ``role``)."""
+    role.updated_at = now
+    session.add(role)
+    audit.record(session, now=now, shop_id=role.shop_id, actor_id=actor_id, action=action,
+                 object_type="role", object_id=role.id, name=role.name, before=before,
+                 after=after)
+    return role
+
 async def set_description(
     session: AsyncSession,
     *,
@@ -229,21 +242,9 @@ async def set_description(
     before = role.description
     if cleaned == before:
         raise DomainError("nothing_changed")
-    role.description, role.updated_at = cleaned, now
-    session.add(role)
-    audit.record(
-        session,
-        now=now,
-        shop_id=shop_id,
-        actor_id=actor_id,
-        action="role.described",
-        object_type="role",
-        object_id=role_id,
-        name=role.name,
-        before=before,
-        after=cleaned,
-    )
-    return role
+    role.description = cleaned
+    return _changed(session, role, action="role.described", actor_id=actor_id, before=before,
+                    after=cleaned, now=now)
 
 
 async def set_modules(
@@ -262,21 +263,9 @@ async def set_modules(
     before = list(role.modules)
     if cleaned == before:
         raise DomainError("nothing_changed")
-    role.modules, role.updated_at = cleaned, now
-    session.add(role)
-    audit.record(
-        session,
-        now=now,
-        shop_id=shop_id,
-        actor_id=actor_id,
-        action="role.permissions",
-        object_type="role",
-        object_id=role_id,
-        name=role.name,
-        before=before,
-        after=cleaned,
-    )
-    return role
+    role.modules = cleaned
+    return _changed(session, role, action="role.permissions", actor_id=actor_id, before=before,
+                    after=cleaned, now=now)
 
 
 async def delete_role(
