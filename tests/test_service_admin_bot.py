@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import segno
 from sqlmodel import col, select
@@ -362,3 +363,59 @@ async def test_in_chinese(harness: Harness) -> None:
         found = (await session.exec(select(ServiceGroup).where(
             col(ServiceGroup.name) == "售前"))).all()
     assert len(found) == 1
+
+
+#: every customer-service audit action, with the detail the domain records
+SERVICE_ACTIONS: dict[str, tuple[str, dict[str, object]]] = {
+    "service.entry_created": ("service_entry", {"name": "Product page", "group": 1}),
+    "service.entry_renamed": ("service_entry", {"name": "After-sales", "before": "Product"}),
+    "service.entry_group": ("service_entry", {"name": "Product page", "before": 1, "after": 2}),
+    "service.entry_regenerated": ("service_entry", {"name": "Product page"}),
+    "service.entry_deleted": ("service_entry", {"name": "Product page"}),
+    "service.group_created": ("service_group", {"name": "Pre-sales"}),
+    "service.group_renamed": ("service_group", {"name": "Presales", "before": "Pre-sales"}),
+    "service.group_overflow": ("service_group", {"name": "Pre-sales", "before": None, "after": 2}),
+    "service.group_deleted": ("service_group", {"name": "Pre-sales"}),
+    "service.member_added": ("service_group", {"name": "Pre-sales", "agent": 7, "weight": 30}),
+    "service.member_weight": ("service_group", {"name": "Pre-sales", "agent": 7, "before": 30,
+                                                "after": 55}),
+    "service.member_removed": ("service_group", {"name": "Pre-sales", "agent": 7}),
+    "service.agent_enrolled": ("agent", {"user": 2002, "kind": "sub"}),
+    "service.agent_released": ("agent", {"reason": "im_off", "moved": 2}),
+    "service.status": ("agent", {"before": "offline", "after": "break"}),
+    "service.cap": ("agent", {"before": None, "after": 3}),
+    "service.settings": ("service", {"before": {"default_cap": 5}, "after": {"default_cap": 8}}),
+    "service.opened": ("conversation", {"entry": 1}),
+    "service.assigned": ("conversation", {"agent": 7, "via": "group", "previous": None}),
+    "service.transferred": ("conversation", {"before": 7, "after": 8, "group": None}),
+    "service.ended": ("conversation", {"by": "customer"}),
+    "service.rated": ("conversation", {"score": 4}),
+    "service.breach": ("conversation", {"agent": 7, "rerouted": False}),
+}
+
+
+def test_every_service_action_is_described_in_both_languages() -> None:
+    from types import SimpleNamespace
+
+    from handlers.auditlog import describe
+    from handlers.i18n import LOCALES, t
+    from models.policy import Policy
+
+    for locale in LOCALES:
+        ctx: Any = SimpleNamespace(locale=locale, policy=Policy(),
+                                   t=lambda key, _l=locale, **p: t(_l, key, **p))
+        generic = describe(ctx, AuditEvent(action="service.unknown", object_type="x"))
+        seen = set()
+        for action, (object_type, detail) in SERVICE_ACTIONS.items():
+            text = describe(ctx, AuditEvent(action=action, object_type=object_type,
+                                            object_id=7, detail=detail), {7: "Hank"})
+            assert "{" not in text and text != generic and "service." not in text, text
+            seen.add(text)
+        assert len(seen) == len(SERVICE_ACTIONS)
+    en: Any = SimpleNamespace(locale="en", policy=Policy(), t=lambda key, **p: t("en", key, **p))
+    zh: Any = SimpleNamespace(locale="zh-Hans", policy=Policy(),
+                              t=lambda key, **p: t("zh-Hans", key, **p))
+    status = AuditEvent(action="service.status", object_type="agent", object_id=7,
+                        detail={"before": "offline", "after": "break"})
+    assert describe(en, status, {7: "Hank"}) == "Hank: status offline → on break"
+    assert describe(zh, status, {7: "Hank"}) == "Hank：状态 离线 → 小休"
