@@ -67,14 +67,8 @@ def _settings_changed(ctx: Ctx, after: object) -> str:
     names = sorted(after) if isinstance(after, dict) else []
     labels = []
     for name in names:
-        key = "service_admin.field_reroute" if name == "reroute_on_breach" else (
-            "service_admin.mode_button" if name == "mode" else f"service_admin.field_{name}")
-        text = template(ctx.locale, key)
-        if name == "mode":
-            mode = str(after.get("mode")) if isinstance(after, dict) else ""
-            text = label(ctx.locale, "service_admin.mode_" + mode) if mode in (
-                "weighted", "least_busy") else None
-        labels.append(text or name)
+        key = "reroute" if name == "reroute_on_breach" else name
+        labels.append(template(ctx.locale, f"service_admin.field_{key}") or name)
     return label(ctx.locale, "accounts.sep").join(labels) if labels else MISSING
 
 
