@@ -76,6 +76,7 @@ def build_application(
         policy=replace(settings.policy(), code_secret=code_secret.encode()),
         clock=clock or SystemClock(),
         router=router,
+        service_policy=settings.service.policy(),
         default_locale=settings.i18n.default_locale,
     )
     application.bot_data["deps"] = deps

@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.lifecycle.policy import LifecyclePolicy, NoResponse
 from models.policy import DEFAULT_MODULES, DEFAULT_PRESETS, Module, Policy, Preset
+from models.service.policy import (
+    CAP_RANGE,
+    HOURS_TEXT_MAX,
+    IDLE_HOURS_RANGE,
+    OFFLINE_TEXT_MAX,
+    SECONDS_RANGE,
+    STICKY_DAYS_RANGE,
+    ServicePolicy,
+)
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 TELEGRAM_API = "https://api.telegram.org"
@@ -191,6 +200,35 @@ class ShopSettings(_Section):
     max_sub_accounts: int = Field(default=50, ge=1, le=10_000)
 
 
+_SERVICE = ServicePolicy()
+
+
+class ServiceConfig(_Section):
+    """What a new shop's customer-service settings (客服分流, docs/service.md) start as; each shop's
+    owner changes their own in /service."""
+
+    mode: Literal["weighted", "least_busy"] = _SERVICE.mode  # type: ignore[assignment]
+    default_cap: int = Field(default=_SERVICE.default_cap, ge=CAP_RANGE[0], le=CAP_RANGE[1])
+    sticky_days: int = Field(default=_SERVICE.sticky_days, ge=STICKY_DAYS_RANGE[0],
+                             le=STICKY_DAYS_RANGE[1])
+    first_response_seconds: int = Field(default=_SERVICE.first_response_seconds,
+                                        ge=SECONDS_RANGE[0], le=SECONDS_RANGE[1])
+    reply_seconds: int = Field(default=_SERVICE.reply_seconds, ge=SECONDS_RANGE[0],
+                               le=SECONDS_RANGE[1])
+    reroute_on_breach: bool = _SERVICE.reroute_on_breach
+    idle_close_hours: int = Field(default=_SERVICE.idle_close_hours, ge=IDLE_HOURS_RANGE[0],
+                                  le=IDLE_HOURS_RANGE[1])
+    offline_text_en: str = Field(default=_SERVICE.offline_text_en, max_length=OFFLINE_TEXT_MAX)
+    offline_text_zh: str = Field(default=_SERVICE.offline_text_zh, max_length=OFFLINE_TEXT_MAX)
+    hours_text_en: str = Field(default=_SERVICE.hours_text_en, max_length=HOURS_TEXT_MAX)
+    hours_text_zh: str = Field(default=_SERVICE.hours_text_zh, max_length=HOURS_TEXT_MAX)
+    #: how many due service-level items one scheduler pass claims
+    claim_batch: int = Field(default=_SERVICE.claim_batch, ge=1, le=10_000)
+
+    def policy(self) -> ServicePolicy:
+        return ServicePolicy(**self.model_dump())
+
+
 class ModuleSettings(_Section):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,23}$")
     en: str = Field(min_length=1, max_length=30)
@@ -235,6 +273,7 @@ class Settings(_Section):
     shop: ShopSettings = ShopSettings()
     retention: RetentionSettings = RetentionSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
+    service: ServiceConfig = ServiceConfig()
     logging: LoggingSettings = LoggingSettings()
     modules: list[ModuleSettings] = Field(default_factory=_default_modules, min_length=1)
     presets: list[PresetSettings] = Field(default_factory=_default_presets)

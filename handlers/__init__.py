@@ -23,6 +23,10 @@ from handlers import (
     onboarding,
     role_editor,
     roles,
+    service_admin,
+    service_groups,
+    service_live,
+    service_settings,
 )
 from handlers import help as help_
 from handlers.flow import Flow
@@ -35,6 +39,10 @@ FLOWS: tuple[Flow, ...] = (
     accounts.FLOW,  # /accounts: the sub-accounts, rename
     roles.FLOW,  # /roles: the role list and one role
     role_editor.FLOW,  # creating and editing a role (also nested in /newaccount)
+    service_admin.FLOW,  # /service: the customer-service card, its entries (绑定页面)
+    service_groups.FLOW,  # /service → groups (客服分组)
+    service_settings.FLOW,  # /service → settings
+    service_live.FLOW,  # /service → live view and today's figures
     auditlog.FLOW,  # /log
     holder.FLOW,  # /me, "Leave shop"; /start's home for a holder
     holder_code.FLOW,  # the holder's code message: "Not me"

@@ -11,6 +11,7 @@ Callback data, namespace ``lg``: ``lg:pg:<page>``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
@@ -20,6 +21,7 @@ from handlers.flow import Command, Flow
 from handlers.i18n import label, module_names, placeholders, template
 from handlers.keyboards import keyboard, pager_row
 from handlers.router import cb
+from handlers.service_common import agent_names
 from models import audit
 from models.paging import paging
 from models.phones import mask_phone
@@ -55,6 +57,41 @@ def _module_changes(ctx: Ctx, before: object, after: object) -> str:
     return label(loc, "log.sep").join(parts) if parts else label(loc, "log.unchanged")
 
 
+#: customer-service actions whose ``before`` / ``after`` are an agent's status
+_STATUS_ACTIONS = ("service.status",)
+_STATUSES = ("online", "break", "offline")
+
+
+def _settings_changed(ctx: Ctx, after: object) -> str:
+    """The customer-service settings a change touched, by their names on the settings card."""
+    names = sorted(after) if isinstance(after, dict) else []
+    labels = []
+    for name in names:
+        key = "reroute" if name == "reroute_on_breach" else name
+        labels.append(template(ctx.locale, f"service_admin.field_{key}") or name)
+    return label(ctx.locale, "accounts.sep").join(labels) if labels else MISSING
+
+
+def _service_detail(ctx: Ctx, event: AuditEvent, detail: dict[str, Any],
+                    agents: Mapping[int, str]) -> dict[str, Any]:
+    """A customer-service event's detail as its text wants it: the agent by name (from the
+    detail's ``agent``, or the event's object when the object is the agent), statuses in the
+    reader's words, the settings changed by name."""
+    shown = dict(detail)
+    agent_id = detail.get("agent")
+    if agent_id is None and event.object_type == "agent":
+        agent_id = event.object_id
+    if isinstance(agent_id, int):
+        shown["agent"] = agents.get(agent_id) or ctx.t("log.someone", id=agent_id)
+    if event.action in _STATUS_ACTIONS:
+        for side in ("before", "after"):
+            if shown.get(side) in _STATUSES:
+                shown[side] = label(ctx.locale, f"log.status_{shown[side]}")
+    if event.action == "service.settings":
+        shown["settings"] = _settings_changed(ctx, detail.get("after"))
+    return shown
+
+
 def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
     """One placeholder of an action's text, from the event's detail."""
     if name == "changes":
@@ -73,14 +110,17 @@ def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
     return str(value)
 
 
-def describe(ctx: Ctx, event: AuditEvent) -> str:
-    """What happened, in the reader's language (HTML)."""
+def describe(ctx: Ctx, event: AuditEvent, agents: Mapping[int, str] | None = None) -> str:
+    """What happened, in the reader's language (HTML); ``agents`` names the shop's
+    customer-service agents by id."""
     key = "log.actions." + event.action.replace(".", "_")
     text = template(ctx.locale, key) if re.fullmatch(r"[a-z_.]{1,40}", event.action) else None
     if text is None:
         obj = f"{event.object_type} #{event.object_id}" if event.object_id else event.object_type
         return ctx.t("log.unknown", action=event.action, object=obj)
     detail = event.detail if isinstance(event.detail, dict) else {}
+    if event.action.startswith("service."):
+        detail = _service_detail(ctx, event, detail, agents or {})
     names = placeholders(text)
     params = {name: _param(ctx, detail, name) for name in names}
     if detail.get(SUBJECT_DELETED):  # a forgotten person: named as such, their phone a dash
@@ -114,6 +154,8 @@ async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboa
     page, pages = paging(page, total, PAGE_SIZE)
     events = await audit.recent(ctx.session, shop_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     users = await audit.actors(ctx.session, events)
+    agents = await agent_names(ctx, shop) if any(
+        e.action.startswith("service.") for e in events) else {}
     lines = [ctx.t("log.title", shop=shop.name, count=total)]
     if pages > 1:
         lines.append(ctx.t("log.page", page=page + 1, pages=pages))
@@ -122,7 +164,7 @@ async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboa
     for event in events:
         lines += ["", ctx.t(
             "log.event", time=event.created_at.strftime("%Y-%m-%d %H:%M"),
-            who=who(ctx, shop, event, users), what_html=describe(ctx, event),
+            who=who(ctx, shop, event, users), what_html=describe(ctx, event, agents),
         )]
     nav = pager_row(page, pages, previous=ctx.t("log.newer"), following=ctx.t("log.older"),
                     data=lambda to: cb(NS, "pg", to))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from models.clock import Clock
 from models.drafts import DraftState, clear_draft, get_draft, save_draft
 from models.errors import DomainError
 from models.policy import Policy
+from models.service.policy import ServicePolicy
 from models.tables import Shop, User
 from models.text import drop_controls
 from models.users import locale_from_language_code, touch_user
@@ -53,6 +54,8 @@ class Deps:
     #: the conversations of this application (``handlers.FLOWS``), routed
     router: Router
     default_locale: str = "en"
+    #: a new shop's customer-service settings (``[service]``)
+    service_policy: ServicePolicy = field(default_factory=ServicePolicy)
 
     def locale_of(self, user: User | None) -> str:
         """A user's language, or the default."""

@@ -65,7 +65,8 @@ def _shown(message: dict[str, Any]) -> Shown:
     rows = [[(b["text"], b.get("callback_data") or b.get("url") or "") for b in row]
             for row in inline]
     keyboard = message.get("_keyboard") or {}
-    return Shown(message["message_id"], message["text"], rows, keyboard.get("keyboard"))
+    text = message.get("text", message.get("caption", ""))  # a photo or a file: its caption
+    return Shown(message["message_id"], text, rows, keyboard.get("keyboard"))
 
 
 class Harness:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from bot.config import ConfigError, Settings, load_settings
 from models.policy import DEFAULT_MODULES, DEFAULT_PRESETS
+from models.service.policy import ServicePolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
@@ -213,3 +215,15 @@ path = "/hooks/tg/"
 """)
     hook = load_settings(path, environ={}).telegram.webhook
     assert (hook.url, hook.path) == ("https://bot.example.com", "hooks/tg")
+
+
+def test_service_section_becomes_the_service_policy(tmp_path: Path) -> None:
+    assert Settings().service.policy() == ServicePolicy()
+    path = write(tmp_path, '[service]\nmode = "least_busy"\ndefault_cap = 8\n'
+                           'offline_text_zh = "请留言"\n')
+    policy = load_settings(path, environ={}).service.policy()
+    assert (policy.mode, policy.default_cap, policy.offline_text_zh) == ("least_busy", 8, "请留言")
+    for bad, named in (('mode = "random"', "service.mode"), ("default_cap = 0", "service.default_cap"),
+                       ("reply_seconds = 5", "service.reply_seconds")):
+        with pytest.raises(ConfigError, match=re.escape(named)):
+            load_settings(write(tmp_path, f"[service]\n{bad}\n"), environ={})

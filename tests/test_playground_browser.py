@@ -174,6 +174,8 @@ async def owner_creates_shop(owner: Chat) -> None:
 async def owner_creates_role_in_newaccount(owner: Chat) -> None:
     """No role yet: /newaccount creates one first (from the customer-service preset)."""
     await owner.types("/newaccount")
+    # wait for the presets: the home menu's "💬 客服分流" also contains the preset's name
+    await owner.sees(opening(ZH, "roles.preset_hint"))
     await owner.presses(preset_name(ZH))
     await owner.sees(opening(ZH, "roles.ask_name"))
     await owner.presses(label(ZH, "roles.use_name_button", name=preset_name(ZH)))

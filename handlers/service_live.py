@@ -1,0 +1,95 @@
+"""/service → live view: agents online / on break (小休) / offline with their open chats, the
+queue and the longest wait now; today's figures (UTC day): chats, first response p50/p90,
+ratings. 🔄 Refresh edits the same card.
+
+Callback data, namespace ``sl``: ``sl:o`` open · ``sl:r`` refresh.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from handlers.context import Ctx
+from handlers.flow import Flow
+from handlers.keyboards import button, keyboard
+from handlers.service_common import (
+    SL,
+    agent_names,
+    button_shop,
+    home_button,
+    leave_step,
+    status_label,
+)
+from models.service.tables import AgentStatus
+from models.service.views import day_figures, live_view
+
+#: the order agents are listed in: who takes chats first
+ORDER = (AgentStatus.ONLINE.value, AgentStatus.BREAK.value, AgentStatus.OFFLINE.value)
+
+
+def seconds(ctx: Ctx, value: float | None) -> str:
+    """A duration for the owner: "—", "45 s", "3 min 5 s", "2 h 10 min"."""
+    if value is None:
+        return ctx.label("service_admin.none")
+    total = round(value)
+    if total < 60:
+        return ctx.label("service_admin.secs", s=total)
+    if total < 3600:
+        return ctx.label("service_admin.mins", m=total // 60, s=total % 60)
+    return ctx.label("service_admin.hours", h=total // 3600, m=total % 3600 // 60)
+
+
+def day_of(now: datetime) -> tuple[datetime, datetime]:
+    """Today (UTC, like the times of /log): its start and the next day's."""
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+async def show_live(ctx: Ctx) -> None:
+    shop = await ctx.owned_shop()
+    shop_id, now = shop.id or 0, ctx.now()
+    view = await live_view(ctx.session, ctx.deps.service_policy, shop_id=shop_id, now=now)
+    start, end = day_of(now)
+    figures = await day_figures(ctx.session, shop_id=shop_id, start=start, end=end)
+    names = await agent_names(ctx, shop)
+    agents = sorted(view.agents, key=lambda a: (ORDER.index(a.status) if a.status in ORDER
+                                                else len(ORDER), a.agent_id))
+    lines = [ctx.t("service_admin.live_title", shop=shop.name, time=now.strftime("%H:%M:%S")),
+             ctx.t("service_admin.live_counts", online=view.online, on_break=view.on_break,
+                   offline=len(view.agents) - view.online - view.on_break), ""]
+    if not agents:
+        lines.append(ctx.t("service_admin.live_no_agents"))
+    for agent in agents:
+        lines.append(ctx.t("service_admin.live_agent", status_html=status_label(ctx, agent.status),
+                           name=names.get(agent.agent_id, "?"), open=agent.open_chats,
+                           cap=agent.cap))
+    average = (f"{figures.rating_average:.2f}" if figures.rating_average is not None
+               else ctx.label("service_admin.none"))
+    lines += [
+        "",
+        ctx.t("service_admin.live_queue", queued=view.queued, offline=view.offline_waiting,
+              wait=seconds(ctx, view.longest_wait_seconds)),
+        "",
+        ctx.t("service_admin.today", day=start.strftime("%Y-%m-%d"), chats=figures.chats,
+              answered=figures.answered, open=figures.open_now,
+              p50=seconds(ctx, figures.first_response_p50),
+              p90=seconds(ctx, figures.first_response_p90),
+              ratings=figures.ratings, average=average),
+    ]
+    await ctx.show("\n".join(lines), keyboard(
+        [button(ctx.label("service_admin.refresh_button"), f"{SL}:r")], [home_button(ctx)]))
+
+
+async def on_button(ctx: Ctx, _action: str, _args: list[str]) -> None:
+    await button_shop(ctx)
+    await leave_step(ctx)
+    await ctx.answer()
+    await show_live(ctx)
+
+
+FLOW = Flow(
+    name="service_live",
+    namespace=SL,
+    buttons={"o": (), "r": ()},
+    on_button=on_button,
+)
