@@ -17,7 +17,9 @@ from tests import scratch_db
 from tests.conftest import PG_URL, requires_pg
 
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
-          "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup"}
+          "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup",
+          "service_settings", "service_agent", "service_group", "service_group_member",
+          "service_entry", "service_conversation", "service_message", "service_rating"}
 
 
 def head_revision() -> str:

@@ -1,0 +1,303 @@
+"""Conversations: open or resume, route, transfer (转接), end, rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, exists
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import audit
+from models.errors import DomainError
+from models.service.entries import hash_token
+from models.service.groups import get_group
+from models.service.handouts import hand_out
+from models.service.policy import ServicePolicy
+from models.service.results import Ended, Placement, Transferred, Via
+from models.service.routing import (
+    ASSIGNED,
+    QUEUED,
+    assign,
+    load_conversation,
+    pick_in_group,
+    route_locked,
+    sticky_candidate,
+    unassign,
+)
+from models.service.settings import lock_shop, lock_shop_of
+from models.service.tables import (
+    OPEN_STATES,
+    Agent,
+    AgentStatus,
+    Conversation,
+    ConversationState,
+    Entry,
+    Rating,
+    ServiceSettings,
+)
+from models.tables import Shop
+
+CLOSED = ConversationState.CLOSED.value
+
+
+class EndedBy:
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    OWNER = "owner"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The customer's conversation with the shop; ``placement`` when it was just made (and
+    routed), ``None`` when an open one was resumed."""
+
+    conversation: Conversation
+    shop: Shop
+    created: bool
+    placement: Placement | None
+
+
+async def open_conversation_of(
+    session: AsyncSession, *, customer_id: int, shop_id: int
+) -> Conversation | None:
+    """The customer's open conversation with the shop, if any."""
+    return (await session.exec(
+        select(Conversation).where(col(Conversation.customer_id) == customer_id,
+                                   col(Conversation.shop_id) == shop_id,
+                                   col(Conversation.state).in_(OPEN_STATES))
+        .execution_options(populate_existing=True))).first()
+
+
+async def open_conversations_of(session: AsyncSession, *, customer_id: int) -> list[Conversation]:
+    """Every open conversation of a customer (one per shop), newest activity first."""
+    rows = await session.exec(
+        select(Conversation).where(col(Conversation.customer_id) == customer_id,
+                                   col(Conversation.state).in_(OPEN_STATES))
+        .order_by(col(Conversation.last_activity_at).desc()))
+    return list(rows.all())
+
+
+_ENTRY = (
+    select(Entry.id, Entry.group_id, Shop, exists().where(
+        col(Agent.shop_id) == Entry.shop_id, col(Agent.user_id) == bindparam("customer"),
+        col(Agent.active).is_(True)))
+    .join(Shop, col(Shop.id) == Entry.shop_id)
+    .where(col(Entry.token_hash) == bindparam("token_hash"))
+)
+#: the customer's latest conversation with the shop: open (resumed) or ended (for sticky)
+_LATEST_OF_CUSTOMER = (
+    select(Conversation)
+    .where(col(Conversation.customer_id) == bindparam("customer"),
+           col(Conversation.shop_id) == bindparam("shop"))
+    .order_by(col(Conversation.id).desc())
+    .limit(1)
+    .execution_options(populate_existing=True)
+)
+
+
+async def open_or_resume(
+    session: AsyncSession, policy: ServicePolicy, *, customer_id: int, token: str,
+    now: datetime,
+) -> Opened:
+    """A customer opened an entry link: their open conversation with that shop, or a new one
+    routed at once (SPEC §8). An unknown or regenerated token is ``service_entry_link_invalid``;
+    the shop's own staff cannot be its customers.
+
+    The new conversation is inserted under the shop's routing lock, after looking for an open
+    one, so two openings never race; the partial unique index (one open conversation per
+    customer and shop) is the database's guarantee behind that.
+    """
+    row = (await session.exec(_ENTRY, params={"customer": customer_id,
+                                              "token_hash": hash_token(token)})).first()
+    if row is None:
+        raise DomainError("service_entry_link_invalid")
+    entry_id, group_id, shop, staff = row
+    if shop.owner_id == customer_id or staff:
+        raise DomainError("service_staff_not_customer")
+    shop_id = shop.id or 0
+    settings = await lock_shop(session, policy, shop_id=shop_id, now=now)
+    latest = (await session.exec(_LATEST_OF_CUSTOMER, params={"customer": customer_id,
+                                                              "shop": shop_id})).first()
+    if latest is not None and latest.state in OPEN_STATES:
+        return Opened(latest, shop, False, None)
+    hint = sticky_candidate(latest, settings, now)
+    conversation = Conversation(
+        shop_id=shop_id, customer_id=customer_id, entry_id=entry_id, group_id=group_id,
+        state=QUEUED, created_at=now, waiting_since=now, last_activity_at=now,
+        idle_at=now + timedelta(hours=settings.idle_close_hours),
+    )
+    session.add(conversation)
+    await session.flush()
+    audit.record(session, now=now, shop_id=shop_id, actor_id=customer_id,
+                 action="service.opened", object_type="conversation",
+                 object_id=conversation.id, entry=entry_id)
+    with session.no_autoflush:  # the audit rows go in one INSERT at the commit
+        placement = await route_locked(session, settings, conversation, now=now,
+                                       sticky_hint=hint)
+    return Opened(conversation, shop, True, placement)
+
+
+async def route(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, now: datetime
+) -> Placement:
+    """Route a waiting (queued or offline) conversation again, in SPEC §8's order; an
+    assigned one is returned where it is."""
+    settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.state == CLOSED:
+        raise DomainError("service_conversation_closed")
+    if conversation.state == ASSIGNED:
+        agent = await session.get(Agent, conversation.agent_id or 0)
+        return Placement(conversation_id=conversation_id, shop_id=conversation.shop_id,
+                         customer_id=conversation.customer_id, entry_id=conversation.entry_id,
+                         state=ASSIGNED, via=Via.GROUP, agent_id=conversation.agent_id,
+                         agent_user_id=agent.user_id if agent else None)
+    return await route_locked(session, settings, conversation, now=now)
+
+
+async def _check_staff(
+    session: AsyncSession, conversation: Conversation, actor_id: int
+) -> Agent | None:
+    """The actor is the conversation's agent (its last one, once ended) or the shop's owner
+    (forged buttons refused). Returns that agent (the session only keeps what is held)."""
+    agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0,
+                              populate_existing=True)
+    if agent is not None and agent.user_id == actor_id:
+        return agent
+    shop = await session.get(Shop, conversation.shop_id)
+    if shop is None or shop.owner_id != actor_id:
+        raise DomainError("service_not_your_conversation")
+    return agent
+
+
+async def transfer(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, actor_id: int,
+    now: datetime, to_agent_id: int | None = None, to_group_id: int | None = None,
+) -> Transferred:
+    """转接: hand an assigned conversation to an agent (online or on break, under their cap)
+    or to a group (its available agents by mode, then its overflow). Refused, and left where
+    it is, when nobody can take it now. The freed slot takes the oldest waiting chat."""
+    if (to_agent_id is None) == (to_group_id is None):
+        raise DomainError("service_transfer_target")
+    settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.state != ASSIGNED:
+        raise DomainError("service_conversation_closed" if conversation.state == CLOSED
+                          else "service_conversation_not_assigned")
+    await _check_staff(session, conversation, actor_id)
+    current = conversation.agent_id or 0
+    if to_agent_id is not None:
+        target = await session.get(Agent, to_agent_id, populate_existing=True)
+        if target is None or target.shop_id != conversation.shop_id:
+            raise DomainError("service_agent_not_found")
+        if target.id == current:
+            raise DomainError("service_transfer_same_agent")
+        if not target.active or target.status == AgentStatus.OFFLINE.value:
+            raise DomainError("service_transfer_agent_unavailable")
+        cap = target.cap if target.cap is not None else settings.default_cap
+        if target.open_chats >= cap:
+            raise DomainError("service_transfer_agent_full", cap=cap)
+        choice: tuple[int, int] = (target.id or 0, target.user_id)
+        via = Via.TRANSFER
+    else:
+        group = await get_group(session, shop_id=conversation.shop_id, group_id=to_group_id or 0)
+        picked, via = await pick_in_group(session, settings, group.id or 0, current), Via.GROUP
+        if picked is None and group.overflow_group_id is not None:
+            picked, via = await pick_in_group(session, settings, group.overflow_group_id,
+                                              current), Via.OVERFLOW
+        if picked is None:
+            raise DomainError("service_transfer_nobody", group=group.name)
+        choice = picked
+        conversation.group_id = group.id
+        session.add(conversation)
+        await session.flush()
+    previous = await unassign(session, conversation, now=now)
+    placement = await assign(session, settings, conversation, agent_id=choice[0],
+                             agent_user_id=choice[1], via=via, now=now, previous=previous,
+                             actor_id=actor_id)
+    audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
+                 action="service.transferred", object_type="conversation",
+                 object_id=conversation_id, before=previous[0], after=choice[0],
+                 group=to_group_id)
+    handouts = await hand_out(session, settings, agent_id=previous[0], now=now,
+                              skip=conversation_id)
+    return Transferred(placement, handouts)
+
+
+async def end_locked(
+    session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
+    by: str, actor_id: int | None, now: datetime, agent: Agent | None = None,
+) -> Ended:
+    """End an open conversation loaded under the shop's lock (``settings``); ``agent`` is
+    its agent when the caller has loaded it under the lock."""
+    if agent is None or agent.id != conversation.agent_id:
+        agent = await session.get(Agent, conversation.agent_id or 0, populate_existing=True)
+    conversation.state, conversation.agent_id = CLOSED, None
+    conversation.closed_at, conversation.closed_by = now, by
+    conversation.waiting_since = conversation.nudge_at = conversation.alert_at = None
+    session.add(conversation)
+    audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
+                 action="service.ended", object_type="conversation", object_id=conversation.id,
+                 by=by)
+    # the agent's seat goes to the oldest waiting chat they may take, or back (in hand_out)
+    handouts = (await hand_out(session, settings, agent_id=agent.id or 0, now=now, ended=agent)
+                if agent is not None else [])
+    return Ended(conversation_id=conversation.id or 0, shop_id=conversation.shop_id,
+                 customer_id=conversation.customer_id,
+                 agent_id=agent.id if agent else None,
+                 agent_user_id=agent.user_id if agent else None, by=by, handouts=handouts)
+
+
+async def end(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, by: str,
+    actor_id: int, now: datetime,
+) -> Ended:
+    """End a conversation, by its customer, its agent or the shop's owner. The agent's freed
+    slot takes the oldest waiting chat (in ``handouts``)."""
+    if by not in (EndedBy.CUSTOMER, EndedBy.AGENT, EndedBy.OWNER):
+        raise DomainError("service_end_invalid")
+    settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
+    conversation = await load_conversation(session, conversation_id)
+    agent: Agent | None = None
+    if by == EndedBy.CUSTOMER:
+        if conversation.customer_id != actor_id:
+            raise DomainError("service_not_your_conversation")
+    else:
+        agent = await _check_staff(session, conversation, actor_id)
+    if conversation.state == CLOSED:
+        raise DomainError("service_conversation_closed")
+    with session.no_autoflush:  # the audit rows go in one INSERT at the commit
+        return await end_locked(session, settings, conversation, by=by, actor_id=actor_id,
+                                now=now, agent=agent)
+
+
+async def rate(
+    session: AsyncSession, *, conversation_id: int, customer_id: int, score: int,
+    now: datetime,
+) -> Rating:
+    """The customer's 1–5 rating, only after the end and only once."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise DomainError("service_rating_invalid")
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.customer_id != customer_id:
+        raise DomainError("service_not_your_conversation")
+    if conversation.state != CLOSED:
+        raise DomainError("service_rate_not_ended")
+    if await session.get(Rating, conversation_id) is not None:
+        raise DomainError("service_already_rated")
+    rating = Rating(conversation_id=conversation_id, shop_id=conversation.shop_id,
+                    agent_id=conversation.served_by, score=score, created_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(rating)
+    except IntegrityError as exc:
+        raise DomainError("service_already_rated") from exc
+    audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=customer_id,
+                 action="service.rated", object_type="conversation", object_id=conversation_id,
+                 score=score)
+    return rating
+

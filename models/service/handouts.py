@@ -1,0 +1,107 @@
+"""Hand-outs: an agent with a free seat takes the oldest waiting chat they may take (SPEC §8
+steps 4 and 5), under the shop's routing lock like the rest of routing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, exists, or_
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.service.results import Placement, Via
+from models.service.routing import (
+    AVAILABLE,
+    AVAILABLE_MEMBER,
+    CAP,
+    NOBODY,
+    OVERFLOW_OF,
+    WAITING,
+    A,
+    C,
+    G,
+    M,
+    assign,
+    free_slot,
+    params_of,
+)
+from models.service.tables import Agent, AgentStatus, Conversation, ServiceSettings
+
+_CAN_TAKE_IN_GROUPS = select(exists().where(
+    M.group_id.in_([bindparam("group"), bindparam("overflow")]), A.id == M.agent_id,
+    AVAILABLE_MEMBER))
+_CAN_TAKE_IN_SHOP = select(exists().where(AVAILABLE))
+
+
+async def can_take_now(
+    session: AsyncSession, settings: ServiceSettings, conversation: Conversation, exclude: int
+) -> bool:
+    """Whether someone other than ``exclude`` in the conversation's group (or its overflow,
+    or the shop when it has no group) could take it right now."""
+    group = conversation.group_id
+    if group is None:
+        return bool((await session.exec(_CAN_TAKE_IN_SHOP,
+                                        params=params_of(settings, exclude))).one())
+    overflow = (await session.exec(OVERFLOW_OF, params={"group": group})).first()
+    return bool((await session.exec(_CAN_TAKE_IN_GROUPS, params=params_of(
+        settings, exclude, group=group, overflow=overflow or NOBODY))).one())
+
+
+_MY_GROUPS = select(M.group_id).where(M.agent_id == bindparam("agent"))
+#: conversations this agent may take from the queue: of a group they are in, of a group whose
+#: overflow group they are in, or of no group
+_TAKES_FROM = or_(
+    C.group_id.is_(None), C.group_id.in_(_MY_GROUPS),
+    C.group_id.in_(
+        select(G.id).where(G.overflow_group_id.in_(_MY_GROUPS))))
+_OLDEST_WAITING = (
+    select(Conversation)
+    .where(C.shop_id == bindparam("shop"),
+           C.state == bindparam("state"), _TAKES_FROM,
+           C.id != bindparam("skip"))
+    .order_by(C.waiting_since, C.id)
+    .limit(1)
+    .execution_options(populate_existing=True)
+)
+_FREE_SEATS = select(A.user_id, CAP - A.open_chats).where(
+    A.id == bindparam("agent"), AVAILABLE)
+
+
+async def hand_out(
+    session: AsyncSession, settings: ServiceSettings, *, agent_id: int, now: datetime,
+    skip: int | None = None, ended: Agent | None = None,
+) -> list[Placement]:
+    """While the agent is available, give them the oldest queued conversation, then the
+    oldest offline message, that they may take (SPEC §8 steps 4 and 5); ``skip`` is one
+    conversation not to take back (it was just transferred away).
+
+    ``ended``: the agent (loaded under the lock) one of whose chats just ended without giving
+    its seat back; the first hand-out takes that seat, and without one it is given back.
+    """
+    handouts: list[Placement] = []
+    kept = ended is not None
+    if ended is not None:
+        cap = ended.cap if ended.cap is not None else settings.default_cap
+        free = (cap - ended.open_chats + 1 if ended.active
+                and ended.status == AgentStatus.ONLINE.value else 0)
+        user_id = ended.user_id
+    else:
+        agent = (await session.exec(_FREE_SEATS,
+                                    params=params_of(settings, agent=agent_id))).first()
+        if agent is None:
+            return handouts
+        user_id, free = agent[0], int(agent[1])
+    for state in WAITING:
+        while free > 0:
+            conversation = (await session.exec(_OLDEST_WAITING, params={
+                "shop": settings.shop_id, "state": state, "agent": agent_id,
+                "skip": skip or NOBODY})).first()
+            if conversation is None:
+                break
+            handouts.append(await assign(session, settings, conversation, agent_id=agent_id,
+                                         agent_user_id=user_id, via=Via.HANDOUT, now=now,
+                                         seat_kept=kept))
+            kept, free = False, free - 1
+    if kept:
+        await free_slot(session, agent_id)
+    return handouts

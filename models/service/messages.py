@@ -1,0 +1,165 @@
+"""Messages of a conversation: which id is which (never content), service-level deadlines,
+and where an agent's message goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models.errors import DomainError
+from models.service.policy import ServicePolicy
+from models.service.routing import ASSIGNED, load_conversation, mirror
+from models.service.settings import get_settings
+from models.service.tables import (
+    OPEN_STATES,
+    Agent,
+    Conversation,
+    MessageDirection,
+    MessageLink,
+)
+
+
+def awaiting_answer(conversation: Conversation) -> bool:
+    """Whether a customer message is still unanswered."""
+    last_in, last_out = conversation.last_customer_at, conversation.last_agent_at
+    return last_in is not None and (last_out is None or last_out < last_in)
+
+
+async def record_customer_message(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int,
+    customer_message_id: int, now: datetime, agent_chat_id: int | None = None,
+    agent_message_id: int | None = None,
+) -> MessageLink:
+    """A customer's message (and its copy in the agent's chat, if it was delivered).
+
+    The first unanswered message starts the clock: ``first_response_seconds`` until the first
+    answer of the conversation, ``reply_seconds`` for any later one; the agent is nudged at
+    that time and the owner told at twice it (``nudge_at`` / ``alert_at``).
+    """
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.state not in OPEN_STATES:
+        raise DomainError("service_conversation_closed")
+    settings = await get_settings(session, policy, shop_id=conversation.shop_id)
+    values: dict[str, object] = {
+        "last_customer_at": now, "last_activity_at": now,
+        "idle_at": now + timedelta(hours=settings.idle_close_hours),
+    }
+    if conversation.first_customer_at is None:
+        values["first_customer_at"] = now
+    if not awaiting_answer(conversation):
+        limit = (settings.first_response_seconds if conversation.first_response_at is None
+                 else settings.reply_seconds)
+        values["nudge_at"] = now + timedelta(seconds=limit)
+        values["alert_at"] = now + timedelta(seconds=2 * limit)
+    await session.exec(
+        update(Conversation).where(col(Conversation.id) == conversation_id).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    mirror(conversation, **values)
+    link = MessageLink(conversation_id=conversation_id,
+                       direction=MessageDirection.FROM_CUSTOMER.value,
+                       customer_message_id=customer_message_id, agent_chat_id=agent_chat_id,
+                       agent_message_id=agent_message_id, created_at=now)
+    session.add(link)
+    return link
+
+
+async def record_agent_message(
+    session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, agent_user_id: int,
+    agent_message_id: int, customer_message_id: int, now: datetime,
+) -> MessageLink:
+    """The agent's answer (in their chat) and its copy in the customer's chat. Answers the
+    waiting customer: the deadlines are cleared and the first response time kept."""
+    conversation = await load_conversation(session, conversation_id)
+    if conversation.state != ASSIGNED:
+        raise DomainError("service_conversation_closed")
+    agent = await session.get(Agent, conversation.agent_id or 0)
+    if agent is None or agent.user_id != agent_user_id:
+        raise DomainError("service_not_your_conversation")
+    settings = await get_settings(session, policy, shop_id=conversation.shop_id)
+    values: dict[str, object] = {
+        "last_agent_at": now, "last_activity_at": now, "nudge_at": None, "alert_at": None,
+        "idle_at": now + timedelta(hours=settings.idle_close_hours),
+    }
+    if conversation.first_response_at is None:
+        values["first_response_at"] = now
+    await session.exec(
+        update(Conversation).where(col(Conversation.id) == conversation_id).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    mirror(conversation, **values)
+    link = MessageLink(conversation_id=conversation_id, direction=MessageDirection.FROM_AGENT.value,
+                       customer_message_id=customer_message_id, agent_chat_id=agent_user_id,
+                       agent_message_id=agent_message_id, created_at=now)
+    session.add(link)
+    return link
+
+
+async def history(session: AsyncSession, *, conversation_id: int) -> list[MessageLink]:
+    """The conversation's messages in order; ``customer_message_id`` is what to copy (from
+    the customer's chat) for an agent who takes over."""
+    rows = await session.exec(
+        select(MessageLink).where(col(MessageLink.conversation_id) == conversation_id)
+        .order_by(col(MessageLink.id)))
+    return list(rows.all())
+
+
+async def link_copy(
+    session: AsyncSession, *, link_id: int, agent_chat_id: int, agent_message_id: int,
+    now: datetime,
+) -> MessageLink:
+    """A history message copied into a new agent's chat (so their replies to it resolve)."""
+    original = await session.get(MessageLink, link_id)
+    if original is None:
+        raise DomainError("service_conversation_not_found")
+    copy = MessageLink(conversation_id=original.conversation_id, direction=original.direction,
+                       customer_message_id=original.customer_message_id,
+                       agent_chat_id=agent_chat_id, agent_message_id=agent_message_id,
+                       created_at=now)
+    session.add(copy)
+    return copy
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where an agent's message goes: ``conversation_id``, or ``None`` with the open chats to
+    ask about (several open chats and nothing replied to: never a guess)."""
+
+    conversation_id: int | None
+    choices: list[int] = field(default_factory=list)
+
+
+async def resolve_reply_target(
+    session: AsyncSession, *, agent_id: int, replied_to: int | None
+) -> ReplyTarget:
+    """The conversation an agent's message answers: the one the replied-to message belongs to
+    (it must be the agent's, and open); with no reply, their only open chat."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise DomainError("service_agent_not_found")
+    if replied_to is not None:
+        found = (await session.exec(
+            select(Conversation)
+            .join(MessageLink, col(MessageLink.conversation_id) == Conversation.id)
+            .where(and_(col(MessageLink.agent_chat_id) == agent.user_id,
+                        col(MessageLink.agent_message_id) == replied_to))
+            .order_by(col(MessageLink.id).desc()).limit(1))).first()
+        if found is None:
+            raise DomainError("service_reply_unknown")
+        if found.state != ASSIGNED:
+            raise DomainError("service_conversation_closed")
+        if found.agent_id != agent_id:
+            raise DomainError("service_not_your_conversation")
+        return ReplyTarget(found.id)
+    ids = list((await session.exec(
+        select(Conversation.id).where(col(Conversation.agent_id) == agent_id)
+        .order_by(col(Conversation.id)))).all())
+    if not ids:
+        raise DomainError("service_no_open_chats")
+    if len(ids) == 1:
+        return ReplyTarget(ids[0])
+    return ReplyTarget(None, [i for i in ids if i is not None])
