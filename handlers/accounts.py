@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from handlers import service_relay
 from handlers.account_screens import (
     NS,
     details_screen,
@@ -130,6 +131,8 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
         raise DomainError("stale_button")
     account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                            account_id=account_id, enabled=bool(enabled), now=ctx.now())
+    moved = [] if enabled else await service_relay.release(
+        ctx, shop_id=shop.id or 0, user_id=account.holder_id, reason="im_off")
     holder = await holder_of(ctx.session, account)
     suffix = "on" if enabled else "off"
     await ctx.answer()
@@ -137,6 +140,7 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
                                  shop=shop.name)
     await show_details(ctx, shop, account, outcome(
         ctx.t(f"accounts.done_im_{suffix}", nickname=account.nickname), warning))
+    await service_relay.announce_from(ctx, moved)
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
@@ -146,6 +150,8 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
     account = await set_suspended(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                                   account_id=account_id, suspended=bool(suspended),
                                   now=ctx.now())
+    moved = await service_relay.release(ctx, shop_id=shop.id or 0, user_id=account.holder_id,
+                                        reason="suspended") if suspended else []
     holder = await holder_of(ctx.session, account)
     what = "suspended" if suspended else "resumed"
     await ctx.answer()
@@ -153,6 +159,7 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
                                  shop=shop.name)
     await show_details(ctx, shop, account, outcome(
         ctx.t(f"accounts.done_{what}", nickname=account.nickname), warning))
+    await service_relay.announce_from(ctx, moved)
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -174,6 +181,8 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     holder = await holder_of(ctx.session, account)
     nickname, phone = account.nickname, mask_phone(account.phone)
     page = await account_position(ctx.session, shop_id, account_id) // PAGE_SIZE
+    moved = await service_relay.release(ctx, shop_id=shop_id, user_id=account.holder_id,
+                                        reason="unbound")
     await unbind(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
                  now=ctx.now())
     await ctx.answer()
@@ -182,6 +191,7 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     text, markup = await list_screen(ctx, shop, page, outcome(
         ctx.t("accounts.done_unbound", nickname=nickname, phone=phone), warning))
     await ctx.show(text, markup)
+    await service_relay.announce_from(ctx, moved)
 
 
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
