@@ -191,9 +191,11 @@ async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: 
     key = "ag.header_moved" if placement.previous_agent_id is not None else "ag.header_new"
     await agent_header(bot, deps, session, names, agent_user_id, key)
     customer_chat = names.conversation.customer_id
+    seen: set[int] = set()  # a message copied to an earlier agent is listed once per copy
     for link in await history(session, conversation_id=placement.conversation_id):
-        if link.customer_message_id is None:
+        if link.customer_message_id is None or link.customer_message_id in seen:
             continue
+        seen.add(link.customer_message_id)
         copied = await copy(bot, agent_user_id, customer_chat, link.customer_message_id)
         if copied is not None and link.id is not None:
             await link_copy(session, link_id=link.id, agent_chat_id=agent_user_id,

@@ -41,7 +41,7 @@ async def test_entry_link_opens_a_chat_and_messages_go_both_ways(harness: Harnes
     await h.send(HOLDER, text="Yes, 200 g tins.", reply_to=int(copied[0]["message_id"]))  # type: ignore[call-overload]
     ann = texts(h, ANN)
     assert ann[-2] == "💬 Hank CS · Tea House" and ann[-1] == "Yes, 200 g tins."
-    assert not any("Hank" == t for t in ann) and "forward_origin" not in h.api.chat(ANN.id)[-1]
+    assert not any(t == "Hank" for t in ann) and "forward_origin" not in h.api.chat(ANN.id)[-1]
     after = await conversation_of(h, ANN)
     assert after.first_response_at is not None and after.nudge_at is None
     directions = [link.direction for link in await links(h, after.id or 0)]
