@@ -14,6 +14,7 @@ from telegram import Message
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
+from handlers.service_levels import plan_for
 from handlers.service_relay import (
     CUSTOMER_FLOW,
     CUSTOMER_NS,
@@ -55,6 +56,7 @@ async def open_entry(ctx: Ctx, payload: str) -> bool:
     conversation_id = opened.conversation.id or 0
     await ctx.start_flow(CUSTOMER_FLOW, CUSTOMER_STEP, {"c": conversation_id})
     await ctx.commit()
+    plan_for(ctx.context.job_queue, opened.conversation.idle_at)
     bot, state = ctx.context.bot, relay_state(ctx.context.application.bot_data)
     if opened.placement is None:
         await ctx.reply(ctx.t("cs.resumed", shop=opened.shop.name),
@@ -121,12 +123,14 @@ async def on_message(ctx: Ctx, message: Message) -> None:
                 customer_message_id=message.message_id, now=now,
                 agent_chat_id=agent.user_id if copied is not None else None,
                 agent_message_id=copied)
+            plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
             return
     waiting_since = conversation.waiting_since
     first_while_waiting = conversation.last_customer_at is None or (
         waiting_since is not None and conversation.last_customer_at < waiting_since)
     await record_customer_message(ctx.session, policy, conversation_id=conversation_id,
                                   customer_message_id=message.message_id, now=now)
+    plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
     if not first_while_waiting:
         return
     if conversation.state == ConversationState.QUEUED.value:

@@ -102,6 +102,14 @@ def schedule_service_levels(job_queue: JobQueue | None, deadline: datetime | Non
     job_queue.run_once(service_levels_job, when=when, name=SERVICE_JOB)
 
 
+def plan_for(job_queue: JobQueue | None, *moments: datetime | None) -> None:  # type: ignore[type-arg]
+    """A conversation got new deadlines (a message, an opening): make sure a pass runs by the
+    earliest (the poll would find it too, a few seconds later)."""
+    found = [m for m in moments if m is not None]
+    if found:
+        schedule_service_levels(job_queue, min(found))
+
+
 async def service_levels_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The scheduler's job: one pass, then the next run planned."""
     upcoming = await run_service_levels(context.bot, deps_of(context), context.application.bot_data)
