@@ -20,13 +20,12 @@ from handlers.service_relay import (
     CUSTOMER_NS,
     CUSTOMER_STEP,
     after_end,
-    agent_header,
     cb,
     copy,
     copyable,
     customer_buttons,
     hand_to_agent,
-    names_of,
+    header_to_agent,
     rating_markup,
     relay_state,
     service_policy,
@@ -111,12 +110,8 @@ async def on_message(ctx: Ctx, message: Message) -> None:
     if conversation.state == ConversationState.ASSIGNED.value:
         agent = await ctx.session.get(Agent, conversation.agent_id or 0)
         if agent is not None:
-            if state.headers.get(agent.user_id) != (conversation_id, 0):
-                names = await names_of(ctx.session, conversation_id)
-                if names is not None:
-                    await agent_header(ctx.context.bot, ctx.deps, ctx.session, names,
-                                       agent.user_id)
-                state.headers[agent.user_id] = (conversation_id, 0)
+            await header_to_agent(ctx.context.bot, ctx.deps, ctx.session, state,
+                                  conversation_id, agent.user_id, now)
             copied = await copy(ctx.context.bot, agent.user_id, ctx.chat_id, message.message_id)
             await record_customer_message(
                 ctx.session, policy, conversation_id=conversation_id,

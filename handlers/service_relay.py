@@ -41,6 +41,8 @@ AGENT_NS, AGENT_FLOW, AGENT_STEP = "ag", "agent", "desk"
 #: per-customer flood limit: messages per window (bot_data["service_flood"] overrides it)
 FLOOD_LIMIT = 20
 FLOOD_WINDOW = timedelta(minutes=1)
+#: how long a header line (names of customer, entry, shop, agent) is reused
+NAMES_FOR = timedelta(minutes=1)
 #: what copyMessage carries; anything else (a poll, a dice that would roll again, a game,
 #: a payment…) gets a clear answer instead
 COPYABLE = ("text", "photo", "document", "voice", "video", "video_note", "audio",
@@ -75,7 +77,9 @@ class RelayState:
     window: timedelta = FLOOD_WINDOW
     headers: dict[int, tuple[int, int]] = field(default_factory=dict)
     recent: dict[int, deque[datetime]] = field(default_factory=dict)
-    refused_until: dict[int, datetime] = field(default_factory=dict)
+    #: header lines by (chat, conversation, agent), with when they go stale: names change
+    #: rarely (a rename shows within ``NAMES_FOR``), and a run of messages reads none
+    cache: dict[tuple[int, int, int], tuple[int, str, str, datetime]] = field(default_factory=dict)
 
     def allow(self, customer_id: int, now: datetime) -> bool:
         """Count one message of the customer; ``False`` past the limit."""
@@ -305,15 +309,21 @@ async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: A
                            state: RelayState) -> bool:
     """An agent's message to their customer: "<nickname> · <shop>" first (once per run of
     messages), then the copy; recorded (answering the customer stops the clocks)."""
-    names = await names_of(session, conversation_id)
-    if names is None:
-        return False
-    customer_id = names.conversation.customer_id
-    if state.headers.get(customer_id) != (conversation_id, agent.id or 0):
+    key = (0, conversation_id, agent.id or 0)
+    cached = state.cache.get(key)
+    if cached is None or cached[3] <= now:
+        names = await names_of(session, conversation_id)
+        if names is None:
+            return False
         locale = locale_of(deps, names.customer)
         nickname = await agent_nickname(session, agent, locale)
-        await send_safely(bot, customer_id, t(locale, "cs.reply_header", agent=nickname,
-                                              shop=names.shop.name))
+        cached = (names.conversation.customer_id,
+                  t(locale, "cs.reply_header", agent=nickname, shop=names.shop.name),
+                  locale, now + NAMES_FOR)
+        state.cache[key] = cached
+    customer_id, header, _locale, _until = cached
+    if state.headers.get(customer_id) != (conversation_id, agent.id or 0):
+        await send_safely(bot, customer_id, header)
         state.headers[customer_id] = (conversation_id, agent.id or 0)
     copied = await copy(bot, customer_id, agent.user_id, agent_message_id)
     if copied is None:
@@ -325,3 +335,23 @@ async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: A
                       {"c": conversation_id}, now)
     await session.commit()
     return True
+
+
+async def header_to_agent(bot: Bot, deps: Deps, session: AsyncSession, state: RelayState,
+                          conversation_id: int, agent_user_id: int, now: datetime) -> None:
+    """The header line before a customer's messages in the agent's chat, once per run."""
+    if state.headers.get(agent_user_id) == (conversation_id, 0):
+        return
+    key = (agent_user_id, conversation_id, 0)
+    cached = state.cache.get(key)
+    if cached is None or cached[3] <= now:
+        names = await names_of(session, conversation_id)
+        if names is None:
+            return
+        locale = locale_of(deps, await session.get(User, agent_user_id))
+        text = t(locale, "ag.header", customer=customer_name(names), entry=names.entry,
+                 shop=names.shop.name)
+        cached = (agent_user_id, text, locale, now + NAMES_FOR)
+        state.cache[key] = cached
+    await send_safely(bot, agent_user_id, cached[1], agent_buttons(cached[2], conversation_id))
+    state.headers[agent_user_id] = (conversation_id, 0)
