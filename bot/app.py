@@ -78,6 +78,10 @@ def build_application(
     )
     application.bot_data["deps"] = deps
     application.bot_data["retention"] = settings.retention
+    # the customer relay's flood limit (messages a minute per customer), once [service] has it
+    flood = getattr(getattr(settings, "service", None), "flood_per_minute", None)
+    if isinstance(flood, int) and not isinstance(flood, bool):
+        application.bot_data["service_flood"] = flood
     application.add_handlers(router.handlers())
     application.add_error_handler(_on_error)
     return application

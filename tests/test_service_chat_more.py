@@ -122,3 +122,16 @@ async def test_a_sub_account_without_im_cannot_go_online(harness: Harness) -> No
     await add_sub_account(h, OTTO, "+8613900139222", nickname="Otto", im=False)
     await h.command(OTTO, "/online")
     assert "Only the owner" in h.last(OTTO).text
+
+
+async def test_the_flood_limit_is_configurable(harness: Harness) -> None:
+    h = harness
+    h.app.bot_data["service_flood"] = 3  # what bot.app sets from [service] flood_per_minute
+    h.app.bot_data.pop("service_relay", None)
+    shop = await setup_shop(h, amy=False)
+    await h.command(HOLDER, "/online")
+    await h.command(ANN, f"/start {await add_entry(h, shop, 'Website')}")
+    for n in range(4):
+        await h.text(ANN, f"m{n}")
+    assert "more than 3 a minute" in h.last(ANN).text
+    assert [c["text"] for c in copies(h, HOLDER)] == ["m0", "m1", "m2"]
