@@ -81,6 +81,8 @@ def build_application(
     )
     application.bot_data["deps"] = deps
     application.bot_data["retention"] = settings.retention
+    # the customer relay's flood limit (messages a minute per customer)
+    application.bot_data["service_flood"] = settings.service.flood_per_minute
     application.add_handlers(router.handlers())
     application.add_error_handler(_on_error)
     return application

@@ -224,9 +224,12 @@ class ServiceConfig(_Section):
     hours_text_zh: str = Field(default=_SERVICE.hours_text_zh, max_length=HOURS_TEXT_MAX)
     #: how many due service-level items one scheduler pass claims
     claim_batch: int = Field(default=_SERVICE.claim_batch, ge=1, le=10_000)
+    #: messages one customer may send a shop per minute before the relay refuses more (the
+    #: customer is told when to send again; nothing is dropped silently)
+    flood_per_minute: int = Field(default=20, ge=1, le=1000)
 
     def policy(self) -> ServicePolicy:
-        return ServicePolicy(**self.model_dump())
+        return ServicePolicy(**self.model_dump(exclude={"flood_per_minute"}))
 
 
 class ModuleSettings(_Section):

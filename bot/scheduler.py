@@ -24,6 +24,7 @@ from telegram.ext import Application, ContextTypes, JobQueue
 from bot.config import RetentionSettings
 from handlers.context import Deps
 from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
+from handlers.service_levels import run_service_levels, schedule_service_levels
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
 
@@ -46,6 +47,10 @@ async def reconcile(application: Application) -> datetime | None:  # type: ignor
         schedule_expiry(application.job_queue, upcoming)
     log.info("codes reconciled; next expiry at %s", upcoming or "— (none pending)")
     await run_retention(application.bot_data, application.job_queue)
+    # customer-service deadlines: what fell due while down now, the rest at their time
+    service_next = await run_service_levels(application.bot, deps, application.bot_data)
+    schedule_service_levels(application.job_queue, service_next)
+    log.info("service levels reconciled; next deadline at %s", service_next or "— (none)")
     return upcoming
 
 

@@ -24,6 +24,8 @@ from handlers import (
     role_editor,
     roles,
     service_admin,
+    service_agent,
+    service_chat,
     service_groups,
     service_live,
     service_settings,
@@ -46,7 +48,9 @@ FLOWS: tuple[Flow, ...] = (
     auditlog.FLOW,  # /log
     holder.FLOW,  # /me, "Leave shop"; /start's home for a holder
     holder_code.FLOW,  # the holder's code message: "Not me"
+    service_chat.FLOW,  # /start <entry token>: the customer's chat with a shop (客服); before invite.FLOW, which claims any other payload
     invite.FLOW,  # /start <invite token>
+    service_agent.FLOW,  # /status /online /break /offline /chats: the agent's side
     language.FLOW,  # /language
     forget.FLOW,  # /forget
     cancel.FLOW,  # /cancel

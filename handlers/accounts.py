@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from handlers import service_relay
 from handlers.account_screens import (
     NS,
     details_screen,
@@ -141,7 +142,10 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
         raise DomainError("stale_button")
     account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                            account_id=account_id, enabled=bool(enabled), now=ctx.now())
+    moved = [] if enabled else await service_relay.release(
+        ctx, shop_id=shop.id or 0, user_id=account.holder_id, reason="im_off")
     await _switched(ctx, shop, account, "im_on" if enabled else "im_off")
+    await service_relay.announce_from(ctx, moved)
 
 
 async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) -> None:
@@ -151,7 +155,10 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
     account = await set_suspended(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                                   account_id=account_id, suspended=bool(suspended),
                                   now=ctx.now())
+    moved = await service_relay.release(ctx, shop_id=shop.id or 0, user_id=account.holder_id,
+                                        reason="suspended") if suspended else []
     await _switched(ctx, shop, account, "suspended" if suspended else "resumed")
+    await service_relay.announce_from(ctx, moved)
 
 
 async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -173,6 +180,8 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     holder = await holder_of(ctx.session, account)
     nickname, phone = account.nickname, mask_phone(account.phone)
     page = await account_position(ctx.session, shop_id, account_id) // PAGE_SIZE
+    moved = await service_relay.release(ctx, shop_id=shop_id, user_id=account.holder_id,
+                                        reason="unbound")
     await unbind(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
                  now=ctx.now())
     await ctx.answer()
@@ -181,6 +190,7 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     text, markup = await list_screen(ctx, shop, page, outcome(
         ctx.t("accounts.done_unbound", nickname=nickname, phone=phone), warning))
     await ctx.show(text, markup)
+    await service_relay.announce_from(ctx, moved)
 
 
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:

@@ -10,6 +10,7 @@ Callback data, namespace ``fg``: ``fg:yes`` delete · ``fg:no`` keep everything.
 
 from __future__ import annotations
 
+from handlers import service_relay
 from handlers.code_messages import OWNER_FLOW
 from handlers.context import Ctx
 from handlers.flow import Command, Flow
@@ -63,6 +64,9 @@ async def on_button(ctx: Ctx, action: str, _args: list[str]) -> None:
         await ctx.show(ctx.t("errors.forget_owner", shop=shop.name))
         return
     await ctx.router.abandon(ctx)
+    membership = await membership_of(ctx.session, ctx.user_id)
+    moved = await service_relay.release(ctx, shop_id=membership.shop.id or 0, user_id=ctx.user_id,
+                                        reason="forgotten") if membership is not None else []
     done = await forget_user(ctx.session, user=ctx.user, now=ctx.now(), owner_flow=OWNER_FLOW)
     await ctx.answer()
     await ctx.show(ctx.t("forget.done"))
@@ -79,6 +83,7 @@ async def on_button(ctx: Ctx, action: str, _args: list[str]) -> None:
         if owner is not None:
             await ctx.notify(owner, "holder.notify_owner_left", nickname=done.left_nickname,
                              phone=done.left_phone, shop=done.left.shop.name)
+    await service_relay.announce_from(ctx, moved)
 
 
 FLOW = Flow(

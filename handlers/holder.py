@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup
 
+from handlers import service_relay
 from handlers.context import Ctx
 from handlers.flow import Command, Flow
 from handlers.i18n import module_names
@@ -42,7 +43,10 @@ async def me_screen(ctx: Ctx) -> tuple[str, InlineKeyboardMarkup | None]:
         modules = module_names(ctx.policy, role.modules, ctx.locale, ctx.t("accounts.sep"))
         lines.append(ctx.t("holder.modules", modules=modules))
         lines.append(ctx.t("holder.im_on" if account.im_enabled else "holder.im_off"))
-    markup = keyboard([button(ctx.t("holder.leave"), cb(NS, "lv", account.id))])
+    service_row = ([button(ctx.t("holder.service_status"), cb(service_relay.AGENT_NS, "ss"))]
+                   if account.im_enabled and account.status != AccountStatus.SUSPENDED.value
+                   else [])
+    markup = keyboard(service_row, [button(ctx.t("holder.leave"), cb(NS, "lv", account.id))])
     return "\n".join(lines), markup
 
 
@@ -88,6 +92,8 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         return
     owner = await ctx.session.get(User, shop.owner_id)
     nickname, phone, shop_name = account.nickname, mask_phone(account.phone), shop.name
+    moved = await service_relay.release(ctx, shop_id=shop.id or 0, user_id=ctx.user_id,
+                                        reason="left")
     await leave_shop(ctx.session, holder=ctx.user, now=ctx.now())
     await ctx.answer()
     # the owner first (committed with the change), independently of this screen's update
@@ -95,6 +101,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await ctx.notify(owner, "holder.notify_owner_left", nickname=nickname, phone=phone,
                          shop=shop_name)
     await ctx.show(ctx.t("holder.left", shop=shop_name))
+    await service_relay.announce_from(ctx, moved)
 
 
 FLOW = Flow(

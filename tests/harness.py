@@ -14,6 +14,10 @@ from telegram.ext import Application
 from bot.localapi import LocalBotApi as FakeBotApi
 from models.clock import ManualClock
 
+#: jobs planned on the wall clock, not for a deadline (a poll every few seconds, for deadlines
+#: another process set): a manual clock moved on would make them look due, so they are not run
+WALL_CLOCK_JOBS = frozenset({"service_levels_poll"})
+
 
 @dataclass(frozen=True)
 class Person:
@@ -65,7 +69,7 @@ def _shown(message: dict[str, Any]) -> Shown:
     rows = [[(b["text"], b.get("callback_data") or b.get("url") or "") for b in row]
             for row in inline]
     keyboard = message.get("_keyboard") or {}
-    text = message.get("text", message.get("caption", ""))  # a photo or a file: its caption
+    text = message.get("text") or message.get("caption") or ""
     return Shown(message["message_id"], text, rows, keyboard.get("keyboard"))
 
 
@@ -88,22 +92,54 @@ class Harness:
         await self.app.process_update(update)
         touched: list[Shown] = []
         for call in self.api.calls[before:]:
-            shows = call.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup")
+            shows = call.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup",
+                                    "copyMessage", "sendPhoto", "editMessageCaption")
             if shows and isinstance(call.result, dict):
                 message = dict(call.result)
-                stored = self.api.messages[message["chat"]["id"]][message["message_id"]]
+                chat_id = (int(call.params["chat_id"]) if call.method == "copyMessage"
+                           else message["chat"]["id"])
+                stored = self.api.messages.get(chat_id, {}).get(message["message_id"])
+                if stored is None:
+                    continue
+                message = {k: v for k, v in stored.items() if not k.startswith("_")}
                 message["_keyboard"] = stored.get("_keyboard")
                 touched.append(_shown(message))
         return touched
 
     def _message(self, who: Person, chat: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-        return {
+        message = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": chat or {"id": who.id, "type": "private", "first_name": who.first_name},
             "from": who.as_dict(),
             **extra,
         }
+        # kept, as Telegram keeps it, so that the bot can copy it (copyMessage)
+        self.api.incoming.setdefault(message["chat"]["id"], {})[message["message_id"]] = message
+        return message
+
+    async def send(self, who: Person, *, reply_to: int | None = None, **content: Any
+                   ) -> list[Shown]:
+        """``who`` sends any message (``text=``, ``photo=[...]``, ``voice={...}``…), replying
+        to the bot's message ``reply_to`` if given."""
+        if reply_to is not None:
+            original = self.api.messages[who.id][reply_to]
+            content["reply_to_message"] = {
+                k: v for k, v in original.items() if not k.startswith("_")}
+        return await self.feed({"message": self._message(who, **content)})
+
+    async def photo(self, who: Person, caption: str | None = None) -> list[Shown]:
+        """``who`` sends a photo."""
+        extra: dict[str, Any] = {"photo": [{"file_id": "ph", "file_unique_id": "ph1",
+                                            "width": 90, "height": 90}]}
+        if caption:
+            extra["caption"] = caption
+        return await self.send(who, **extra)
+
+    async def voice(self, who: Person) -> list[Shown]:
+        """``who`` sends a voice message."""
+        return await self.send(who, voice={"file_id": "vo", "file_unique_id": "vo1",
+                                           "duration": 3})
 
     async def text(self, who: Person, text: str) -> list[Shown]:
         """``who`` types ``text``."""
@@ -190,6 +226,8 @@ class Harness:
         queue = self.app.job_queue
         assert queue is not None
         for job in list(queue.jobs()):
+            if job.name in WALL_CLOCK_JOBS:
+                continue
             due = job.next_t
             if due is not None and due.replace(tzinfo=None) <= self.clock.now():
                 job.schedule_removal()  # as APScheduler does with a run_once job that fires

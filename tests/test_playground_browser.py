@@ -238,6 +238,7 @@ async def test_owner_adds_alice_in_the_browser(playground: Playground, page: Pag
     code = await owner_adds_alice_by_invite(page, owner, alice)
     await owner_confirms(owner, alice, code)
     await customer_switches_language(Chat(page, CHRIS, ZH))
+    await customer_chats_with_alice(playground, Chat(page, CHRIS, ZH), alice)
 
     assert playground.rows("SELECT phone, holder_id, nickname, im_enabled, status "
                            "FROM sub_account") == [("+8613900139000", ALICE, "Alice", 1,
@@ -246,6 +247,40 @@ async def test_owner_adds_alice_in_the_browser(playground: Playground, page: Pag
     if shot:
         await page.locator(".toast").evaluate_all("toasts => toasts.forEach(t => t.remove())")
         await page.screenshot(path=shot)
+
+
+async def customer_chats_with_alice(playground: Playground, chris: Chat, alice: Chat) -> None:
+    """Customer service: Alice (IM on) goes online; the shop's entry (made in the database:
+    the owner's /service screens are another flow) is opened by Chris, who writes; Alice
+    answers; Chris reads "Alice · 茶香小铺" and the answer, never Alice's Telegram identity."""
+    await alice.types("/online")
+    await alice.sees(plain(label(EN, "ag.status_online")))
+    token = seed_entry(playground.db_path)
+    await chris.types(f"/start {token}")
+    await chris.sees(opening(ZH, "cs.opened_assigned"))
+    await alice.sees(opening(EN, "ag.header_new"))
+    await chris.types("请问乌龙茶有货吗？")
+    await alice.sees("请问乌龙茶有货吗？")
+    await alice.types("有的，200 克一罐。")
+    await chris.sees(said(ZH, "cs.reply_header", agent="Alice", shop=SHOP))
+    await chris.sees("有的，200 克一罐。")
+    # ids only, never the content (the answer's row may still be committing)
+    assert playground.rows("SELECT direction FROM service_message ORDER BY id")[:1] == [("in",)]
+    assert "乌龙" not in str(playground.rows("SELECT * FROM service_message"))
+
+
+def seed_entry(db_path: Path) -> str:
+    from models.clock import SystemClock
+    from models.service.entries import hash_token, new_token
+
+    token = new_token()
+    now = SystemClock().now().isoformat(sep=" ")
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        shop_id = conn.execute("SELECT id FROM shop").fetchone()[0]
+        conn.execute("INSERT INTO service_entry (shop_id, name, name_key, token_hash, "
+                     "created_at, token_at) VALUES (?, '官网', '官网', ?, ?, ?)",
+                     (shop_id, hash_token(token), now, now))
+    return token
 
 
 # --- the page's parts, one by one, with the local API fed directly (no bot) ---------------------

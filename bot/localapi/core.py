@@ -79,6 +79,9 @@ class LocalBotApi:
     blocked: set[int] = field(default_factory=set)
     failures: dict[str, list[Exception]] = field(default_factory=dict)
     listeners: list[Callable[[Call], None]] = field(default_factory=list)
+    #: the people's own messages (chat id → message id → message), as a test or the page
+    #: sent them: what ``copyMessage`` copies from a person's chat
+    incoming: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
     bot_user: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5000))
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -179,6 +182,29 @@ class LocalBotApi:
             message.pop("reply_markup", None)
         return _public(message)
 
+    def _copyMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a message (the person's own, or the bot's) sent by the bot to another
+        chat, without a link to the original; answered with its ``MessageId``."""
+        from_chat, source_id = int(params["from_chat_id"]), int(params["message_id"])
+        source = (self.incoming.get(from_chat, {}).get(source_id)
+                  or self.messages.get(from_chat, {}).get(source_id))
+        if source is None:
+            raise ApiError(400, "Bad Request: message to copy not found")
+        if any(kind in source for kind in UNCOPYABLE):
+            raise ApiError(400, "Bad Request: the message can't be copied")
+        content = {k: v for k, v in source.items() if k in COPIED}
+        if "caption" in params:
+            raw = str(params.get("caption") or "")
+            content.pop("caption", None)
+            if raw:
+                content["caption"] = _shown(raw, params)
+        if "reply_to_message_id" in params:
+            content["reply_to_message"] = {"message_id": int(params["reply_to_message_id"])}
+        posted = self._post(params, content, str(content.get("text", "")))
+        stored = self.messages[int(params["chat_id"])][posted["message_id"]]
+        stored["_copy_of"] = (from_chat, source_id)
+        return {"message_id": posted["message_id"]}
+
     def _deleteMessage(self, params: dict[str, Any]) -> bool:
         chat_id = int(params["chat_id"])
         if self.messages.get(chat_id, {}).pop(int(params["message_id"]), None) is None:
@@ -250,6 +276,15 @@ class LocalBotApi:
 
     def methods(self, name: str) -> list[Call]:
         return [c for c in self.calls if c.method == name]
+
+
+#: what a copy keeps of the original
+COPIED = frozenset({"text", "entities", "caption", "caption_entities", "photo", "document",
+                    "voice", "video", "video_note", "audio", "animation", "sticker",
+                    "location", "venue", "contact", "poll", "dice"})
+#: what Telegram refuses to copy (service and invoice-like messages)
+UNCOPYABLE = frozenset({"invoice", "giveaway", "giveaway_winners", "paid_media",
+                        "successful_payment", "new_chat_members", "left_chat_member"})
 
 
 def _shown(text: str, params: dict[str, Any]) -> str:

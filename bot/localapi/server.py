@@ -148,6 +148,9 @@ class LocalBotApiServer:
         """Queue an update for ``getUpdates`` (an ``update_id`` is added if missing)."""
         payload = dict(update)
         payload.setdefault("update_id", next(self._update_ids))
+        sent = payload.get("message")
+        if isinstance(sent, dict):  # kept, as Telegram keeps it, for copyMessage
+            self.api.incoming.setdefault(sent["chat"]["id"], {})[sent["message_id"]] = sent
         self.pending.append(payload)
         self._wake()
         return int(payload["update_id"])

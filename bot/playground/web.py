@@ -93,8 +93,10 @@ class Playground:
     def _on_call(self, call: Call) -> None:
         """A call the bot made to the local API, as the page sees it."""
         result = call.result
-        if call.method in _SHOWN + _EDITS and isinstance(result, dict):
-            chat_id = int(result["chat"]["id"])
+        if call.method in (*_SHOWN, *_EDITS, "copyMessage") and isinstance(result, dict):
+            # a copy is answered with its MessageId only: the chat is the one it went to
+            chat_id = int(call.params["chat_id"] if call.method == "copyMessage"
+                          else result["chat"]["id"])
             stored = self.server.api.messages.get(chat_id, {}).get(result["message_id"])
             if stored is None:
                 return

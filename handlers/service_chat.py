@@ -1,0 +1,192 @@
+"""The customer's side of customer service (客服): ``/start <entry token>`` opens or resumes
+the chat with that shop; then everything the customer sends is relayed (copyMessage) to their
+agent, or they are told their queue place or the shop's offline text (离线留言).
+
+Callback data, namespace ``cs`` (each checked against the presser's own conversations):
+``cs:end:<conv>`` end the chat · ``cs:rate:<conv>:<1-5>`` rate it (once, after the end) ·
+``cs:sw`` list the open chats (one per shop) · ``cs:go:<conv>`` write to that shop.
+"""
+
+from __future__ import annotations
+
+from telegram import Message
+
+from handlers.context import Ctx
+from handlers.flow import Flow, Step
+from handlers.keyboards import button, keyboard
+from handlers.service_levels import plan_for
+from handlers.service_relay import (
+    CUSTOMER_FLOW,
+    CUSTOMER_NS,
+    CUSTOMER_STEP,
+    after_end,
+    cb,
+    copy,
+    copyable,
+    customer_buttons,
+    hand_to_agent,
+    header_to_agent,
+    rating_markup,
+    relay_state,
+    service_policy,
+    tell_customer,
+)
+from models.errors import DomainError
+from models.service.conversations import EndedBy, end, open_conversations_of, open_or_resume, rate
+from models.service.entries import is_entry_token
+from models.service.messages import record_customer_message
+from models.service.routing import queue_place
+from models.service.tables import OPEN_STATES, Agent, Conversation, ConversationState
+from models.tables import Shop
+
+
+async def open_entry(ctx: Ctx, payload: str) -> bool:
+    """``/start <entry token>``: the customer's chat with that shop, opened or resumed (no
+    phone needed). An unknown or regenerated token gets a clear answer."""
+    if not is_entry_token(payload):
+        return False
+    try:
+        opened = await open_or_resume(ctx.session, service_policy(ctx.deps),
+                                      customer_id=ctx.user_id, token=payload, now=ctx.now())
+    except DomainError as exc:
+        await ctx.rollback()
+        await ctx.reply(ctx.error_text(exc))
+        return True
+    conversation_id = opened.conversation.id or 0
+    await ctx.start_flow(CUSTOMER_FLOW, CUSTOMER_STEP, {"c": conversation_id})
+    await ctx.commit()
+    plan_for(ctx.context.job_queue, opened.conversation.idle_at)
+    bot, state = ctx.context.bot, relay_state(ctx.context.application.bot_data)
+    if opened.placement is None:
+        await ctx.reply(ctx.t("cs.resumed", shop=opened.shop.name),
+                        customer_buttons(ctx.locale, conversation_id))
+        return True
+    if opened.placement.agent_user_id is not None:
+        await hand_to_agent(bot, ctx.deps, ctx.session, opened.placement, now=ctx.now(),
+                            state=state)
+    await tell_customer(bot, ctx.deps, ctx.session, opened.placement, opened=True)
+    return True
+
+
+async def _current(ctx: Ctx) -> Conversation | None:
+    """The open conversation the customer writes to (their draft's), if still open."""
+    draft = await ctx.load_draft()
+    raw = draft.data.get("c") if draft is not None else None
+    if not isinstance(raw, int):
+        return None
+    found = await ctx.session.get(Conversation, raw, populate_existing=True)
+    if found is None or found.customer_id != ctx.user_id or found.state not in OPEN_STATES:
+        return None
+    return found
+
+
+async def ask(ctx: Ctx) -> None:
+    conversation = await _current(ctx)
+    shop = await ctx.session.get(Shop, conversation.shop_id) if conversation else None
+    if conversation is None or shop is None:
+        await ctx.end_flow()
+        await ctx.reply(ctx.t("cs.no_chat"))
+        return
+    await ctx.reply(ctx.t("cs.ask", shop=shop.name),
+                    customer_buttons(ctx.locale, conversation.id or 0))
+
+
+async def on_message(ctx: Ctx, message: Message) -> None:
+    """Relay whatever the customer sent, or say why it cannot be; never dropped silently."""
+    conversation = await _current(ctx)
+    if conversation is None:
+        await ctx.end_flow()
+        await ctx.reply(ctx.t("cs.no_chat"))
+        return
+    if not copyable(message):
+        await ctx.reply(ctx.t("cs.cannot_copy"))
+        return
+    state, now = relay_state(ctx.context.application.bot_data), ctx.now()
+    if not state.allow(ctx.user_id, now):
+        wait = max(1, int((state.retry_at(ctx.user_id) - now).total_seconds()) + 1)
+        await ctx.reply(ctx.t("cs.flood", limit=state.limit, seconds=wait))
+        return
+    conversation_id, policy = conversation.id or 0, service_policy(ctx.deps)
+    if conversation.state == ConversationState.ASSIGNED.value:
+        agent = await ctx.session.get(Agent, conversation.agent_id or 0)
+        if agent is not None:
+            await header_to_agent(ctx.context.bot, ctx.deps, ctx.session, state,
+                                  conversation_id, agent.user_id, now)
+            copied = await copy(ctx.context.bot, agent.user_id, ctx.chat_id, message.message_id)
+            await record_customer_message(
+                ctx.session, policy, conversation_id=conversation_id,
+                customer_message_id=message.message_id, now=now,
+                agent_chat_id=agent.user_id if copied is not None else None,
+                agent_message_id=copied)
+            plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
+            return
+    waiting_since = conversation.waiting_since
+    first_while_waiting = conversation.last_customer_at is None or (
+        waiting_since is not None and conversation.last_customer_at < waiting_since)
+    await record_customer_message(ctx.session, policy, conversation_id=conversation_id,
+                                  customer_message_id=message.message_id, now=now)
+    plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
+    if not first_while_waiting:
+        return
+    if conversation.state == ConversationState.QUEUED.value:
+        place = await queue_place(ctx.session, conversation)
+        await ctx.reply(ctx.t("cs.kept_queued", place=place))
+    else:
+        await ctx.reply(ctx.t("cs.kept_offline"))
+
+
+async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
+    if action == "sw":
+        await _switch_list(ctx)
+        return
+    conversation_id = int(args[0])
+    if action == "end":
+        ended = await end(ctx.session, service_policy(ctx.deps), conversation_id=conversation_id,
+                          by=EndedBy.CUSTOMER, actor_id=ctx.user_id, now=ctx.now())
+        shop = await ctx.session.get(Shop, ended.shop_id)
+        await ctx.answer()
+        await ctx.show(ctx.t("cs.ended_self", shop=shop.name if shop else "—"),
+                       rating_markup(ctx.locale, conversation_id))
+        await after_end(ctx.context.bot, ctx.deps, ctx.session, ended, now=ctx.now(),
+                        state=relay_state(ctx.context.application.bot_data))
+        return
+    if action == "rate":
+        await rate(ctx.session, conversation_id=conversation_id, customer_id=ctx.user_id,
+                   score=int(args[1]), now=ctx.now())
+        await ctx.answer()
+        await ctx.show(ctx.t("cs.rated", score=int(args[1])))
+        return
+    # "go": write to that shop from now on
+    found = await ctx.session.get(Conversation, conversation_id)
+    if found is None or found.customer_id != ctx.user_id or found.state not in OPEN_STATES:
+        await ctx.stale()
+        return
+    shop = await ctx.session.get(Shop, found.shop_id)
+    await ctx.start_flow(CUSTOMER_FLOW, CUSTOMER_STEP, {"c": conversation_id})
+    await ctx.answer()
+    await ctx.show(ctx.t("cs.switched", shop=shop.name if shop else "—"),
+                   customer_buttons(ctx.locale, conversation_id))
+
+
+async def _switch_list(ctx: Ctx) -> None:
+    """The customer's open chats, one button per shop."""
+    chats = await open_conversations_of(ctx.session, customer_id=ctx.user_id)
+    await ctx.answer()
+    if not chats:
+        await ctx.show(ctx.t("cs.no_chat"))
+        return
+    rows = []
+    for conversation in chats:
+        shop = await ctx.session.get(Shop, conversation.shop_id)
+        rows.append([button(shop.name if shop else "—", cb(CUSTOMER_NS, "go", conversation.id))])
+    await ctx.show(ctx.t("cs.switch_title"), keyboard(*rows))
+
+
+FLOW = Flow(
+    name=CUSTOMER_FLOW,
+    namespace=CUSTOMER_NS,
+    buttons={"end": ("int",), "rate": ("int", "int"), "sw": (), "go": ("int",)},
+    on_button=on_button,
+    steps={CUSTOMER_STEP: Step(ask=ask, on_message=on_message)},
+    deep_link=open_entry,
+)

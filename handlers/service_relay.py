@@ -1,0 +1,357 @@
+"""The customer relay's shared pieces (not a conversation): copying messages between a
+customer's chat and an agent's, the header lines, telling customers and agents where a chat
+went, the flood limit, and releasing an agent whose permissions changed.
+
+Nothing a customer sends is stored: only message ids (``models.service.messages``). Every
+message crosses with ``copyMessage``, so an agent's Telegram identity is never shown; the
+customer sees "<nickname> · <shop>" instead. Conversation modules (``service_chat``,
+``service_agent``) and the permission call sites (accounts, holder, forget) share this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from handlers.context import Ctx, Deps
+from handlers.i18n import t
+from handlers.keyboards import button, keyboard
+from handlers.telegram_io import send_safely, with_retry
+from models.drafts import get_draft, save_draft
+from models.service.agents import release_agent
+from models.service.messages import history, link_copy, record_agent_message
+from models.service.policy import ServicePolicy
+from models.service.results import Ended, Placement
+from models.service.settings import get_settings
+from models.service.tables import Agent, AgentKind, Conversation, ConversationState, Entry
+from models.tables import Shop, SubAccount, User
+
+log = logging.getLogger(__name__)
+
+#: the namespaces and steps of the two sides (declared by service_chat / service_agent)
+CUSTOMER_NS, CUSTOMER_FLOW, CUSTOMER_STEP = "cs", "cs", "chat"
+AGENT_NS, AGENT_FLOW, AGENT_STEP = "ag", "agent", "desk"
+#: per-customer flood limit: messages per window (bot_data["service_flood"] overrides it)
+FLOOD_LIMIT = 20
+FLOOD_WINDOW = timedelta(minutes=1)
+#: how long a header line (names of customer, entry, shop, agent) is reused
+NAMES_FOR = timedelta(minutes=1)
+#: what copyMessage carries; anything else (a poll, a dice that would roll again, a game,
+#: a payment…) gets a clear answer instead
+COPYABLE = ("text", "photo", "document", "voice", "video", "video_note", "audio",
+            "animation", "sticker", "location", "venue", "contact")
+_DEFAULT_POLICY = ServicePolicy()
+
+
+def service_policy(deps: Deps) -> ServicePolicy:
+    """The shops' service defaults: ``deps.service_policy`` once the [service] config is
+    wired, else ServicePolicy's own defaults."""
+    found = getattr(deps, "service_policy", None)
+    return found if isinstance(found, ServicePolicy) else _DEFAULT_POLICY
+
+
+def copyable(message: Message) -> bool:
+    """Whether copyMessage can carry this message as the customer or agent sent it."""
+    return any(getattr(message, kind, None) for kind in COPYABLE)
+
+
+def cb(namespace: str, action: str, *args: object) -> str:
+    return ":".join([namespace, action, *(str(a) for a in args)])
+
+
+# --- per-process relay state ---------------------------------------------------------------
+@dataclass
+class RelayState:
+    """What this process remembers between updates: the last header in each chat (so a run of
+    messages of one conversation gets one header) and the flood windows. Losing it (restart)
+    only costs an extra header."""
+
+    limit: int = FLOOD_LIMIT
+    window: timedelta = FLOOD_WINDOW
+    headers: dict[int, tuple[int, int]] = field(default_factory=dict)
+    recent: dict[int, deque[datetime]] = field(default_factory=dict)
+    #: header lines by (chat, conversation, agent), with when they go stale: names change
+    #: rarely (a rename shows within ``NAMES_FOR``), and a run of messages reads none
+    cache: dict[tuple[int, int, int], tuple[int, str, str, datetime]] = field(default_factory=dict)
+
+    def allow(self, customer_id: int, now: datetime) -> bool:
+        """Count one message of the customer; ``False`` past the limit."""
+        times = self.recent.setdefault(customer_id, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+    def retry_at(self, customer_id: int) -> datetime:
+        times = self.recent.get(customer_id) or deque()
+        return times[0] + self.window if times else datetime.min
+
+
+def relay_state(bot_data: dict[Any, Any]) -> RelayState:
+    state = bot_data.get("service_relay")
+    if not isinstance(state, RelayState):
+        limit = bot_data.get("service_flood")
+        state = RelayState(limit=int(limit)) if isinstance(limit, int) else RelayState()
+        bot_data["service_relay"] = state
+    return state
+
+
+# --- Bot API --------------------------------------------------------------------------------
+async def copy(bot: Bot, to_chat: int, from_chat: int, message_id: int,
+               markup: InlineKeyboardMarkup | None = None) -> int | None:
+    """Copy a message (retried like a send); its id in ``to_chat``, or ``None`` when that
+    person blocked the bot or the original is gone."""
+    try:
+        sent = await with_retry(lambda: bot.copy_message(
+            to_chat, from_chat, message_id, reply_markup=markup))
+    except (Forbidden, BadRequest) as exc:
+        log.info("could not copy a message to %s (%s)", to_chat, type(exc).__name__)
+        return None
+    return sent.message_id
+
+
+# --- names ----------------------------------------------------------------------------------
+def locale_of(deps: Deps, user: User | None) -> str:
+    return deps.locale_of(user)
+
+
+async def agent_nickname(session: AsyncSession, agent: Agent, locale: str) -> str:
+    """What a customer sees of an agent: the sub-account's nickname, never Telegram's name."""
+    if agent.kind == AgentKind.SUB.value and agent.account_id is not None:
+        account = await session.get(SubAccount, agent.account_id)
+        if account is not None:
+            return account.nickname
+    return t(locale, "cs.owner_nickname")
+
+
+@dataclass(frozen=True)
+class Names:
+    conversation: Conversation
+    shop: Shop
+    customer: User | None
+    entry: str
+
+
+async def names_of(session: AsyncSession, conversation_id: int) -> Names | None:
+    conversation = await session.get(Conversation, conversation_id, populate_existing=True)
+    if conversation is None:
+        return None
+    shop = await session.get(Shop, conversation.shop_id)
+    if shop is None:
+        return None
+    customer = await session.get(User, conversation.customer_id)
+    entry = await session.get(Entry, conversation.entry_id) if conversation.entry_id else None
+    return Names(conversation, shop, customer, entry.name if entry else "—")
+
+
+def customer_name(names: Names) -> str:
+    return names.customer.first_name if names.customer and names.customer.first_name else "—"
+
+
+def agent_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
+    return keyboard([button(t(locale, "ag.end_button"), cb(AGENT_NS, "end", conversation_id)),
+                     button(t(locale, "ag.transfer_button"),
+                            cb(AGENT_NS, "tr", conversation_id))])
+
+
+async def agent_header(bot: Bot, deps: Deps, session: AsyncSession, names: Names,
+                       agent_user_id: int, key: str = "ag.header") -> bool:
+    """The line before a customer's messages in the agent's chat: who, which entry, which
+    shop, with End and Transfer."""
+    agent_user = await session.get(User, agent_user_id)
+    locale = locale_of(deps, agent_user)
+    sent = await send_safely(bot, agent_user_id, t(
+        locale, key, customer=customer_name(names), entry=names.entry, shop=names.shop.name),
+        agent_buttons(locale, names.conversation.id or 0))
+    return sent is not None
+
+
+async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
+                      data: dict[str, Any], now: datetime) -> None:
+    """Put a person in the relay's step if they are in no conversation at all (a person busy
+    with something else is not interrupted; their messages reach us once they are back)."""
+    if await get_draft(session, user_id) is None:
+        await save_draft(session, user_id, flow, step, data, now, known_absent=True)
+
+
+# --- where a conversation went --------------------------------------------------------------
+async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
+                        *, now: datetime, state: RelayState | None = None) -> None:
+    """An agent has the conversation: a header, then every message so far copied from the
+    customer's chat (by id; the copies mapped so the agent's replies to them resolve)."""
+    agent_user_id = placement.agent_user_id
+    names = await names_of(session, placement.conversation_id)
+    if agent_user_id is None or names is None:
+        return
+    key = "ag.header_moved" if placement.previous_agent_id is not None else "ag.header_new"
+    await agent_header(bot, deps, session, names, agent_user_id, key)
+    customer_chat = names.conversation.customer_id
+    seen: set[int] = set()  # a message copied to an earlier agent is listed once per copy
+    for link in await history(session, conversation_id=placement.conversation_id):
+        if link.customer_message_id is None or link.customer_message_id in seen:
+            continue
+        seen.add(link.customer_message_id)
+        copied = await copy(bot, agent_user_id, customer_chat, link.customer_message_id)
+        if copied is not None and link.id is not None:
+            await link_copy(session, link_id=link.id, agent_chat_id=agent_user_id,
+                            agent_message_id=copied, now=now)
+    if state is not None:
+        state.headers[agent_user_id] = (placement.conversation_id, 0)
+    await ensure_step(session, agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
+    await session.commit()
+
+
+async def tell_customer(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
+                        *, opened: bool = False) -> None:
+    """Tell the customer where their chat is: with whom, their queue place, or offline."""
+    names = await names_of(session, placement.conversation_id)
+    if names is None:
+        return
+    customer = names.customer
+    locale = locale_of(deps, customer)
+    shop = names.shop.name
+    if placement.state == ConversationState.ASSIGNED.value and placement.agent_id is not None:
+        agent = await session.get(Agent, placement.agent_id)
+        nickname = await agent_nickname(session, agent, locale) if agent else "—"
+        key = ("cs.colleague" if placement.previous_agent_id is not None
+               else "cs.assigned" if not opened else "cs.opened_assigned")
+        text = t(locale, key, agent=nickname, shop=shop)
+    elif placement.state == ConversationState.QUEUED.value:
+        text = t(locale, "cs.queued", shop=shop, place=placement.place or 1)
+    else:
+        settings = await get_settings(session, service_policy(deps), shop_id=names.shop.id or 0)
+        zh = locale == "zh-Hans"
+        offline = (settings.offline_text_zh if zh else settings.offline_text_en) or t(
+            locale, "cs.offline_default")
+        hours = settings.hours_text_zh if zh else settings.hours_text_en
+        text = t(locale, "cs.offline", shop=shop, text=offline)
+        if hours:
+            text += "\n" + t(locale, "cs.hours", hours=hours)
+    await send_safely(bot, names.conversation.customer_id, text,
+                      customer_buttons(locale, placement.conversation_id))
+
+
+def customer_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
+    return keyboard([button(t(locale, "cs.end_button"), cb(CUSTOMER_NS, "end", conversation_id)),
+                     button(t(locale, "cs.switch_button"), cb(CUSTOMER_NS, "sw"))])
+
+
+async def announce(bot: Bot, deps: Deps, session: AsyncSession, placements: list[Placement],
+                   *, now: datetime, state: RelayState | None = None) -> None:
+    """After the commit: every conversation that moved or was handed out — its new agent gets
+    the history, the customer is told (a colleague takes over, their queue place, offline);
+    an agent it left is told it went."""
+    for placement in placements:
+        try:
+            if placement.agent_user_id is not None:
+                await hand_to_agent(bot, deps, session, placement, now=now, state=state)
+            await tell_customer(bot, deps, session, placement)
+        except TelegramError as exc:
+            log.warning("could not tell about conversation %s (%s)", placement.conversation_id,
+                        type(exc).__name__)
+
+
+async def release(ctx: Ctx, *, shop_id: int, user_id: int, reason: str) -> list[Placement]:
+    """Permissions took effect (IM off, suspended, unbound, left, forgotten): the user gets no
+    new chats; their open ones are re-routed in this transaction. ``announce`` them after."""
+    return await release_agent(ctx.session, service_policy(ctx.deps), shop_id=shop_id,
+                               user_id=user_id, reason=reason, actor_id=ctx.user_id,
+                               now=ctx.now())
+
+
+async def announce_from(ctx: Ctx, placements: list[Placement]) -> None:
+    """``announce`` from a handler (committing its change first)."""
+    if placements:
+        await ctx.commit()
+        await announce(ctx.context.bot, ctx.deps, ctx.session, placements, now=ctx.now(),
+                       state=relay_state(ctx.context.application.bot_data))
+
+
+def rating_markup(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
+    return keyboard([button("⭐" * n, cb(CUSTOMER_NS, "rate", conversation_id, n))
+                     for n in range(1, 4)],
+                    [button("⭐" * n, cb(CUSTOMER_NS, "rate", conversation_id, n))
+                     for n in range(4, 6)])
+
+
+async def after_end(bot: Bot, deps: Deps, session: AsyncSession, ended: Ended, *,
+                    now: datetime, state: RelayState | None = None) -> None:
+    """A chat ended: the customer gets the rating keyboard (once; not when they ended it —
+    their own screen shows it), the agent is told unless they ended it, and the freed seat's
+    hand-outs are announced."""
+    names = await names_of(session, ended.conversation_id)
+    if names is not None and ended.by != "customer":
+        locale = locale_of(deps, names.customer)
+        await send_safely(bot, ended.customer_id, t(locale, f"cs.ended_{ended.by}",
+                                                    shop=names.shop.name),
+                          rating_markup(locale, ended.conversation_id))
+    if names is not None and ended.agent_user_id is not None and ended.by != "agent":
+        agent_user = await session.get(User, ended.agent_user_id)
+        await send_safely(bot, ended.agent_user_id, t(
+            locale_of(deps, agent_user), f"ag.ended_{ended.by}", customer=customer_name(names),
+            shop=names.shop.name))
+    if state is not None and ended.agent_user_id is not None:
+        state.headers.pop(ended.agent_user_id, None)
+    await announce(bot, deps, session, ended.handouts, now=now, state=state)
+
+
+async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: Agent,
+                           conversation_id: int, agent_message_id: int, *, now: datetime,
+                           state: RelayState) -> bool:
+    """An agent's message to their customer: "<nickname> · <shop>" first (once per run of
+    messages), then the copy; recorded (answering the customer stops the clocks)."""
+    key = (0, conversation_id, agent.id or 0)
+    cached = state.cache.get(key)
+    if cached is None or cached[3] <= now:
+        names = await names_of(session, conversation_id)
+        if names is None:
+            return False
+        locale = locale_of(deps, names.customer)
+        nickname = await agent_nickname(session, agent, locale)
+        cached = (names.conversation.customer_id,
+                  t(locale, "cs.reply_header", agent=nickname, shop=names.shop.name),
+                  locale, now + NAMES_FOR)
+        state.cache[key] = cached
+    customer_id, header, _locale, _until = cached
+    if state.headers.get(customer_id) != (conversation_id, agent.id or 0):
+        await send_safely(bot, customer_id, header)
+        state.headers[customer_id] = (conversation_id, agent.id or 0)
+    copied = await copy(bot, customer_id, agent.user_id, agent_message_id)
+    if copied is None:
+        return False
+    await record_agent_message(session, service_policy(deps), conversation_id=conversation_id,
+                               agent_user_id=agent.user_id, agent_message_id=agent_message_id,
+                               customer_message_id=copied, now=now)
+    await ensure_step(session, customer_id, CUSTOMER_FLOW, CUSTOMER_STEP,
+                      {"c": conversation_id}, now)
+    await session.commit()
+    return True
+
+
+async def header_to_agent(bot: Bot, deps: Deps, session: AsyncSession, state: RelayState,
+                          conversation_id: int, agent_user_id: int, now: datetime) -> None:
+    """The header line before a customer's messages in the agent's chat, once per run."""
+    if state.headers.get(agent_user_id) == (conversation_id, 0):
+        return
+    key = (agent_user_id, conversation_id, 0)
+    cached = state.cache.get(key)
+    if cached is None or cached[3] <= now:
+        names = await names_of(session, conversation_id)
+        if names is None:
+            return
+        locale = locale_of(deps, await session.get(User, agent_user_id))
+        text = t(locale, "ag.header", customer=customer_name(names), entry=names.entry,
+                 shop=names.shop.name)
+        cached = (agent_user_id, text, locale, now + NAMES_FOR)
+        state.cache[key] = cached
+    await send_safely(bot, agent_user_id, cached[1], agent_buttons(cached[2], conversation_id))
+    state.headers[agent_user_id] = (conversation_id, 0)
