@@ -17,7 +17,8 @@ from tests import scratch_db
 from tests.conftest import PG_URL, requires_pg
 
 TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verification_code",
-          "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup"}
+          "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup",
+          "app_setting"}
 
 
 def head_revision() -> str:
