@@ -121,8 +121,10 @@ class PerUserUpdateProcessor(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int, *, locks: UserLocks | None = None) -> None:
         if max_concurrent_updates < 1:
             raise ValueError("max_concurrent_updates must be at least 1")
+        # PTB sizes its semaphore by ``max_concurrent_updates``: the backlog while it does
+        self._limit = BACKLOG if max_concurrent_updates > 1 else 1
+        super().__init__(self._limit)
         self._limit = max_concurrent_updates
-        super().__init__(BACKLOG if max_concurrent_updates > 1 else 1)
         self._bound = asyncio.BoundedSemaphore(max_concurrent_updates)
         self._locks = locks
         self._turns: dict[int, _Turn] = {}
