@@ -92,7 +92,7 @@ async def test_a_second_run_on_the_same_sqlite_file_is_refused_in_one_line(
             cwd=first.workdir, env=bot_env(), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(second.communicate(), 60)
+        _out, err = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode == 2
         lines = err.decode().strip().splitlines()
         assert len(lines) == 1, err.decode()
