@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -190,3 +191,97 @@ async def test_two_processes_share_users_and_duties_and_survive_kill_9(
                                   == OWNER.id for c in calls[mark:]), within=10)
             assert await second.stop() == 0
     assert "Traceback" not in second.log()
+
+
+def press_body(server: LocalBotApiServer, who: Any, data_prefix: str) -> dict[str, Any]:
+    """A callback query of ``who`` pressing the latest button whose data starts with
+    ``data_prefix`` (not queued: posted to a process by the test)."""
+    for message in reversed(server.api.chat(who.id)):
+        rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+        for button in (b for row in rows for b in row):
+            if str(button.get("callback_data", "")).startswith(data_prefix):
+                public = {k: v for k, v in message.items() if not k.startswith("_")}
+                return {"callback_query": {
+                    "id": str(next(_query_ids)), "from": who.as_dict(),
+                    "chat_instance": str(who.id), "data": button["callback_data"],
+                    "message": public}}
+    raise AssertionError(f"no button {data_prefix!r} in {who.first_name}'s chat")
+
+
+_query_ids = itertools.count(1)
+
+
+async def button_press(server: LocalBotApiServer, who: Any, data_prefix: str) -> dict[str, Any]:
+    """Wait until ``who`` has such a button, then the body of pressing it."""
+
+    def shown(_calls: Any) -> dict[str, Any] | None:
+        try:
+            return press_body(server, who, data_prefix)
+        except AssertionError:
+            return None
+
+    body: dict[str, Any] = await server.wait_for(shown, within=20)
+    return body
+
+
+def command(server: LocalBotApiServer, who: Any, name: str) -> dict[str, Any]:
+    return server.message(who, text=name, entities=[
+        {"type": "bot_command", "offset": 0, "length": len(name)}])
+
+
+async def test_a_provisioning_flow_across_two_processes_and_50_concurrent_confirms(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from tests.conftest import HOLDER, HOLDER_PHONE
+
+    async with LocalBotApiServer() as server:
+        ports = [free_port(), free_port()]
+        async with running_bot(tmp_path / "a", server, config(ports[0], pg_url)), \
+                running_bot(tmp_path / "b", server, config(ports[1], pg_url)):
+            for port in ports:
+                await wait_listening(port)
+            lb = RoundRobin(ports)
+
+            async def step(body: dict[str, Any], who: Any, expect: str) -> None:
+                mark = server.mark()
+                await lb.post(body)
+                await server.wait_message(who, expect, since=mark, within=20)
+
+            contact = {"phone_number": OWNER_PHONE, "first_name": "O", "user_id": OWNER.id}
+            await step(command(server, OWNER, "/start"), OWNER, "Share my phone number")
+            await step(server.message(OWNER, contact=contact), OWNER, "phone number is linked")
+            await step(command(server, OWNER, "/newshop"), OWNER, "What is your shop called?")
+            await step(server.message(OWNER, text="Tea House"), OWNER, "Tea House")
+            holder_contact = {"phone_number": HOLDER_PHONE, "first_name": "H",
+                              "user_id": HOLDER.id}
+            await step(command(server, HOLDER, "/start"), HOLDER, "Share my phone number")
+            await step(server.message(HOLDER, contact=holder_contact), HOLDER, "linked")
+            settings = load_settings(environ={"DATABASE_URL": pg_url, "CODE_SECRET": CODE_SECRET})
+            engine = db.create_engine(settings.database.url)
+            async with db.sessionmaker(engine)() as session:
+                shop_id = await scalar(pg_url, "SELECT id FROM shop")
+                await create_role(session, settings.policy(), shop_id=shop_id, actor_id=OWNER.id,
+                                  name="Ops", description="", modules=("home",),
+                                  now=SystemClock().now())
+                await session.commit()
+            await engine.dispose()
+            await step(command(server, OWNER, "/newaccount"), OWNER, "")
+            await step((await button_press(server, OWNER, "na:role:")), OWNER, "")
+            mark = server.mark()
+            await lb.post(server.message(OWNER, text=HOLDER_PHONE))
+            sent = await server.wait_message(HOLDER, "Verification code", since=mark, within=20)
+            found = re.search(r"Verification code: (\d{6})", str(sent.result["text"]))
+            assert found is not None
+            plain = found.group(1)
+            await step(server.message(OWNER, text=plain), OWNER, "")
+            await step((await button_press(server, OWNER, "na:nick")), OWNER, "")
+            await step((await button_press(server, OWNER, "na:im:1")), OWNER, "")
+            confirm = (await button_press(server, OWNER, "na:ok:"))
+            mark = server.mark()
+            await asyncio.gather(*(lb.post(confirm) for _ in range(50)))
+            assert set(lb.landed[-50:]) == {0, 1}  # the Confirms went to both processes
+            await server.wait_message(HOLDER, "", since=mark, within=20)
+            accounts = await scalar(pg_url, "SELECT count(*) FROM sub_account")
+            assert accounts == 1
+            assert await scalar(pg_url, "SELECT count(*) FROM audit_event "
+                                        "WHERE action LIKE 'account.%'") >= 1
