@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
 from bot import db
 from bot.config import Settings
 from bot.scheduler import reconcile
+from bot.updates import PerUserUpdateProcessor, flood_limiter, user_locks_for
 from handlers import FLOWS
 from handlers.context import Deps, apologize, deps_of
 from handlers.flow import Flow
@@ -60,8 +61,12 @@ def build_application(
         builder = builder.request(request)
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
+    builder = builder.concurrent_updates(PerUserUpdateProcessor(
+        tg.concurrent_updates,
+        locks=user_locks_for(settings.database.url, size=tg.concurrent_updates),
+    ))
     if settings.telegram.rate_limit if rate_limit is None else rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
+        builder = builder.rate_limiter(flood_limiter(tg.processes))  # type: ignore[arg-type]
     application = builder.build()
     if engine is None:
         engine = db.create_engine(settings.database.url, echo=settings.database.echo)

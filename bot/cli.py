@@ -211,6 +211,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from telegram.error import TelegramError
 
     from bot.app import build_application, freeze_startup_heap
+    from bot.runlock import check_several, hold_sqlite_lock
+    from bot.scheduler import plan_duty_poll
+    from bot.webhook import serve, shared_webhook_secret
 
     settings = _load(args)
     tg = settings.telegram
@@ -219,12 +222,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             "no bot token: set the BOT_TOKEN environment variable or telegram.token in "
             "config.toml (ask @BotFather for one)"
         )
-    secret = webhook_secret(settings) if tg.mode == "webhook" else None
+    try:
+        check_several(settings)
+        hold_sqlite_lock(settings.database.url)
+    except RuntimeError as exc:
+        raise Failure(str(exc)) from exc
+    except OSError as exc:  # the folder cannot be made, or the lock file beside the database
+        raise _db_error(settings.database.url, exc) from exc
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # run_polling/run_webhook go on with this loop and close it
     try:
         revision = loop.run_until_complete(open_and_migrate(settings.database.url))
         log.info("database %s at revision %s", masked_url(settings.database.url), revision)
+        secret = None
+        if tg.mode == "webhook":
+            secret = loop.run_until_complete(
+                shared_webhook_secret(settings, code_secret(settings)))
         application = build_application(settings)
         # getMe in our hands first: PTB's own bootstrap would log a refused token as an ERROR
         # with a traceback. run_polling/run_webhook then skip the initialised application.
@@ -235,22 +248,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if failure is exc:
             raise
         raise failure from exc
+    if plan_duty_poll(application, settings):
+        log.info("looking for due duties every %s s", settings.scheduler.poll_seconds)
     freeze_startup_heap()
     try:
         if tg.mode == "webhook":
+            assert secret is not None
             hook = tg.webhook
-            url = f"{hook.url}/{hook.path}"
-            log.info("webhook mode: listening on %s:%s/%s for %s", hook.listen, hook.port,
-                     hook.path, url)
-            application.run_webhook(
-                listen=hook.listen,
-                port=hook.port,
-                url_path=hook.path,
-                webhook_url=url,
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-                drop_pending_updates=False,
-            )
+            log.info("webhook mode: listening on %s:%s/%s for %s/%s", hook.listen, hook.port,
+                     hook.path, hook.url, hook.path)
+            try:
+                loop.run_until_complete(serve(application, settings, secret))
+            finally:
+                loop.close()
         else:
             log.info("polling %s (long-poll timeout %s s)", tg.base_url, tg.poll_timeout)
             application.run_polling(
@@ -323,7 +333,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     else:
         lines.append(f"poll_timeout: {tg.poll_timeout} s")
     lines += [
-        f"rate_limit: {'on' if tg.rate_limit else 'off'}",
+        f"rate_limit: {'on' if tg.rate_limit else 'off'} ({tg.processes} process(es) share it)",
+        f"concurrent_updates: {tg.concurrent_updates}; duty poll every "
+        f"{settings.scheduler.poll_seconds} s (PostgreSQL)",
         f"database: {masked_url(settings.database.url)}",
         f"locale: {settings.i18n.default_locale}",
         f"region: {settings.phone.default_region}",

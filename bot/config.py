@@ -69,6 +69,10 @@ class TelegramSettings(_Section):
     mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: int = Field(default=30, ge=0, le=50)
     rate_limit: bool = True
+    #: updates handled at once (different users; one user's always one at a time); 1: in turn
+    concurrent_updates: int = Field(default=32, ge=1, le=256)
+    #: bot processes sharing this token (SPEC §10): each gets 1/N of the Bot API's flood limits
+    processes: int = Field(default=1, ge=1, le=64)
     webhook: WebhookSettings = WebhookSettings()
 
     @field_validator("base_url")
@@ -196,6 +200,21 @@ class LifecycleSettings(_Section):
         )
 
 
+class SchedulerSettings(_Section):
+    """Scheduled duties with several processes (SPEC §10; PostgreSQL only)."""
+
+    #: how often each process looks in the database for due duties that no process of its own
+    #: planned (codes issued by a process that died); 0: only its own plans
+    poll_seconds: float = Field(default=3.0, ge=0, le=300)
+
+    @field_validator("poll_seconds")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if 0 < value < 0.5:
+            raise ValueError("must be 0 (off) or at least 0.5 seconds")
+        return value
+
+
 class ShopSettings(_Section):
     max_sub_accounts: int = Field(default=50, ge=1, le=10_000)
 
@@ -277,6 +296,7 @@ class Settings(_Section):
     retention: RetentionSettings = RetentionSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     service: ServiceConfig = ServiceConfig()
+    scheduler: SchedulerSettings = SchedulerSettings()
     logging: LoggingSettings = LoggingSettings()
     modules: list[ModuleSettings] = Field(default_factory=_default_modules, min_length=1)
     presets: list[PresetSettings] = Field(default_factory=_default_presets)

@@ -12,6 +12,15 @@ repeated by a restart or by a second process does no harm.
 
 Reconciliation also sends the codes that were committed but never sent (the process died in
 between), or tells their owners that they could not be sent.
+
+Several processes on one PostgreSQL database (SPEC §10): a process plans only the deadlines it
+has seen, so each also looks in the database every ``scheduler.poll_seconds`` (the duty poll):
+it expires what is due, plans its expiry job for the next deadline whoever issued the code, and
+sends codes a dead process committed but never sent. Each due item is claimed in the database
+(``models.codes.expire_due`` and ``claim_undelivered``: ``FOR UPDATE SKIP LOCKED`` and a
+conditional update), so it is handled by one process only, and by a survivor within a poll
+interval when the process that planned it died. The retention job runs in every process: its
+deletes are idempotent, and a second run finds nothing left to delete.
 """
 
 from __future__ import annotations
@@ -19,10 +28,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy.engine import make_url
 from telegram.ext import Application, ContextTypes, JobQueue
 
-from bot.config import RetentionSettings
-from handlers.context import Deps
+from bot.config import RetentionSettings, Settings
+from handlers.context import Deps, deps_of
 from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
 from handlers.service_levels import run_service_levels, schedule_service_levels
 from models.clock import as_aware
@@ -32,6 +42,7 @@ log = logging.getLogger(__name__)
 
 RETENTION_JOB = "retention"
 RETENTION_EVERY = timedelta(days=1)
+POLL_JOB = "duty-poll"
 
 
 async def reconcile(application: Application) -> datetime | None:  # type: ignore[type-arg]
@@ -88,3 +99,29 @@ async def run_retention(bot_data: dict, job_queue: JobQueue | None) -> Purged:  
 async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The scheduler's daily job."""
     await run_retention(context.application.bot_data, context.job_queue)
+
+
+def plan_duty_poll(application: Application, settings: Settings) -> bool:  # type: ignore[type-arg]
+    """On PostgreSQL, look for due duties every ``scheduler.poll_seconds`` (``True`` if
+    planned). SQLite is one process, which plans every deadline itself."""
+    every = settings.scheduler.poll_seconds
+    postgres = make_url(settings.database.url).get_backend_name() == "postgresql"
+    if not postgres or not every or application.job_queue is None:
+        return False
+    application.job_queue.run_repeating(
+        duty_poll, interval=every, first=every, name=POLL_JOB,
+        job_kwargs={"coalesce": True, "max_instances": 1},
+    )
+    return True
+
+
+async def duty_poll(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Codes another process committed and never sent, codes due whoever issued them, and the
+    expiry job planned for the next deadline."""
+    deps = deps_of(context)
+    resent = await deliver_undelivered(context.bot, deps)
+    if resent:
+        log.info("%s code(s) committed by a stopped process were sent", resent)
+    upcoming = await expire_and_notify(context.bot, deps)
+    if upcoming is not None:
+        schedule_expiry(context.job_queue, upcoming)

@@ -81,7 +81,8 @@ async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
     now with fresh digits, and the owner is told; a holder who cannot be reached is reported to
     the owner, who can resend at once. Returns how many codes were handled."""
     async with deps.sessions() as session:
-        pending = await codes.undelivered(session, now=deps.clock.now())
+        pending = await codes.claim_undelivered(session, now=deps.clock.now())
+        await session.commit()  # claimed: no other process sends them too
         for code in pending:
             holder = await session.get(User, code.holder_id or 0)
             shop = await session.get(Shop, code.shop_id)

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, bindparam, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import audit
+from models import audit, claims
 from models.code_entry import CODE_DIGITS
 from models.code_entry import code_entry as code_entry  # re-exported: handlers use codes.*
 from models.code_limits import check_issue
@@ -321,12 +321,18 @@ async def expire_due(
     session: AsyncSession, *, now: datetime, limit: int = 500
 ) -> list[VerificationCode]:
     """Mark live codes (pending, or verified and not confirmed) whose deadline has passed as
-    expired; returns them (oldest first)."""
+    expired; returns the ones this session expired (oldest first): only those are to be
+    announced, whichever process runs this too."""
+    # SKIP LOCKED (PostgreSQL; nothing on SQLite, one process): another process expiring at
+    # the same moment takes other rows instead of waiting for these, and as this transaction
+    # holds their locks until it commits, the update below wins every row it selected, so
+    # each expiry is announced by exactly one process.
     result = await session.exec(
         select(VerificationCode)
         .where(_LIVE_STATUS, VerificationCode.expires_at <= now)
         .order_by(col(VerificationCode.expires_at))
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     due = list(result.all())
     if not due:
@@ -362,17 +368,36 @@ async def next_deadline(session: AsyncSession) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-async def undelivered(session: AsyncSession, *, now: datetime) -> list[VerificationCode]:
-    """Pending codes queued for a holder whose message was never sent (a crash between the
-    commit and the send), still within their deadline."""
+#: ``delivery`` of a code claimed by ``claim_undelivered``, being sent again
+RESENDING = "resending"
+
+
+async def claim_undelivered(
+    session: AsyncSession, *, now: datetime, limit: int = 500
+) -> list[VerificationCode]:
+    """Claim the pending codes queued for a holder whose message was never sent (a crash
+    between the commit and the send), still within their deadline: their ``delivery`` becomes
+    ``resending`` in this transaction, so once it commits no other process claims them.
+
+    On PostgreSQL rows another process is claiming are skipped (``SKIP LOCKED``), and so is a
+    code whose owner or holder has an update in flight on any process (``claims.users_idle``):
+    that update has just committed the code and is sending it itself.
+    """
     result = await session.exec(
         select(VerificationCode).where(
             VerificationCode.status == CodeStatus.PENDING.value,
             VerificationCode.delivery == "queued",
             VerificationCode.expires_at > now,
-        ).order_by(col(VerificationCode.id))
+        ).order_by(col(VerificationCode.id)).limit(limit).with_for_update(skip_locked=True)
     )
-    return list(result.all())
+    claimed = []
+    for code in list(result.all()):
+        people = [code.owner_id] + ([code.holder_id] if code.holder_id else [])
+        if not await claims.users_idle(session, people):
+            continue
+        if await move_code(session, code, from_=(CodeStatus.PENDING.value,), delivery=RESENDING):
+            claimed.append(code)
+    return claimed
 
 
 def rekey(policy: Policy, code: VerificationCode) -> str:

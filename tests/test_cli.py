@@ -304,6 +304,6 @@ def test_verification_codes_are_masked_and_payload_loggers_stay_at_info(
     for name in ("telegram.Bot", "telegram.ext.Application", "telegram.ext.Updater"):
         assert logging.getLogger(name).getEffectiveLevel() == logging.INFO
     logging.getLogger("telegram.Bot").debug("Calling sendMessage with `text: 123456`")
-    logging.getLogger("handlers.provisioning").debug("our own debug line")
+    logging.getLogger("handlers.newaccount").debug("our own debug line")
     assert "123456" not in stream.getvalue()
     assert "our own debug line" in stream.getvalue()
