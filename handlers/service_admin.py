@@ -19,6 +19,7 @@ from handlers.flow import Command, Flow, Step
 from handlers.keyboards import button, keyboard, rows_of
 from handlers.service_common import (
     SV,
+    ask_to_confirm,
     back_button,
     button_shop,
     deep_link,
@@ -304,20 +305,18 @@ async def on_entry_button(ctx: Ctx, shop: Shop, entry: Entry, action: str,
         await ctx.start_flow(FLOW_NAME, "entry_rename", {"entry": eid})
         await ask_rename(ctx)
     elif action == "rg":
-        await ctx.answer()
-        await ctx.show(ctx.t("service_admin.confirm_regenerate", name=entry.name), keyboard(
-            [button(ctx.label("service_admin.regenerate_yes"), f"{SV}:rgy:{eid}"),
-             back_button(ctx, f"{SV}:eo:{eid}")]))
+        await ask_to_confirm(
+            ctx, ctx.t("service_admin.confirm_regenerate", name=entry.name),
+            "service_admin.regenerate_yes", f"{SV}:rgy:{eid}", f"{SV}:eo:{eid}")
     elif action == "rgy":
         entry, token = await regenerate_token(ctx.session, shop_id=shop_id,
                                               actor_id=ctx.user_id, entry_id=eid, now=ctx.now())
         await ctx.answer()
         await made(ctx, shop, entry, token, ctx.t("service_admin.regenerated", name=entry.name))
     elif action == "ed":
-        await ctx.answer()
-        await ctx.show(ctx.t("service_admin.confirm_delete_entry", name=entry.name), keyboard(
-            [button(ctx.label("service_admin.delete_yes"), f"{SV}:edy:{eid}"),
-             back_button(ctx, f"{SV}:eo:{eid}")]))
+        await ask_to_confirm(
+            ctx, ctx.t("service_admin.confirm_delete_entry", name=entry.name),
+            "service_admin.delete_yes", f"{SV}:edy:{eid}", f"{SV}:eo:{eid}")
     elif action == "edy":
         name = entry.name
         await delete_entry(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, entry_id=eid,

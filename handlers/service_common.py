@@ -46,6 +46,15 @@ def back_button(ctx: Ctx, data: str) -> InlineKeyboardButton:
     return button(ctx.label("common.back"), data)
 
 
+async def ask_to_confirm(
+    ctx: Ctx, text: str, yes_key: str, yes_data: str, back_data: str
+) -> None:
+    """A question with its Yes button (``yes_key``) and Back: nothing happens until Yes."""
+    await ctx.answer()
+    await ctx.show(text, keyboard([button(ctx.label(yes_key), yes_data),
+                                   back_button(ctx, back_data)]))
+
+
 async def shop_of(ctx: Ctx) -> Shop:
     """The presser's own shop (``no_shop`` for anyone else)."""
     return await ctx.owned_shop()

@@ -18,6 +18,7 @@ from handlers.keyboards import button, keyboard, rows_of
 from handlers.service_common import (
     SG,
     agent_names,
+    ask_to_confirm,
     back_button,
     button_shop,
     home_button,
@@ -310,10 +311,9 @@ async def on_group_button(ctx: Ctx, shop: Shop, group: ServiceGroup, action: str
         await begin(ctx, "rename", {"group": gid})
         await ask_rename(ctx)
     elif action == "d":
-        await ctx.answer()
-        await ctx.show(ctx.t("service_admin.confirm_delete_group", name=group.name), keyboard(
-            [button(ctx.label("service_admin.delete_yes"), f"{SG}:dy:{gid}"),
-             back_button(ctx, f"{SG}:o:{gid}")]))
+        await ask_to_confirm(
+            ctx, ctx.t("service_admin.confirm_delete_group", name=group.name),
+            "service_admin.delete_yes", f"{SG}:dy:{gid}", f"{SG}:o:{gid}")
     elif action == "dy":
         name = group.name
         await delete_group(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, group_id=gid,
