@@ -344,9 +344,21 @@ async def set_suspended(
 
 
 async def _remove(session: AsyncSession, account: SubAccount) -> None:
-    await session.delete(account)
-    await session.flush()
-    await session.exec(delete(PhoneBinding).where(col(PhoneBinding.phone) == account.phone))
+    """Delete the membership and its sub-account binding, only if both are still what was read.
+
+    Another transaction may have changed them since they were read (an owner transfer makes the
+    holder the shop's main account: their binding becomes ``owner``); then nothing is deleted and
+    the account is gone as far as this change is concerned.
+    """
+    gone = await session.exec(delete(SubAccount).where(col(SubAccount.id) == account.id))
+    if gone.rowcount == 0:
+        raise DomainError("account_not_found")
+    await session.exec(delete(PhoneBinding).where(
+        col(PhoneBinding.phone) == account.phone,
+        col(PhoneBinding.kind) == BindingKind.SUB.value,
+        col(PhoneBinding.shop_id) == account.shop_id,
+    ))
+    session.expunge(account)  # its values stay readable for the messages that follow
 
 
 async def unbind(

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import drafts
+from models import accounts, drafts
 from models.accounts import set_suspended, unbind
 from models.codes import issue_code
 from models.errors import DomainError
@@ -394,3 +396,33 @@ async def test_a_deleted_role_or_another_person_cannot_accept(world: World) -> N
         await s.rollback()
         shop = await s.get(Shop, world.shop_id)
         assert shop is not None and shop.owner_id == OLIVIA
+
+
+async def test_an_unbind_that_read_the_account_before_an_accept_keeps_the_new_owners_phone(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unbind that read Hank's account just before his accepted transfer committed must not
+    delete the binding of his phone, which by then is the shop's main account."""
+    transfer = await ask(world)
+    original = accounts.get_account
+
+    async def read_then_accept(session: AsyncSession, shop_id: int, account_id: int) -> Any:
+        account = await original(session, shop_id, account_id)
+        async with world.session() as accepting:
+            await accept_transfer(accepting, transfer_id=transfer.id or 0, holder_id=HANK,
+                                  now=NOW)
+            await accepting.commit()
+        return account
+
+    monkeypatch.setattr(accounts, "get_account", read_then_accept)
+    async with world.session() as unbinding:
+        with pytest.raises(DomainError) as caught:
+            await accounts.unbind(unbinding, shop_id=world.shop_id, actor_id=OLIVIA,
+                                  account_id=world.hank, now=NOW)
+        assert caught.value.key == "account_not_found"
+        await unbinding.rollback()
+    async with world.session() as s:
+        shop = await s.get(Shop, world.shop_id)
+        assert shop is not None and shop.owner_id == HANK
+        binding = await s.get(PhoneBinding, PHONES[HANK])
+        assert binding is not None and binding.kind == BindingKind.OWNER.value
