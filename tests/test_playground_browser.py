@@ -2,8 +2,9 @@
 Playwright): the owner 王芳 (简体中文) links her phone with the contact button, creates a shop and a
 role, adds Alice by phone, opens the invite link as Alice, Alice shares her contact and gets the
 code, the owner types it, picks the nickname and IM, confirms — Authorized in the owner's
-column, "added" in Alice's. Each part of the story is a function, so the customer's part (an
-entry link and a chat with an agent) joins as one more when customer service exists.
+column, "added" in Alice's. Then Alice goes online, the owner makes the shop's entry in /service
+(its link on the card and its QR code photo), the customer Chris opens that link from the owner's
+column and chats with Alice. Each part of the story is a function.
 
 The page's parts one by one (sanitised HTML, callback queries and their toasts and alerts,
 edits in place, photos, documents, deletions, deep links opened as a chosen person, reply
@@ -34,6 +35,7 @@ from bot.localapi import LocalBotApiServer, Upload, plain
 from bot.localapi.http import HttpServer
 from bot.playground.web import Playground as WebPlayground
 from handlers.i18n import label, t, template
+from models.service.entries import hash_token
 from tests.fake_server import bot_env, free_port, wait_listening
 from tests.test_playground_localapi import png
 
@@ -51,6 +53,7 @@ pytestmark = pytest.mark.skipif(
 ZH, EN = "zh-Hans", "en"
 OWNER, ALICE, ZHANG, CHRIS = 1001, 2001, 2002, 3001  # the page's people at start
 SHOP = "茶香小铺"
+ENTRY = "官网"
 WAIT_MS = 20_000
 
 
@@ -238,7 +241,7 @@ async def test_owner_adds_alice_in_the_browser(playground: Playground, page: Pag
     code = await owner_adds_alice_by_invite(page, owner, alice)
     await owner_confirms(owner, alice, code)
     await customer_switches_language(Chat(page, CHRIS, ZH))
-    await customer_chats_with_alice(playground, Chat(page, CHRIS, ZH), alice)
+    await customer_chats_with_alice(playground, page, owner, Chat(page, CHRIS, ZH), alice)
 
     assert playground.rows("SELECT phone, holder_id, nickname, im_enabled, status "
                            "FROM sub_account") == [("+8613900139000", ALICE, "Alice", 1,
@@ -246,17 +249,55 @@ async def test_owner_adds_alice_in_the_browser(playground: Playground, page: Pag
     shot = os.environ.get("PLAYGROUND_SCREENSHOT")
     if shot:
         await page.locator(".toast").evaluate_all("toasts => toasts.forEach(t => t.remove())")
+        # taller, for the owner's entry card and QR code together; each chat at its end (the
+        # page scrolled before the QR image had its height)
+        await page.set_viewport_size({"width": 1400, "height": 1150})
+        await page.locator(".messages").evaluate_all(
+            "lists => lists.forEach(l => { l.scrollTop = l.scrollHeight; })")
         await page.screenshot(path=shot)
 
 
-async def customer_chats_with_alice(playground: Playground, chris: Chat, alice: Chat) -> None:
-    """Customer service: Alice (IM on) goes online; the shop's entry (made in the database:
-    the owner's /service screens are another flow) is opened by Chris, who writes; Alice
-    answers; Chris reads "Alice · 茶香小铺" and the answer, never Alice's Telegram identity."""
+async def owner_creates_entry(owner: Chat) -> Locator:
+    """The owner makes the shop's entry in /service: entries → new entry → a name → no group
+    (any agent: /service needs no group for an entry). The card shows the link, once, and the
+    QR code follows as a photo with the link as its caption. Returns the card."""
+    await owner.types("/service")
+    await owner.presses(label(ZH, "service_admin.entries_button"))
+    await owner.sees(said(ZH, "service_admin.entries_empty"))
+    await owner.presses(label(ZH, "service_admin.new_entry_button"))
+    await owner.sees(opening(ZH, "service_admin.ask_entry_name"))
+    await owner.types(ENTRY)
+    await owner.sees(said(ZH, "service_admin.ask_entry_group", name=ENTRY))
+    await owner.presses(label(ZH, "service_admin.no_group_button"))
+    card = await owner.sees(said(ZH, "service_admin.entry_created", name=ENTRY))
+    await expect(card).to_contain_text(opening(ZH, "service_admin.link_now"))
+    qr = await owner.sees(said(ZH, "service_admin.qr_caption", name=ENTRY, link=""))
+    image = qr.locator("img")
+    await expect(image).to_be_visible()
+    assert await image.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+    link = await card.locator("a[href*='?start=cs_']").get_attribute("href")
+    assert link and await qr.locator("a").get_attribute("href") == link  # the same link
+    return card
+
+
+async def customer_chats_with_alice(playground: Playground, page: Page, owner: Chat,
+                                    chris: Chat, alice: Chat) -> None:
+    """Customer service: Alice (IM on) goes online; the owner makes the shop's entry in
+    /service; Chris opens its link from the owner's column and writes; Alice answers; Chris
+    reads "Alice · 茶香小铺" and the answer, never Alice's Telegram identity."""
     await alice.types("/online")
     await alice.sees(plain(label(EN, "ag.status_online")))
-    token = seed_entry(playground.db_path)
-    await chris.types(f"/start {token}")
+    card = await owner_creates_entry(owner)
+    link = card.locator("a[href*='?start=cs_']")
+    await expect(link).to_have_count(1)
+    token = (await link.get_attribute("href") or "").split("?start=", 1)[1]
+    assert playground.rows("SELECT name, group_id, token_hash FROM service_entry") == [
+        (ENTRY, None, hash_token(token))]
+    await link.click()
+    chooser = page.locator("#chooser")
+    await expect(chooser).to_be_visible()
+    await chooser.locator(f'button[data-person="{chris.person}"]').click()
+    await expect(chris.column.locator(".msg.person", has_text=f"/start {token}")).to_be_visible()
     await chris.sees(opening(ZH, "cs.opened_assigned"))
     await alice.sees(opening(EN, "ag.header_new"))
     await chris.types("请问乌龙茶有货吗？")
@@ -267,20 +308,6 @@ async def customer_chats_with_alice(playground: Playground, chris: Chat, alice: 
     # ids only, never the content (the answer's row may still be committing)
     assert playground.rows("SELECT direction FROM service_message ORDER BY id")[:1] == [("in",)]
     assert "乌龙" not in str(playground.rows("SELECT * FROM service_message"))
-
-
-def seed_entry(db_path: Path) -> str:
-    from models.clock import SystemClock
-    from models.service.entries import hash_token, new_token
-
-    token = new_token()
-    now = SystemClock().now().isoformat(sep=" ")
-    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
-        shop_id = conn.execute("SELECT id FROM shop").fetchone()[0]
-        conn.execute("INSERT INTO service_entry (shop_id, name, name_key, token_hash, "
-                     "created_at, token_at) VALUES (?, '官网', '官网', ?, ?, ?)",
-                     (shop_id, hash_token(token), now, now))
-    return token
 
 
 # --- the page's parts, one by one, with the local API fed directly (no bot) ---------------------
