@@ -42,7 +42,7 @@ def build_application(
     """The bot, wired: handlers, one session per update, the expiry job, start-up work.
 
     ``code_secret`` keys the codes' HMAC; by default it is the configured one or the one kept in
-    a file beside the webhook secret (``bot.cli.code_secret``). ``flows`` are the conversations
+    a file beside the webhook secret (``bot.secret_files``). ``flows`` are the conversations
     (``handlers.FLOWS``); the application's own ``Router`` is built from them and kept in its
     ``Deps``, so two applications in one process share no routing state. The jobs are the
     code-expiry job (``handlers.expiry``) and the daily clean-up, both planned at start-up by
@@ -72,7 +72,7 @@ def build_application(
         engine = db.create_engine(settings.database.url, echo=settings.database.echo)
         application.bot_data["engine"] = engine  # ours to dispose at shutdown
     if code_secret is None:
-        from bot.cli import code_secret as kept_code_secret
+        from bot.secret_files import code_secret as kept_code_secret
 
         code_secret = kept_code_secret(settings)
     router = Router(flows)

@@ -9,37 +9,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dtm
-import logging
-import os
-import secrets
-import stat
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-if TYPE_CHECKING:
-    from bot.config import Settings
+from bot.cli_common import (
+    Failure,
+    db_error,
+    db_revision,
+    load,
+    masked_url,
+    one_line,
+    open_and_migrate,
+)
+from bot.run import cmd_run
+from bot.secret_files import code_secret_path, webhook_secret_path
 
 # The heavy imports (SQLAlchemy, Alembic, PTB, pydantic) happen inside the commands, so that
-# `--help` and usage errors answer at once.
-
-log = logging.getLogger("bot.cli")
+# `--help` and usage errors answer at once. `run` is in bot.run, the secret files in
+# bot.secret_files, what the commands share in bot.cli_common.
 
 PROG = "subaccount-bot"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SECRET_FILE = "webhook_secret"
-CODE_SECRET_FILE = "code_secret"
 T = TypeVar("T")
-
-
-class Failure(Exception):
-    """A problem the operator can fix; printed as one line, exit ``code``."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,72 +45,6 @@ class _Parser(argparse.ArgumentParser):
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def one_line(value: object) -> str:
-    """``value`` as a single line (first non-empty line of its text)."""
-    lines = [line.strip() for line in str(value).splitlines() if line.strip()]
-    return lines[0] if lines else type(value).__name__
-
-
-def masked_url(url: str) -> str:
-    """A database URL with its password hidden."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _load(args: argparse.Namespace) -> Settings:
-    from bot.config import load_settings
-    from bot.logs import setup_logging
-
-    settings = load_settings(Path(args.config) if args.config else None)
-    setup_logging(args.log_level or settings.logging.level)
-    return settings
-
-
-def _db_error(url: str, exc: BaseException) -> Failure:
-    reason = one_line(getattr(exc, "orig", None) or exc)
-    log.debug("database error", exc_info=exc)
-    return Failure(f"cannot open the database {masked_url(url)}: {reason}")
-
-
-async def _revision(url: str) -> str | None:
-    """The Alembic revision the database is at (``None`` when it was never migrated)."""
-    from sqlalchemy import text
-
-    from bot import db
-
-    engine = db.create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            has_table = await conn.run_sync(
-                lambda sync: sync.dialect.has_table(sync, "alembic_version")
-            )
-            if not has_table:
-                return None
-            row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
-            return None if row is None else str(row[0])
-    finally:
-        await engine.dispose()
-
-
-async def open_and_migrate(url: str) -> str | None:
-    """Check the database can be opened, upgrade it to head, return its revision."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bot import db
-
-    try:
-        await _revision(url)
-    except Exception as exc:  # SQLAlchemy's, the OS's, and asyncpg's own (bad password…)
-        raise _db_error(url, exc) from exc
-    try:
-        await db.migrate(url)
-    except (SQLAlchemyError, OSError) as exc:
-        log.debug("migration failed", exc_info=exc)
-        raise Failure(f"migrating {masked_url(url)} failed: {one_line(exc)}", 1) from exc
-    return await _revision(url)
-
-
 async def _with_session(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(session)`` on a migrated, existing database (read-only commands)."""
     from bot import db
@@ -126,185 +53,29 @@ async def _with_session(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     if path is not None and not path.exists():
         raise Failure(f"no database at {path} (run `{PROG} migrate` first)")
     try:
-        revision = await _revision(url)
+        revision = await db_revision(url)
     except Exception as exc:
-        raise _db_error(url, exc) from exc
+        raise db_error(url, exc) from exc
     if revision is None:
         raise Failure(f"the database {masked_url(url)} is not migrated (run `{PROG} migrate`)")
     return await db.in_session(url, work)
 
 
-def webhook_secret_path(settings: Settings) -> Path:
-    """Where a generated webhook secret is kept: beside the SQLite file, else ``./data``."""
-    return _secret_dir(settings) / SECRET_FILE
-
-
-def code_secret_path(settings: Settings) -> Path:
-    """Where the generated key of the codes' HMAC is kept: beside the webhook secret."""
-    return _secret_dir(settings) / CODE_SECRET_FILE
-
-
-def _secret_dir(settings: Settings) -> Path:
-    from bot import db
-
-    path = db.sqlite_path(settings.database.url)
-    return path.parent if path is not None else Path("data")
-
-
-def _valid_secret(value: str) -> bool:
-    return 0 < len(value) <= 256 and all(c.isalnum() or c in "_-" for c in value)
-
-
-def _kept_secret(path: Path, what: str, *, replace_invalid: bool) -> str:
-    """The secret in ``path`` (a 0600 file), made once when there is none."""
-    try:
-        if path.exists():
-            value = path.read_text(encoding="ascii").strip()
-            if _valid_secret(value):
-                if stat.S_IMODE(path.stat().st_mode) != 0o600:
-                    path.chmod(0o600)
-                return value
-            if not replace_invalid:
-                raise Failure(f"{path} does not hold a valid {what}; restore it or remove it")
-            log.warning("%s does not hold a valid %s; making a new one", path, what)
-            path.unlink()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it just now: theirs is the one
-            return _kept_secret(path, what, replace_invalid=False)
-        with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(value + "\n")
-        log.info("generated a %s in %s", what, path)
-        return value
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Failure(f"cannot keep the {what} in {path}: {one_line(exc)}") from exc
-
-
-def webhook_secret(settings: Settings) -> str:
-    """The configured secret token, or one generated once and kept in a 0600 file."""
-    if settings.telegram.webhook.secret_token:
-        return settings.telegram.webhook.secret_token
-    return _kept_secret(webhook_secret_path(settings), "webhook secret token",
-                        replace_invalid=True)
-
-
-def code_secret(settings: Settings) -> str:
-    """The key of the codes' HMAC: ``verification.code_secret`` / ``CODE_SECRET``, or one
-    generated once and kept in a 0600 file beside the webhook secret (never in the database).
-
-    A damaged file is an error, not silently replaced: a new key would make every code in
-    flight fail.
-    """
-    if settings.verification.code_secret:
-        return settings.verification.code_secret
-    return _kept_secret(code_secret_path(settings), "code-hash secret", replace_invalid=False)
-
-
 # --- commands ---------------------------------------------------------------------------------
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """Migrate, then run the bot until SIGTERM/SIGINT."""
-    from telegram import Update
-    from telegram.error import TelegramError
-
-    from bot.app import build_application, freeze_startup_heap
-    from bot.runlock import check_several, hold_sqlite_lock
-    from bot.scheduler import plan_duty_poll
-    from bot.webhook import serve, shared_webhook_secret
-
-    settings = _load(args)
-    tg = settings.telegram
-    if not tg.token:
-        raise Failure(
-            "no bot token: set the BOT_TOKEN environment variable or telegram.token in "
-            "config.toml (ask @BotFather for one)"
-        )
-    try:
-        check_several(settings)
-        hold_sqlite_lock(settings.database.url)
-    except RuntimeError as exc:
-        raise Failure(str(exc)) from exc
-    except OSError as exc:  # the folder cannot be made, or the lock file beside the database
-        raise _db_error(settings.database.url, exc) from exc
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)  # run_polling/run_webhook go on with this loop and close it
-    try:
-        revision = loop.run_until_complete(open_and_migrate(settings.database.url))
-        log.info("database %s at revision %s", masked_url(settings.database.url), revision)
-        secret = None
-        if tg.mode == "webhook":
-            secret = loop.run_until_complete(
-                shared_webhook_secret(settings, code_secret(settings)))
-        application = build_application(settings)
-        # getMe in our hands first: PTB's own bootstrap would log a refused token as an ERROR
-        # with a traceback. run_polling/run_webhook then skip the initialised application.
-        loop.run_until_complete(application.initialize())
-    except BaseException as exc:
-        loop.close()
-        failure = _startup_failure(exc, tg.base_url)
-        if failure is exc:
-            raise
-        raise failure from exc
-    if plan_duty_poll(application, settings):
-        log.info("looking for due duties every %s s", settings.scheduler.poll_seconds)
-    freeze_startup_heap()
-    try:
-        if tg.mode == "webhook":
-            assert secret is not None
-            hook = tg.webhook
-            log.info("webhook mode: listening on %s:%s/%s for %s/%s", hook.listen, hook.port,
-                     hook.path, hook.url, hook.path)
-            try:
-                loop.run_until_complete(serve(application, settings, secret))
-            finally:
-                loop.close()
-        else:
-            log.info("polling %s (long-poll timeout %s s)", tg.base_url, tg.poll_timeout)
-            application.run_polling(
-                timeout=dtm.timedelta(seconds=tg.poll_timeout),
-                allowed_updates=Update.ALL_TYPES,
-                drop_pending_updates=False,
-            )
-    except (TelegramError, OSError) as exc:
-        raise _startup_failure(exc, tg.base_url) from exc  # always a Failure for these
-    log.info("stopped")
-    return 0
-
-
-def _startup_failure(exc: BaseException, base_url: str) -> BaseException:
-    """The one-line ``Failure`` for a start-up problem; any other exception is returned as is."""
-    from telegram.error import InvalidToken, TelegramError
-
-    if isinstance(exc, Failure):
-        return exc
-    if isinstance(exc, InvalidToken):
-        return Failure(
-            f"the Bot API at {base_url} refused the token (check BOT_TOKEN or telegram.token)"
-        )
-    if isinstance(exc, TelegramError):
-        log.debug("start-up failed", exc_info=exc)
-        return Failure(f"cannot start against {base_url}: {one_line(exc)}", 1)
-    if isinstance(exc, OSError):  # e.g. the webhook port is taken
-        log.debug("start-up failed", exc_info=exc)
-        return Failure(f"cannot start: {one_line(exc)}", 1)
-    return exc
 
 
 def cmd_playground(args: argparse.Namespace) -> int:
     """Run the real bot against the built-in local Bot API, with a web page of chats."""
     from bot.playground.run import Options, run
 
-    settings = _load(args)
+    settings = load(args)
     return run(settings, Options(host=args.host, port=args.port, database=args.database,
                                  code_ttl=args.code_ttl))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database to the newest schema."""
-    settings = _load(args)
+    settings = load(args)
     url = settings.database.url
     revision = asyncio.run(open_and_migrate(url))
     print(f"{masked_url(url)}: at revision {revision} (head)")
@@ -313,7 +84,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration and summarise it (secrets are never shown)."""
-    settings = _load(args)
+    settings = load(args)
     tg = settings.telegram
     source = args.config or "config.toml"
     exists = Path(source).exists()
@@ -362,7 +133,7 @@ def cmd_shops(args: argparse.Namespace) -> int:
     from models.export import shop_summaries
     from models.phones import mask_phone
 
-    settings = _load(args)
+    settings = load(args)
     shops = asyncio.run(_with_session(settings.database.url, shop_summaries))
     if not shops:
         print("no shops yet")
@@ -382,7 +153,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write every sub-account of one shop as CSV or JSON."""
     from models.export import export_shop, to_csv, to_json
 
-    settings = _load(args)
+    settings = load(args)
     raw = args.shop.strip()
     if not raw.isdigit():
         raise Failure(f"--shop must be a shop id (a number, see `{PROG} shops`), not {raw!r}")

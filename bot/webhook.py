@@ -11,7 +11,7 @@ The webhook secret (``shared_webhook_secret``): the configured one; else on Post
 every process of the deployment derives alike — a random seed stored once in the database
 (``models.settings_store``), keyed with the codes' HMAC secret, which every process must share
 anyway, so a copy of the database alone does not give the secret; on SQLite (one process) the
-file beside the database, as before (``bot.cli.webhook_secret``).
+file beside the database, as before (``bot.secret_files.webhook_secret``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def shared_webhook_secret(settings: Settings, code_secret: str) -> str:
     if settings.telegram.webhook.secret_token:
         return settings.telegram.webhook.secret_token
     if make_url(settings.database.url).get_backend_name() != "postgresql":
-        from bot.cli import webhook_secret
+        from bot.secret_files import webhook_secret
 
         return webhook_secret(settings)
     from models.clock import SystemClock

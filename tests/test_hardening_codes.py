@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from telegram.error import NetworkError
 
 from bot import db
-from bot.cli import code_secret_path
 from bot.config import Settings
 from bot.localapi import LocalBotApi as FakeBotApi
+from bot.secret_files import code_secret_path
 from models import codes
 from models.errors import DomainError
 from models.policy import Policy

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.cli import Failure
+from bot.cli_common import Failure
 from bot.config import Settings
 from bot.localapi import LocalBotApiServer, plain
 from bot.localapi.http import Request, Response, Stream

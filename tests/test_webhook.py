@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.cli import webhook_secret, webhook_secret_path
 from bot.config import load_settings
 from bot.localapi import LocalBotApiServer as FakeBotApiServer
+from bot.secret_files import webhook_secret, webhook_secret_path
 from tests.fake_server import free_port, running_bot, wait_listening
 from tests.support.people import OWNER, STRANGER
 

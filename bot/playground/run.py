@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from telegram import Update
 
-from bot.cli import Failure, masked_url, one_line, open_and_migrate
+from bot.cli_common import Failure, masked_url, one_line, open_and_migrate
 from bot.config import Settings
 from bot.localapi import LocalBotApi, LocalBotApiServer
 from bot.localapi.http import HttpServer
