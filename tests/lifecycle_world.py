@@ -112,13 +112,21 @@ async def until_waiting(engine: AsyncEngine, task: asyncio.Task[Any]) -> None:
             await asyncio.sleep(0)
         assert not task.done(), "the racing session did not wait"
         return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60  # bounded by the clock: a loaded machine polls slowly
     async with engine.connect() as conn:
-        for _ in range(1000):
+        while loop.time() < deadline:
             waiting = (await conn.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND datname = current_database()"))).scalar()
             if waiting:
                 return
+            # pg_stat_activity is read once per transaction: end it, or every later poll would
+            # see the same snapshot, taken before the racing session began to wait
+            await conn.rollback()
             assert not task.done(), "the racing session did not wait"
             await asyncio.sleep(0.01)
+    # a task left waiting would keep its session's connection busy, and closing the sessions
+    # would then wait for each other: cancel it so that the test fails instead of hanging
+    task.cancel()
     raise AssertionError("the racing session never waited for the lock")
