@@ -22,10 +22,10 @@ from handlers.code_messages import (
     resend_keyboard,
 )
 from handlers.context import Deps, deps_of
+from handlers.deadlines import run_by
 from handlers.i18n import t
 from handlers.telegram_io import edit_safely, send_safely
 from models import codes
-from models.clock import as_aware
 from models.phones import mask_phone
 from models.tables import Role, Shop, User
 
@@ -34,15 +34,7 @@ EXPIRY_JOB = "code-expiry"
 
 def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # type: ignore[type-arg]
     """Make sure the expiry job runs no later than ``deadline``."""
-    if job_queue is None:
-        return
-    when = as_aware(deadline)
-    jobs = job_queue.get_jobs_by_name(EXPIRY_JOB)
-    if any(job.next_t is not None and job.next_t <= when for job in jobs):
-        return
-    for job in jobs:
-        job.schedule_removal()
-    job_queue.run_once(expiry_job, when=when, name=EXPIRY_JOB)
+    run_by(job_queue, expiry_job, EXPIRY_JOB, deadline)
 
 
 async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:

@@ -15,6 +15,7 @@ from telegram import Bot
 from telegram.ext import ContextTypes, JobQueue
 
 from handlers.context import Deps, deps_of
+from handlers.deadlines import run_by
 from handlers.i18n import t
 from handlers.service_relay import (
     after_end,
@@ -26,7 +27,6 @@ from handlers.service_relay import (
     service_policy,
 )
 from handlers.telegram_io import send_safely
-from models.clock import as_aware
 from models.service.levels import close_idle, due_service_levels, next_deadline
 from models.service.tables import Agent
 from models.tables import User
@@ -91,15 +91,8 @@ def schedule_service_levels(job_queue: JobQueue | None, deadline: datetime | Non
     if not job_queue.get_jobs_by_name(SERVICE_POLL):
         job_queue.run_repeating(service_levels_job, interval=POLL_SECONDS, first=POLL_SECONDS,
                                 name=SERVICE_POLL)
-    if deadline is None:
-        return
-    when = as_aware(deadline)
-    jobs = job_queue.get_jobs_by_name(SERVICE_JOB)
-    if any(job.next_t is not None and job.next_t <= when for job in jobs):
-        return
-    for job in jobs:
-        job.schedule_removal()
-    job_queue.run_once(service_levels_job, when=when, name=SERVICE_JOB)
+    if deadline is not None:
+        run_by(job_queue, service_levels_job, SERVICE_JOB, deadline)
 
 
 def plan_for(job_queue: JobQueue | None, *moments: datetime | None) -> None:  # type: ignore[type-arg]
