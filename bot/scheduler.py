@@ -29,12 +29,14 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import make_url
+from telegram import Bot
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from bot.config import RetentionSettings, Settings
 from handlers.context import Deps, deps_of
 from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
 from handlers.service_levels import run_service_levels, schedule_service_levels
+from handlers.transfer_expiry import expire_transfers, schedule_transfer_expiry
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
 
@@ -62,6 +64,8 @@ async def reconcile(application: Application) -> datetime | None:  # type: ignor
     service_next = await run_service_levels(application.bot, deps, application.bot_data)
     schedule_service_levels(application.job_queue, service_next)
     log.info("service levels reconciled; next deadline at %s", service_next or "— (none)")
+    transfer_next = await reconcile_transfers(application.bot, deps, application.job_queue)
+    log.info("owner transfers reconciled; next expiry at %s", transfer_next or "— (none pending)")
     return upcoming
 
 
@@ -125,3 +129,18 @@ async def duty_poll(context: ContextTypes.DEFAULT_TYPE) -> None:
     upcoming = await expire_and_notify(context.bot, deps)
     if upcoming is not None:
         schedule_expiry(context.job_queue, upcoming)
+    await reconcile_transfers(context.bot, deps, context.job_queue)
+
+
+# --- owner transfers (主账号更换) ------------------------------------------------------------
+
+
+async def reconcile_transfers(bot: Bot, deps: Deps, job_queue: JobQueue | None) -> datetime | None:  # type: ignore[type-arg]
+    """Owner transfers: expire those past their deadline (both people told, each transfer once,
+    whichever process gets there first) and plan the job for the next deadline. Run at start-up
+    and at every duty poll, so a restart past a deadline, or a deadline set by another process,
+    is still handled."""
+    upcoming = await expire_transfers(bot, deps)
+    if upcoming is not None:
+        schedule_transfer_expiry(job_queue, upcoming)
+    return upcoming
