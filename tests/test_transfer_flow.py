@@ -17,12 +17,15 @@ from bot.config import Settings
 from bot.localapi import LocalBotApi
 from handlers.auditlog import describe
 from handlers.i18n import LOCALES, catalogue, t
+from handlers.transfer_expiry import expire_transfers
 from models.accounts import unbind
 from models.clock import ManualClock
 from models.lifecycle.common import decision, lock_account
 from models.lifecycle.tables import OwnerTransfer, TransferStatus
 from models.lifecycle.transfer import request_transfer
 from models.policy import Policy
+from models.service.agents import enroll_agent
+from models.service.tables import Agent
 from models.tables import AuditEvent, BindingKind, Draft, PhoneBinding, Shop, SubAccount
 from tests.harness import Harness, rows
 from tests.lifecycle_world import until_waiting
@@ -414,3 +417,34 @@ async def test_nothing_is_left_pending_by_a_request_refused_for_a_second_target(
     assert "already waiting for an answer" in h.messages(OWNER)[-2].text
     assert "waiting for Hank" in h.last(OWNER).text
     assert len(await transfers(h)) == 1
+
+
+async def test_the_customer_service_duty_of_both_ends(harness: Harness) -> None:
+    h = harness
+    await setup_hank(h, im=True)
+    deps = h.app.bot_data["deps"]
+    async with deps.sessions() as s:
+        shop = (await s.exec(select(Shop))).one()
+        for user in (OWNER.id, HOLDER.id):
+            await enroll_agent(s, deps.service_policy, shop_id=shop.id or 0, user_id=user,
+                               actor_id=user, now=h.clock.now())
+        await s.commit()
+    assert [a.active for a in await rows(h, Agent)] == [True, True]
+    await ask_hank(h)
+    await h.click(HOLDER, "Accept")
+    assert [a.active for a in await rows(h, Agent)] == [False, False]
+    assert (await audit_actions(h)).count("service.agent_released") == 2
+
+
+async def test_two_expiry_runs_at_once_tell_each_transfer_once(harness: Harness) -> None:
+    """Two processes' runs (or a run and the duty poll) racing: one ends it, one tells."""
+    h = harness
+    await setup_hank(h)
+    await ask_hank(h)
+    h.clock.advance(24 * 3600)
+    deps = h.app.bot_data["deps"]
+    before = len(h.api.methods("sendMessage"))
+    await asyncio.gather(expire_transfers(h.app.bot, deps), expire_transfers(h.app.bot, deps))
+    sent = [c.params["text"] for c in h.api.methods("sendMessage")[before:]]
+    assert len(sent) == 2 and sum("has expired" in str(text) for text in sent) == 2
+    assert [e.action for e in await rows(h, AuditEvent)].count("transfer.expired") == 1
