@@ -132,3 +132,36 @@ async def test_two_processes_claiming_owed_notices_take_each_once(database_url: 
             assert list((await session.exec(select(OutboxNotice))).all()) == []
     finally:
         await engine.dispose()
+
+
+async def test_a_service_level_nudge_survives_a_crash_before_its_send(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers.service_levels import run_service_levels
+    from tests.service_chat_world import ANN, add_entry, setup_shop
+
+    h = harness
+    deps = h.app.bot_data["deps"]
+    shop = await setup_shop(h, amy=False)
+    await h.command(HOLDER, "/online")
+    await h.command(ANN, f"/start {await add_entry(h, shop, 'Website')}")
+    await h.text(ANN, "Is the oolong in stock?")
+
+    def nudged() -> int:
+        return sum("still waiting for your first answer" in m.text for m in h.messages(HOLDER))
+
+    async def crash(*_args: Any, **_kw: Any) -> None:
+        raise Crash
+
+    h.clock.advance(121)
+    monkeypatch.setattr(outbox_handlers, "send_safely", crash)
+    with pytest.raises(Crash):
+        await run_service_levels(h.app.bot, deps, h.app.bot_data)
+    monkeypatch.undo()
+    assert nudged() == 0 and [n.topic.split(":")[0] for n in await owed(h)] == ["service.nudge"]
+    await run_service_levels(h.app.bot, deps, h.app.bot_data)  # within the lease: not again
+    assert nudged() == 0
+    h.clock.advance(LEASE.total_seconds() + 1)
+    await run_service_levels(h.app.bot, deps, h.app.bot_data)
+    await run_service_levels(h.app.bot, deps, h.app.bot_data)
+    assert nudged() == 1 and await owed(h) == []
