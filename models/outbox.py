@@ -96,7 +96,3 @@ async def done(session: AsyncSession, ids: Sequence[int]) -> None:
     if ids:
         await session.exec(delete(OutboxNotice).where(col(OutboxNotice.id).in_(list(ids))))  # type: ignore[call-overload]
 
-
-async def pending_count(session: AsyncSession) -> int:
-    """How many notices are owed (for tests and logs)."""
-    return len(list((await session.exec(select(OutboxNotice.id))).all()))
