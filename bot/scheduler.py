@@ -20,7 +20,9 @@ sends codes a dead process committed but never sent. Each due item is claimed in
 (``models.codes.expire_due`` and ``claim_undelivered``: ``FOR UPDATE SKIP LOCKED`` and a
 conditional update), so it is handled by one process only, and by a survivor within a poll
 interval when the process that planned it died. The retention job runs in every process: its
-deletes are idempotent, and a second run finds nothing left to delete.
+deletes are idempotent, and a second run finds nothing left to delete. The notices a duty owes
+go through the outbox (``models.outbox``, ``handlers.outbox``): the expiry run and the
+service-level pass first send those a stopped process left behind.
 """
 
 from __future__ import annotations
