@@ -2,9 +2,12 @@
 
 PTB's built-in webhook server has no room for other routes, so this follows PTB's "custom
 webhook bot" pattern: tornado (already installed with ``python-telegram-bot[webhooks]``) takes
-the requests, checks the secret-token header (403 when it is missing or wrong), and puts each
-update on ``application.update_queue``, where the application's update processor takes it as in
-polling mode. ``GET /healthz`` answers 200 only while the database answers ``SELECT 1`` (within
+the requests, checks the secret-token header (403 when it is missing or wrong), and hands each
+update to the application's update processor (one user at a time, as in polling mode),
+answering 200 only once the update has been handled. Telegram re-sends an update it got no 200
+for, so an update in flight when its process dies (``kill -9``: the balancer answers 502) is
+handled again by another process instead of being lost; what the dead process committed of it
+before dying (a handler commits before each message it sends) may then be done twice. ``GET /healthz`` answers 200 only while the database answers ``SELECT 1`` (within
 ``HEALTH_TIMEOUT_S``), 503 otherwise, for a load balancer to probe (SPEC §10).
 
 The webhook secret (``shared_webhook_secret``): the configured one; else on PostgreSQL one that
@@ -106,7 +109,9 @@ class _Hook(tornado.web.RequestHandler):
         except (ValueError, TypeError, KeyError) as exc:
             log.debug("webhook request with a body that is no update: %s", type(exc).__name__)
             raise tornado.web.HTTPError(400) from None
-        await self.bot_app.update_queue.put(update)
+        # handled before the answer (not put on the update queue): see the module's text
+        app = self.bot_app
+        await app.update_processor.process_update(update, app.process_update(update))
         self.set_status(200)
 
 

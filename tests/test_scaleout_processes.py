@@ -114,7 +114,18 @@ async def step(c: Cluster, who: Person, push: Any, expect: str, within: float = 
     """``push()`` queues what ``who`` does; wait for the bot's message containing ``expect``."""
     mark = c.server.mark()
     push()
-    return await c.server.wait_message(who, expect, since=mark, within=within)
+    found = await c.server.wait_message(who, expect, since=mark, within=within)
+    await settled(c)
+    return found
+
+
+async def settled(c: Cluster, within: float = 20.0) -> None:
+    """Wait until every queued update has been delivered and answered (the webhook answers
+    once the update is handled, after what it sent: the proxy logs the hop only then)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while c.server.pending or c.delivery.posting or c.proxy.in_flight:
+        assert asyncio.get_running_loop().time() < deadline, "updates still in flight"
+        await asyncio.sleep(0.02)
 
 
 def find_button(c: Cluster, who: Person, *, prefix: str = "",
@@ -478,3 +489,62 @@ async def test_kill_9_in_the_middle_of_flows(tmp_path: Path, pg_url: str) -> Non
             assert c.proxy.landed(owner.id)[-1] == 1
         assert await c.bots[1].stop() == 0
         assert "Traceback" not in c.bots[1].log()
+
+
+@contextlib.asynccontextmanager
+async def user_turn_held(url: str, user: Person) -> AsyncIterator[None]:
+    """Hold ``user``'s turn (their advisory lock) as a process handling one of their updates
+    would: the next update of theirs waits, in flight, until it is let go."""
+    from models.claims import NAMESPACE, lock_key
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            params = {"ns": NAMESPACE, "key": lock_key(user.id)}
+            await conn.execute(text("SELECT pg_advisory_lock(:ns, :key)"), params)
+            yield
+            await conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
+    finally:
+        await engine.dispose()
+
+
+async def in_flight(c: Cluster, within: float = 20.0) -> int:
+    """The id of an update the proxy has sent on and not had answered yet (polled: the proxy
+    is no part of the server whose changes ``until`` waits for)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not c.proxy.in_flight:
+        assert asyncio.get_running_loop().time() < deadline, "no update in flight"
+        await asyncio.sleep(0.02)
+    return next(iter(c.proxy.in_flight))
+
+
+async def test_an_update_in_flight_when_its_process_is_killed_is_handled_by_the_other(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The webhook answers 200 only once the update is handled: killed mid-update, the
+    process never answers, the balancer says 502, Telegram sends the update again and the other
+    process handles it — once."""
+    async with cluster(tmp_path, pg_url) as c:
+        await seed_shop(pg_url, OWNER, OWNER_PHONE)
+        async with user_turn_held(pg_url, OWNER):
+            mark = c.server.mark()
+            c.server.push_command(OWNER, "/help")
+            update_id = await in_flight(c)
+            await committed(pg_url, "SELECT count(*) FROM pg_stat_activity "
+                                    "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'")
+            doomed = c.proxy.handling(update_id)
+            assert doomed is not None
+            await c.bots[doomed].stop(signal.SIGKILL)
+        await c.server.wait_message(OWNER, "", since=mark, within=20)
+        deadline = asyncio.get_running_loop().time() + 20
+        while c.delivery.statuses.get(update_id, [0])[-1] != 200:  # the delivery's own record
+            assert asyncio.get_running_loop().time() < deadline, c.delivery.statuses
+            await asyncio.sleep(0.02)
+        answers = [call for call in c.server.api.calls[mark:]
+                   if call.method == "sendMessage" and int(call.params["chat_id"]) == OWNER.id]
+        assert len(answers) == 1
+        assert c.delivery.statuses[update_id][0] == 502  # the dead process never answered
+        assert c.proxy.landed(OWNER.id)[-1] == 1 - doomed
+        survivor = c.bots[1 - doomed]
+        assert await survivor.stop() == 0
+        assert "Traceback" not in survivor.log()

@@ -74,6 +74,8 @@ class RoundRobinProxy:
     health_every: float = 0.25
     backends: list[Backend] = field(init=False)
     log: list[Hop] = field(default_factory=list)
+    #: update id -> the backend that has it now (sent, not answered yet)
+    in_flight: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.backends = [Backend(port) for port in self.ports]
@@ -98,6 +100,10 @@ class RoundRobinProxy:
                 await self._probe
         await self._http.stop()
         await self._client.aclose()
+
+    def handling(self, update_id: int) -> int | None:
+        """The backend that has ``update_id`` now (sent, not yet answered), if any."""
+        return self.in_flight.get(update_id)
 
     def landed(self, user_id: int) -> list[int]:
         """The backends that answered ``user_id``'s updates, in order (from the proxy's log)."""
@@ -141,10 +147,20 @@ class RoundRobinProxy:
         headers = {k: v for k, v in request.headers.items()
                    if k in ("content-type", SECRET_HEADER.lower())}
         target = request.path + (f"?{request.query}" if request.query else "")
+        try:
+            return await self._forward(request, update_id, user_id, headers, target)
+        finally:
+            if update_id is not None:
+                self.in_flight.pop(update_id, None)
+
+    async def _forward(self, request: Request, update_id: int | None, user_id: int | None,
+                       headers: dict[str, str], target: str) -> Response:
         tried: list[int] = []
         for index in self._order():
             tried.append(index)
             backend = self.backends[index]
+            if update_id is not None:
+                self.in_flight[update_id] = index
             try:
                 answer = await self._client.request(request.verb, backend.url + target,
                                                     content=request.body, headers=headers)
@@ -174,6 +190,8 @@ class WebhookDelivery:
         self.retry_after = retry_after
         #: update id -> the statuses of its delivery attempts (0: no connection)
         self.statuses: dict[int, list[int]] = {}
+        #: posts not answered 200 yet (or given up)
+        self.posting = 0
         self._client = httpx.AsyncClient(timeout=20.0)
         self._task: asyncio.Task[None] | None = None
 
@@ -198,6 +216,13 @@ class WebhookDelivery:
     async def post(self, update: dict[str, Any]) -> int:
         """Post one update (queued or not) until it is answered 200 or the attempts run out;
         the last status."""
+        self.posting += 1
+        try:
+            return await self._post(update)
+        finally:
+            self.posting -= 1
+
+    async def _post(self, update: dict[str, Any]) -> int:
         url, secret = self.webhook()
         statuses = self.statuses.setdefault(int(update["update_id"]), [])
         for _ in range(self.attempts):
@@ -224,5 +249,8 @@ class WebhookDelivery:
             with contextlib.suppress(AssertionError):
                 await self.server.wait_for(lambda _calls: bool(self.server.pending), within=60)
             while self.server.pending:
-                update = self.server.pending.pop(0)
-                await self.post(update)
+                self.posting += 1  # counted before it leaves the queue: never seen as idle
+                try:
+                    await self.post(self.server.pending.pop(0))
+                finally:
+                    self.posting -= 1
