@@ -65,7 +65,7 @@ async def test_healthz_answers_200_and_the_hook_checks_the_secret(
         assert h.api.chat(OWNER.id) == []  # nothing refused reached the bot
         ok = await client.post(base + "/hook", json=body, headers={SECRET_HEADER: SECRET})
         assert ok.status_code == 200
-    await asyncio.wait_for(h.app.update_queue.join(), 10)  # handled through the queue
+    # answered once handled: what the bot sent is there already
     assert "Share my phone number" in h.last(OWNER).text
 
 
