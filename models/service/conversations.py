@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists
+from sqlalchemy import bindparam, exists, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,9 +20,12 @@ from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement, Transferred, Via
 from models.service.routing import (
     ASSIGNED,
+    CONVERSATIONS,
     QUEUED,
+    C,
     assign,
     load_conversation,
+    mirror,
     pick_in_group,
     route_locked,
     sticky_candidate,
@@ -99,6 +103,11 @@ _LATEST_OF_CUSTOMER = (
 )
 
 
+_INSERTED = ("shop_id", "customer_id", "entry_id", "group_id", "state", "created_at",
+             "waiting_since", "last_activity_at", "idle_at")
+_INSERT = insert(CONVERSATIONS).returning(C.id)
+
+
 async def open_or_resume(
     session: AsyncSession, policy: ServicePolicy, *, customer_id: int, token: str,
     now: datetime,
@@ -130,8 +139,11 @@ async def open_or_resume(
         state=QUEUED, created_at=now, waiting_since=now, last_activity_at=now,
         idle_at=now + timedelta(hours=settings.idle_close_hours),
     )
+    # a Core INSERT, the row then put in the session as loaded (no flush of a pending object)
+    conversation.id = (await session.exec(_INSERT, params={
+        name: getattr(conversation, name) for name in _INSERTED})).scalar_one()
+    make_transient_to_detached(conversation)
     session.add(conversation)
-    await session.flush()
     audit.record(session, now=now, shop_id=shop_id, actor_id=customer_id,
                  action="service.opened", object_type="conversation",
                  object_id=conversation.id, entry=entry_id)
@@ -228,6 +240,13 @@ async def transfer(
     return Transferred(placement, handouts)
 
 
+_CLOSE = (
+    update(CONVERSATIONS).where(C.id == bindparam("conversation"))
+    .values(state=CLOSED, agent_id=None, closed_at=bindparam("now"), closed_by=bindparam("by"),
+            waiting_since=None, nudge_at=None, alert_at=None)
+)
+
+
 async def end_locked(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     by: str, actor_id: int | None, now: datetime, agent: Agent | None = None,
@@ -236,10 +255,9 @@ async def end_locked(
     its agent when the caller has loaded it under the lock."""
     if agent is None or agent.id != conversation.agent_id:
         agent = await session.get(Agent, conversation.agent_id or 0, populate_existing=True)
-    conversation.state, conversation.agent_id = CLOSED, None
-    conversation.closed_at, conversation.closed_by = now, by
-    conversation.waiting_since = conversation.nudge_at = conversation.alert_at = None
-    session.add(conversation)
+    await session.exec(_CLOSE, params={"conversation": conversation.id, "now": now, "by": by})
+    mirror(conversation, state=CLOSED, agent_id=None, closed_at=now, closed_by=by,
+           waiting_since=None, nudge_at=None, alert_at=None)
     audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
                  action="service.ended", object_type="conversation", object_id=conversation.id,
                  by=by)
