@@ -26,7 +26,7 @@ from handlers.keyboards import button, keyboard
 from handlers.telegram_io import send_safely, with_retry
 from models.drafts import get_draft, save_draft
 from models.service.agents import release_agent
-from models.service.messages import history, link_copy, record_agent_message
+from models.service.messages import Chat, history, link_copy, record_agent_message
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.settings import get_settings
@@ -306,7 +306,7 @@ async def after_end(bot: Bot, deps: Deps, session: AsyncSession, ended: Ended, *
 
 async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: Agent,
                            conversation_id: int, agent_message_id: int, *, now: datetime,
-                           state: RelayState) -> bool:
+                           state: RelayState, chat: Chat | None = None) -> bool:
     """An agent's message to their customer: "<nickname> · <shop>" first (once per run of
     messages), then the copy; recorded (answering the customer stops the clocks)."""
     key = (0, conversation_id, agent.id or 0)
@@ -330,7 +330,7 @@ async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: A
         return False
     await record_agent_message(session, service_policy(deps), conversation_id=conversation_id,
                                agent_user_id=agent.user_id, agent_message_id=agent_message_id,
-                               customer_message_id=copied, now=now)
+                               customer_message_id=copied, now=now, chat=chat)
     await ensure_step(session, customer_id, CUSTOMER_FLOW, CUSTOMER_STEP,
                       {"c": conversation_id}, now)
     await session.commit()
