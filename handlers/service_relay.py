@@ -176,10 +176,14 @@ async def agent_header(bot: Bot, deps: Deps, session: AsyncSession, names: Names
 
 
 async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
-                      data: dict[str, Any], now: datetime) -> None:
+                      data: dict[str, Any], now: datetime, *, has_draft: bool | None = None
+                      ) -> None:
     """Put a person in the relay's step if they are in no conversation at all (a person busy
-    with something else is not interrupted; their messages reach us once they are back)."""
-    if await get_draft(session, user_id) is None:
+    with something else is not interrupted; their messages reach us once they are back).
+    ``has_draft``: whether they had a draft, when read in this update already."""
+    if has_draft is None:
+        has_draft = await get_draft(session, user_id) is not None
+    if not has_draft:
         await save_draft(session, user_id, flow, step, data, now, known_absent=True)
 
 
@@ -332,7 +336,8 @@ async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: A
                                agent_user_id=agent.user_id, agent_message_id=agent_message_id,
                                customer_message_id=copied, now=now, chat=chat)
     await ensure_step(session, customer_id, CUSTOMER_FLOW, CUSTOMER_STEP,
-                      {"c": conversation_id}, now)
+                      {"c": conversation_id}, now,
+                      has_draft=chat.customer_has_draft if chat is not None else None)
     await session.commit()
     return True
 
