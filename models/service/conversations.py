@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, insert, update
+from sqlalchemy import bindparam, exists, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
@@ -172,12 +172,14 @@ async def route(
 
 
 async def _check_staff(
-    session: AsyncSession, conversation: Conversation, actor_id: int
+    session: AsyncSession, conversation: Conversation, actor_id: int,
+    loaded: tuple[Agent | None] | None = None,
 ) -> Agent | None:
     """The actor is the conversation's agent (its last one, once ended) or the shop's owner
-    (forged buttons refused). Returns that agent (the session only keeps what is held)."""
-    agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0,
-                              populate_existing=True)
+    (forged buttons refused). Returns that agent (the session only keeps what is held).
+    ``loaded``: that agent as just read with the conversation (``_WITH_AGENT``)."""
+    agent = loaded[0] if loaded is not None else await session.get(
+        Agent, conversation.agent_id or conversation.served_by or 0, populate_existing=True)
     if agent is not None and agent.user_id == actor_id:
         return agent
     shop = await session.get(Shop, conversation.shop_id)
@@ -270,6 +272,16 @@ async def end_locked(
                  agent_user_id=agent.user_id if agent else None, by=by, handouts=handouts)
 
 
+#: a conversation and its agent (its last one, once ended), as the database has them now
+_WITH_AGENT = (
+    select(Conversation, Agent)
+    .outerjoin(Agent, col(Agent.id) == func.coalesce(col(Conversation.agent_id),
+                                                      col(Conversation.served_by)))
+    .where(col(Conversation.id) == bindparam("conversation"))
+    .execution_options(populate_existing=True)
+)
+
+
 async def end(
     session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, by: str,
     actor_id: int, now: datetime,
@@ -279,13 +291,16 @@ async def end(
     if by not in (EndedBy.CUSTOMER, EndedBy.AGENT, EndedBy.OWNER):
         raise DomainError("service_end_invalid")
     settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
-    conversation = await load_conversation(session, conversation_id)
-    agent: Agent | None = None
+    row = (await session.exec(_WITH_AGENT, params={"conversation": conversation_id})).first()
+    if row is None:
+        raise DomainError("service_conversation_not_found")
+    conversation, loaded = row
+    agent: Agent | None = loaded
     if by == EndedBy.CUSTOMER:
         if conversation.customer_id != actor_id:
             raise DomainError("service_not_your_conversation")
     else:
-        agent = await _check_staff(session, conversation, actor_id)
+        agent = await _check_staff(session, conversation, actor_id, (loaded,))
     if conversation.state == CLOSED:
         raise DomainError("service_conversation_closed")
     with session.no_autoflush:  # the audit rows go in one INSERT at the commit
