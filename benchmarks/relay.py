@@ -26,10 +26,17 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from benchmarks.common import TOKEN, percentile, production_settings, quiet_logging
+from benchmarks.common import (
+    TOKEN,
+    QueryCounter,
+    percentile,
+    production_settings,
+    quiet_logging,
+)
 from bot import db
 from bot.app import build_application, freeze_startup_heap
 from bot.localapi import LocalBotApi, LocalRequest
+from handlers.service_relay import NAMES_FOR
 from models.clock import ManualClock
 from tests.harness import Harness, Person
 from tests.service_chat_world import add_entry
@@ -38,6 +45,7 @@ from tests.support.flows import make_owner, onboard
 from tests.support.people import OWNER
 
 SINK = 999_000_001
+NAMES_FOR_S = NAMES_FOR.total_seconds()
 
 
 class Timed(Harness):
@@ -124,17 +132,29 @@ async def run_ours(customers: int, rounds: int, agents: int
             agent_of[who.id] = next(s for s in staff if s.id == agent.user_id)
         freeze_startup_heap()
         wall = 0.0
+        counter = QueryCounter().attach(engine)  # statements of both sides, counted apart
+        asked = answered = 0
         for n in range(rounds):
             clock.advance(3.5)
             for who in people:
                 h.recording = True
                 start = time.perf_counter()
+                before = counter.statements
                 await h.text(who, f"question {n}")
+                asked += counter.statements - before
                 agent = agent_of[who.id]
                 copied = api.chat(agent.id)[-1]["message_id"]
+                before = counter.statements
                 await h.send(agent, text=f"answer {n}", reply_to=copied)
+                answered += counter.statements - before
                 wall += time.perf_counter() - start
                 h.recording = False
+        commits = counter.commits
+        counter.detach()
+        pairs = rounds * customers
+        print(f"  statements per customer message {asked / pairs:.1f}, per agent reply "
+              f"{answered / pairs:.1f}, COMMITs per message {commits / (2 * pairs):.2f} (a header's "
+              f"names are read again once a minute: {NAMES_FOR_S:.0f} s)")
         relayed = sum(1 for c in api.methods("copyMessage"))
         if relayed < 2 * rounds * customers:
             raise RuntimeError(f"only {relayed} messages were relayed")
@@ -176,10 +196,10 @@ async def run_bare(messages: int) -> tuple[list[float], float, list[float]]:
 
 async def main(args: argparse.Namespace) -> int:
     quiet_logging()
-    ours, ours_wall, ours_cpu = await run_ours(args.customers, args.rounds, args.agents)
-    bare, bare_wall, bare_cpu = await run_bare(len(ours))
     print(f"relay: {args.customers} customers, {args.agents} agents, {args.rounds} rounds "
           "(each a customer message and the agent's reply), SQLite")
+    ours, ours_wall, ours_cpu = await run_ours(args.customers, args.rounds, args.agents)
+    bare, bare_wall, bare_cpu = await run_bare(len(ours))
     rate, p50, p99 = figures("ours", ours, ours_wall, ours_cpu)
     bare_rate, _b50, _b99 = figures("bare PTB", bare, bare_wall, bare_cpu)
     ratio = rate / bare_rate if bare_rate else 0.0
