@@ -26,10 +26,17 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from benchmarks.common import TOKEN, percentile, production_settings, quiet_logging
+from benchmarks.common import (
+    TOKEN,
+    QueryCounter,
+    percentile,
+    production_settings,
+    quiet_logging,
+)
 from bot import db
 from bot.app import build_application, freeze_startup_heap
 from bot.localapi import LocalBotApi, LocalRequest
+from handlers.service_relay import NAMES_FOR
 from models.clock import ManualClock
 from tests.harness import Harness, Person
 from tests.service_chat_world import add_entry
@@ -38,6 +45,7 @@ from tests.support.flows import make_owner, onboard
 from tests.support.people import OWNER
 
 SINK = 999_000_001
+NAMES_FOR_S = NAMES_FOR.total_seconds()
 
 
 class Timed(Harness):
@@ -47,26 +55,31 @@ class Timed(Harness):
         super().__init__(app, api, clock)
         self.recording = False
         self.times: list[float] = []
+        self.cpu: list[float] = []  # this process's CPU time for the same updates
 
     async def feed(self, payload: dict[str, Any]) -> list[Any]:
         payload = {"update_id": next(self._update_ids), **payload}
         update = Update.de_json(payload, self.app.bot)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await self.app.process_update(update)
         if self.recording:
             self.times.append(time.perf_counter() - start)
+            self.cpu.append(time.process_time() - cpu)
         return []
 
 
-def figures(name: str, times: list[float], wall: float) -> tuple[float, float, float]:
+def figures(name: str, times: list[float], wall: float, cpu: list[float]
+            ) -> tuple[float, float, float]:
     rate = len(times) / wall if wall else 0.0
     p50, p99 = percentile(times, 50) * 1000, percentile(times, 99) * 1000
     print(f"  {name:<10} {len(times):>6} messages  {rate:>8.0f} msg/s  "
-          f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+          f"p50 {p50:.2f} ms  p99 {p99:.2f} ms   CPU p50 {percentile(cpu, 50) * 1000:.2f} / "
+          f"p99 {percentile(cpu, 99) * 1000:.2f} ms")
     return rate, p50, p99
 
 
-async def run_ours(customers: int, rounds: int, agents: int) -> tuple[list[float], float]:
+async def run_ours(customers: int, rounds: int, agents: int
+                   ) -> tuple[list[float], float, list[float]]:
     folder = Path(tempfile.mkdtemp(prefix="relay_bench_"))
     url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
     await db.migrate(url)
@@ -119,21 +132,33 @@ async def run_ours(customers: int, rounds: int, agents: int) -> tuple[list[float
             agent_of[who.id] = next(s for s in staff if s.id == agent.user_id)
         freeze_startup_heap()
         wall = 0.0
+        counter = QueryCounter().attach(engine)  # statements of both sides, counted apart
+        asked = answered = 0
         for n in range(rounds):
             clock.advance(3.5)
             for who in people:
                 h.recording = True
                 start = time.perf_counter()
+                before = counter.statements
                 await h.text(who, f"question {n}")
+                asked += counter.statements - before
                 agent = agent_of[who.id]
                 copied = api.chat(agent.id)[-1]["message_id"]
+                before = counter.statements
                 await h.send(agent, text=f"answer {n}", reply_to=copied)
+                answered += counter.statements - before
                 wall += time.perf_counter() - start
                 h.recording = False
+        commits = counter.commits
+        counter.detach()
+        pairs = rounds * customers
+        print(f"  statements per customer message {asked / pairs:.1f}, per agent reply "
+              f"{answered / pairs:.1f}, COMMITs per message {commits / (2 * pairs):.2f} (a header's "
+              f"names are read again once a minute: {NAMES_FOR_S:.0f} s)")
         relayed = sum(1 for c in api.methods("copyMessage"))
         if relayed < 2 * rounds * customers:
             raise RuntimeError(f"only {relayed} messages were relayed")
-        return h.times, wall
+        return h.times, wall, h.cpu
     finally:
         await app.stop()
         await app.shutdown()
@@ -146,7 +171,7 @@ async def _copy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await context.bot.copy_message(SINK, message.chat_id, message.message_id)
 
 
-async def run_bare(messages: int) -> tuple[list[float], float]:
+async def run_bare(messages: int) -> tuple[list[float], float, list[float]]:
     api, clock = LocalBotApi(), ManualClock()
     app = (ApplicationBuilder().token(TOKEN).request(LocalRequest(api))
            .get_updates_request(LocalRequest(api)).build())
@@ -166,17 +191,17 @@ async def run_bare(messages: int) -> tuple[list[float], float]:
     finally:
         await app.stop()
         await app.shutdown()
-    return h.times, wall
+    return h.times, wall, h.cpu
 
 
 async def main(args: argparse.Namespace) -> int:
     quiet_logging()
-    ours, ours_wall = await run_ours(args.customers, args.rounds, args.agents)
-    bare, bare_wall = await run_bare(len(ours))
     print(f"relay: {args.customers} customers, {args.agents} agents, {args.rounds} rounds "
           "(each a customer message and the agent's reply), SQLite")
-    rate, p50, p99 = figures("ours", ours, ours_wall)
-    bare_rate, _b50, _b99 = figures("bare PTB", bare, bare_wall)
+    ours, ours_wall, ours_cpu = await run_ours(args.customers, args.rounds, args.agents)
+    bare, bare_wall, bare_cpu = await run_bare(len(ours))
+    rate, p50, p99 = figures("ours", ours, ours_wall, ours_cpu)
+    bare_rate, _b50, _b99 = figures("bare PTB", bare, bare_wall, bare_cpu)
     ratio = rate / bare_rate if bare_rate else 0.0
     met = ratio >= 0.5 and p99 <= 5.0
     print(f"relay ({len(ours)} relayed messages): ours {rate:.0f} msg/s vs bare {bare_rate:.0f} "

@@ -3,7 +3,7 @@ entries (绑定页面) — list, new (name → group), one entry (link and QR at
 rename, change group, delete).
 
 Callback data, namespace ``sv``: ``sv:home`` the card · ``sv:me`` the owner answers too (or
-stops) · ``sv:el`` entries · ``sv:en`` new entry · ``sv:ng:<group>`` the new entry's group (0:
+stops) · ``sv:el`` entries · ``sv:ep:<page>`` a page of them · ``sv:en`` new entry · ``sv:ng:<group>`` the new entry's group (0:
 none) · ``sv:eo:<entry>`` open · ``sv:eg:<entry>`` / ``sv:egs:<entry>:<group>`` change group ·
 ``sv:er:<entry>`` rename · ``sv:rg:<entry>`` / ``sv:rgy:<entry>`` regenerate the link ·
 ``sv:ed:<entry>`` / ``sv:edy:<entry>`` delete. An entry's link is shown only in the update that
@@ -16,7 +16,7 @@ from telegram import InlineKeyboardButton
 
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
-from handlers.keyboards import button, keyboard, rows_of
+from handlers.keyboards import button, keyboard, pager_row, rows_of
 from handlers.service_common import (
     SV,
     ask_to_confirm,
@@ -38,6 +38,8 @@ from models.service.entries import (
     clean_entry_name,
     create_entry,
     delete_entry,
+    entries_page,
+    entry_page_of,
     get_entry,
     list_entries,
     regenerate_token,
@@ -93,18 +95,24 @@ async def group_names(ctx: Ctx, shop: Shop) -> dict[int, str]:
     return {g.id or 0: g.name for g, _ in await list_groups(ctx.session, shop_id=shop.id or 0)}
 
 
-async def show_entries(ctx: Ctx, shop: Shop, *, notice: str = "") -> None:
-    entries = await list_entries(ctx.session, shop_id=shop.id or 0)
+async def show_entries(ctx: Ctx, shop: Shop, *, notice: str = "", page: int = 0) -> None:
+    """The shop's entries, a page at a time (a page past the end shows the last one)."""
+    listed = await entries_page(ctx.session, shop_id=shop.id or 0, page=page)
     groups = await group_names(ctx, shop)
     lines = [ctx.t("service_admin.entries_title", shop=shop.name)]
-    if not entries:
+    if listed.pages > 1:
+        lines.append(ctx.t("service_paging.page", page=listed.page + 1, pages=listed.pages))
+    if not listed.rows:
         lines.append(ctx.t("service_admin.entries_empty"))
-    for index, entry in enumerate(entries, start=1):
+    for index, entry in enumerate(listed.rows, start=listed.first_number):
         lines.append(ctx.t("service_admin.entry_item", index=index, name=entry.name,
                            group=groups.get(entry.group_id or 0)
                            or ctx.label("service_admin.no_group")))
-    rows = rows_of([button(e.name, f"{SV}:eo:{e.id}") for e in entries])
-    rows += [[button(ctx.label("service_admin.new_entry_button"), f"{SV}:en")],
+    rows = rows_of([button(e.name, f"{SV}:eo:{e.id}") for e in listed.rows])
+    rows += [pager_row(listed.page, listed.pages, previous=ctx.label("service_paging.prev"),
+                       following=ctx.label("service_paging.next"),
+                       data=lambda to: f"{SV}:ep:{to}"),
+             [button(ctx.label("service_admin.new_entry_button"), f"{SV}:en")],
              [home_button(ctx)]]
     await ctx.show(with_notice(notice, "\n".join(lines)), keyboard(*rows))
 
@@ -124,7 +132,8 @@ async def show_entry(ctx: Ctx, shop: Shop, entry: Entry, *, notice: str = "",
          button(ctx.label("service_admin.entry_group_button"), f"{SV}:eg:{eid}")],
         [button(ctx.label("service_admin.rename_button"), f"{SV}:er:{eid}"),
          button(ctx.label("service_admin.delete_button"), f"{SV}:ed:{eid}")],
-        [back_button(ctx, f"{SV}:el"), home_button(ctx)],
+        [back_button(ctx, f"{SV}:ep:{await entry_page_of(ctx.session, entry)}"),
+         home_button(ctx)],
     ))
 
 
@@ -226,9 +235,9 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await show_home(ctx)
     elif action == "me":
         await toggle_me(ctx, shop)
-    elif action == "el":
+    elif action in ("el", "ep"):
         await ctx.answer()
-        await show_entries(ctx, shop)
+        await show_entries(ctx, shop, page=int(args[0]) if args else 0)
     elif action == "en":
         await ctx.answer()
         await ctx.router.abandon(ctx)
@@ -329,7 +338,7 @@ FLOW = Flow(
     name=FLOW_NAME,
     namespace=SV,
     buttons={
-        "home": (), "me": (), "el": (), "en": (), "ng": ("int",), "eo": ("int",),
+        "home": (), "me": (), "el": (), "ep": ("int",), "en": (), "ng": ("int",), "eo": ("int",),
         "eg": ("int",), "egs": ("int", "int"), "er": ("int",), "rg": ("int",),
         "rgy": ("int",), "ed": ("int",), "edy": ("int",),
     },

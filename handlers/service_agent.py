@@ -39,7 +39,7 @@ from handlers.service_relay import (
 )
 from models.errors import DomainError
 from models.service.agents import open_chats
-from models.service.messages import resolve_reply_target
+from models.service.messages import Chat, resolve_reply_target
 from models.service.tables import Agent, AgentStatus, Conversation, ConversationState
 
 
@@ -71,10 +71,12 @@ async def on_message(ctx: Ctx, message: Message) -> None:
         return
     replied = message.reply_to_message.message_id if message.reply_to_message else None
     target: int | None = None
+    loaded: Chat | None = None
     if replied is not None:
         try:
-            target = (await resolve_reply_target(ctx.session, agent_id=agent.id,
-                                                 replied_to=replied)).conversation_id
+            resolved = await resolve_reply_target(ctx.session, agent_id=agent.id,
+                                                  replied_to=replied)
+            target, loaded = resolved.conversation_id, resolved.chat
         except DomainError as exc:
             if exc.key != "service_reply_unknown":
                 raise
@@ -91,17 +93,22 @@ async def on_message(ctx: Ctx, message: Message) -> None:
         await ctx.reply(ctx.t("ag.which_chat", count=len(chats)),
                         await pick_keyboard(ctx, chats))
         return
-    await _send(ctx, agent, target, [message.message_id])
+    await _send(ctx, agent, target, [message.message_id], loaded)
 
 
-async def _send(ctx: Ctx, agent: Agent, conversation_id: int, message_ids: list[int]) -> None:
+async def _send(ctx: Ctx, agent: Agent, conversation_id: int, message_ids: list[int],
+                loaded: Chat | None = None) -> None:
+    """Each message to the customer; ``loaded``: the conversation as read in this update
+    (used for the first message only: each send commits)."""
     state = relay_state(ctx.context.application.bot_data)
     await ctx.commit()
     for message_id in message_ids:
         if not await send_to_customer(ctx.context.bot, ctx.deps, ctx.session, agent,
-                                      conversation_id, message_id, now=ctx.now(), state=state):
+                                      conversation_id, message_id, now=ctx.now(), state=state,
+                                      chat=loaded):
             await ctx.reply(ctx.t("ag.undelivered"))
             return
+        loaded = None
 
 
 async def pick(ctx: Ctx, conversation_id: int) -> None:

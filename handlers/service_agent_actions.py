@@ -22,7 +22,14 @@ from handlers.service_relay import (
 )
 from models.accounts import membership_of
 from models.errors import DomainError
-from models.service.agents import agent_for, agents_of, enroll_agent, open_chats, set_status
+from models.service.agents import (
+    agent_for,
+    agent_of_member,
+    agents_of,
+    enroll_agent,
+    open_chats,
+    set_status,
+)
 from models.service.conversations import EndedBy, end, transfer
 from models.service.groups import list_groups
 from models.service.tables import Agent, AgentStatus, Conversation, ConversationState
@@ -44,10 +51,11 @@ async def my_shop_id(ctx: Ctx) -> int | None:
 
 
 async def my_agent(ctx: Ctx) -> Agent | None:
-    shop_id = await my_shop_id(ctx)
-    if shop_id is None:
-        return None
-    return await agent_for(ctx.session, shop_id=shop_id, user_id=ctx.user_id)
+    """The user's agent row in the shop they own, or else in their sub-account's."""
+    shop = await ctx.shop_or_none()
+    if shop is not None and shop.id is not None:
+        return await agent_for(ctx.session, shop_id=shop.id, user_id=ctx.user_id)
+    return await agent_of_member(ctx.session, user_id=ctx.user_id)
 
 
 async def status_screen(ctx: Ctx) -> tuple[str, InlineKeyboardMarkup]:

@@ -34,9 +34,9 @@ from handlers.service_relay import (
 from models.errors import DomainError
 from models.service.conversations import EndedBy, end, open_conversations_of, open_or_resume, rate
 from models.service.entries import is_entry_token
-from models.service.messages import record_customer_message
+from models.service.messages import Chat, load_chat, record_customer_message
 from models.service.routing import queue_place
-from models.service.tables import OPEN_STATES, Agent, Conversation, ConversationState
+from models.service.tables import OPEN_STATES, Conversation, ConversationState
 from models.tables import Shop
 
 
@@ -68,20 +68,25 @@ async def open_entry(ctx: Ctx, payload: str) -> bool:
     return True
 
 
-async def _current(ctx: Ctx) -> Conversation | None:
-    """The open conversation the customer writes to (their draft's), if still open."""
+async def _current(ctx: Ctx) -> Chat | None:
+    """The open conversation the customer writes to (their draft's), if still open, and its
+    agent (read together, with the shop's settings)."""
     draft = await ctx.load_draft()
     raw = draft.data.get("c") if draft is not None else None
     if not isinstance(raw, int):
         return None
-    found = await ctx.session.get(Conversation, raw, populate_existing=True)
-    if found is None or found.customer_id != ctx.user_id or found.state not in OPEN_STATES:
+    found = await load_chat(ctx.session, conversation_id=raw)
+    if found is None:
+        return None
+    conversation = found.conversation
+    if conversation.customer_id != ctx.user_id or conversation.state not in OPEN_STATES:
         return None
     return found
 
 
 async def ask(ctx: Ctx) -> None:
-    conversation = await _current(ctx)
+    current = await _current(ctx)
+    conversation = current.conversation if current is not None else None
     shop = await ctx.session.get(Shop, conversation.shop_id) if conversation else None
     if conversation is None or shop is None:
         await ctx.end_flow()
@@ -93,11 +98,12 @@ async def ask(ctx: Ctx) -> None:
 
 async def on_message(ctx: Ctx, message: Message) -> None:
     """Relay whatever the customer sent, or say why it cannot be; never dropped silently."""
-    conversation = await _current(ctx)
-    if conversation is None:
+    current = await _current(ctx)
+    if current is None:
         await ctx.end_flow()
         await ctx.reply(ctx.t("cs.no_chat"))
         return
+    conversation, agent = current.conversation, current.agent
     if not copyable(message):
         await ctx.reply(ctx.t("cs.cannot_copy"))
         return
@@ -107,24 +113,23 @@ async def on_message(ctx: Ctx, message: Message) -> None:
         await ctx.reply(ctx.t("cs.flood", limit=state.limit, seconds=wait))
         return
     conversation_id, policy = conversation.id or 0, service_policy(ctx.deps)
-    if conversation.state == ConversationState.ASSIGNED.value:
-        agent = await ctx.session.get(Agent, conversation.agent_id or 0)
-        if agent is not None:
-            await header_to_agent(ctx.context.bot, ctx.deps, ctx.session, state,
-                                  conversation_id, agent.user_id, now)
-            copied = await copy(ctx.context.bot, agent.user_id, ctx.chat_id, message.message_id)
-            await record_customer_message(
-                ctx.session, policy, conversation_id=conversation_id,
-                customer_message_id=message.message_id, now=now,
-                agent_chat_id=agent.user_id if copied is not None else None,
-                agent_message_id=copied)
-            plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
-            return
+    if conversation.state == ConversationState.ASSIGNED.value and agent is not None:
+        await header_to_agent(ctx.context.bot, ctx.deps, ctx.session, state,
+                              conversation_id, agent.user_id, now)
+        copied = await copy(ctx.context.bot, agent.user_id, ctx.chat_id, message.message_id)
+        await record_customer_message(
+            ctx.session, policy, conversation_id=conversation_id,
+            customer_message_id=message.message_id, now=now,
+            agent_chat_id=agent.user_id if copied is not None else None,
+            agent_message_id=copied, chat=current)
+        plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
+        return
     waiting_since = conversation.waiting_since
     first_while_waiting = conversation.last_customer_at is None or (
         waiting_since is not None and conversation.last_customer_at < waiting_since)
     await record_customer_message(ctx.session, policy, conversation_id=conversation_id,
-                                  customer_message_id=message.message_id, now=now)
+                                  customer_message_id=message.message_id, now=now,
+                                  chat=current)
     plan_for(ctx.context.job_queue, conversation.nudge_at, conversation.idle_at)
     if not first_while_waiting:
         return

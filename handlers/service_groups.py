@@ -2,7 +2,7 @@
 members with their weights (权重), add / weight / remove a member, its overflow group, rename,
 delete).
 
-Callback data, namespace ``sg``: ``sg:l`` list · ``sg:n`` new · ``sg:o:<group>`` open ·
+Callback data, namespace ``sg``: ``sg:l`` list · ``sg:p:<page>`` a page of it · ``sg:n`` new · ``sg:o:<group>`` open ·
 ``sg:a:<group>`` add a member · ``sg:ac:<group>:<account>`` that sub-account (0: the owner) ·
 ``sg:m:<group>:<agent>`` one member · ``sg:w:<group>:<agent>`` its weight ·
 ``sg:rm:<group>:<agent>`` remove it · ``sg:of:<group>`` / ``sg:ofs:<group>:<target>`` the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
-from handlers.keyboards import button, keyboard, rows_of
+from handlers.keyboards import button, keyboard, pager_row, rows_of
 from handlers.service_common import (
     SG,
     agent_names,
@@ -38,6 +38,8 @@ from models.service.groups import (
     create_group,
     delete_group,
     get_group,
+    group_page_of,
+    groups_page,
     list_groups,
     members,
     remove_member,
@@ -53,15 +55,23 @@ NAME_ERRORS = ("service_group_name_empty", "service_group_name_too_long",
                "service_group_name_taken", "nothing_changed")
 
 
-async def show_list(ctx: Ctx, shop: Shop, *, notice: str = "") -> None:
-    found = await list_groups(ctx.session, shop_id=shop.id or 0)
+async def show_list(ctx: Ctx, shop: Shop, *, notice: str = "", page: int = 0) -> None:
+    """The shop's groups with their member counts, a page at a time (a page past the end
+    shows the last one)."""
+    listed = await groups_page(ctx.session, shop_id=shop.id or 0, page=page)
     lines = [ctx.t("service_admin.groups_title", shop=shop.name)]
-    if not found:
+    if listed.pages > 1:
+        lines.append(ctx.t("service_paging.page", page=listed.page + 1, pages=listed.pages))
+    if not listed.rows:
         lines.append(ctx.t("service_admin.groups_empty"))
-    for index, (group, count) in enumerate(found, start=1):
+    for index, (group, count) in enumerate(listed.rows, start=listed.first_number):
         lines.append(ctx.t("service_admin.group_item", index=index, name=group.name, count=count))
-    rows = rows_of([button(g.name, f"{SG}:o:{g.id}") for g, _ in found])
-    rows += [[button(ctx.label("service_admin.new_group_button"), f"{SG}:n")], [home_button(ctx)]]
+    rows = rows_of([button(g.name, f"{SG}:o:{g.id}") for g, _ in listed.rows])
+    rows += [pager_row(listed.page, listed.pages, previous=ctx.label("service_paging.prev"),
+                       following=ctx.label("service_paging.next"),
+                       data=lambda to: f"{SG}:p:{to}"),
+             [button(ctx.label("service_admin.new_group_button"), f"{SG}:n")],
+             [home_button(ctx)]]
     await ctx.show(with_notice(notice, "\n".join(lines)), keyboard(*rows))
 
 
@@ -86,7 +96,8 @@ async def show_group(ctx: Ctx, shop: Shop, group: ServiceGroup, *, notice: str =
          button(ctx.label("service_admin.overflow_button"), f"{SG}:of:{gid}")],
         [button(ctx.label("service_admin.rename_button"), f"{SG}:rn:{gid}"),
          button(ctx.label("service_admin.delete_button"), f"{SG}:d:{gid}")],
-        [back_button(ctx, f"{SG}:l"), home_button(ctx)],
+        [back_button(ctx, f"{SG}:p:{await group_page_of(ctx.session, group)}"),
+         home_button(ctx)],
     ]
     await ctx.show(with_notice(notice, "\n".join(lines)), keyboard(*rows))
 
@@ -244,9 +255,9 @@ async def save_weight(ctx: Ctx, shop: Shop, group: ServiceGroup, data: dict[str,
 async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     shop = await button_shop(ctx)
     await leave_step(ctx)
-    if action == "l":
+    if action in ("l", "p"):
         await ctx.answer()
-        await show_list(ctx, shop)
+        await show_list(ctx, shop, page=int(args[0]) if args else 0)
         return
     if action == "n":
         await ctx.answer()
@@ -358,7 +369,7 @@ FLOW = Flow(
     name=FLOW_NAME,
     namespace=SG,
     buttons={
-        "l": (), "n": (), "o": ("int",), "a": ("int",), "ac": ("int", "int"),
+        "l": (), "p": ("int",), "n": (), "o": ("int",), "a": ("int",), "ac": ("int", "int"),
         "m": ("int", "int"), "w": ("int", "int"), "rm": ("int", "int"), "of": ("int",),
         "ofs": ("int", "int"), "rn": ("int",), "d": ("int",), "dy": ("int",),
     },

@@ -26,7 +26,7 @@ from handlers.keyboards import button, keyboard
 from handlers.telegram_io import send_safely, with_retry
 from models.drafts import get_draft, save_draft
 from models.service.agents import release_agent
-from models.service.messages import history, link_copy, record_agent_message
+from models.service.messages import Chat, history, link_copy, record_agent_message
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.settings import get_settings
@@ -176,10 +176,14 @@ async def agent_header(bot: Bot, deps: Deps, session: AsyncSession, names: Names
 
 
 async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
-                      data: dict[str, Any], now: datetime) -> None:
+                      data: dict[str, Any], now: datetime, *, has_draft: bool | None = None
+                      ) -> None:
     """Put a person in the relay's step if they are in no conversation at all (a person busy
-    with something else is not interrupted; their messages reach us once they are back)."""
-    if await get_draft(session, user_id) is None:
+    with something else is not interrupted; their messages reach us once they are back).
+    ``has_draft``: whether they had a draft, when read in this update already."""
+    if has_draft is None:
+        has_draft = await get_draft(session, user_id) is not None
+    if not has_draft:
         await save_draft(session, user_id, flow, step, data, now, known_absent=True)
 
 
@@ -306,7 +310,7 @@ async def after_end(bot: Bot, deps: Deps, session: AsyncSession, ended: Ended, *
 
 async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: Agent,
                            conversation_id: int, agent_message_id: int, *, now: datetime,
-                           state: RelayState) -> bool:
+                           state: RelayState, chat: Chat | None = None) -> bool:
     """An agent's message to their customer: "<nickname> · <shop>" first (once per run of
     messages), then the copy; recorded (answering the customer stops the clocks)."""
     key = (0, conversation_id, agent.id or 0)
@@ -330,9 +334,10 @@ async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: A
         return False
     await record_agent_message(session, service_policy(deps), conversation_id=conversation_id,
                                agent_user_id=agent.user_id, agent_message_id=agent_message_id,
-                               customer_message_id=copied, now=now)
+                               customer_message_id=copied, now=now, chat=chat)
     await ensure_step(session, customer_id, CUSTOMER_FLOW, CUSTOMER_STEP,
-                      {"c": conversation_id}, now)
+                      {"c": conversation_id}, now,
+                      has_draft=chat.customer_has_draft if chat is not None else None)
     await session.commit()
     return True
 

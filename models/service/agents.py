@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +31,20 @@ async def agent_for(session: AsyncSession, *, shop_id: int, user_id: int) -> Age
     return (await session.exec(
         select(Agent).where(col(Agent.shop_id) == shop_id, col(Agent.user_id) == user_id)
     )).first()
+
+
+_AGENT_OF_MEMBER = (
+    select(Agent)
+    .join(SubAccount, and_(col(SubAccount.shop_id) == Agent.shop_id,
+                           col(SubAccount.holder_id) == Agent.user_id))
+    .where(col(Agent.user_id) == bindparam("user"))
+)
+
+
+async def agent_of_member(session: AsyncSession, *, user_id: int) -> Agent | None:
+    """The user's agent row in the shop of their sub-account, if they ever were one there
+    (``agent_for`` with the membership's shop, in one statement)."""
+    return (await session.exec(_AGENT_OF_MEMBER, params={"user": user_id})).first()
 
 
 async def agents_of(session: AsyncSession, *, shop_id: int) -> list[Agent]:

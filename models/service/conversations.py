@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists
+from sqlalchemy import bindparam, exists, func, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,9 +20,12 @@ from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement, Transferred, Via
 from models.service.routing import (
     ASSIGNED,
+    CONVERSATIONS,
     QUEUED,
+    C,
     assign,
     load_conversation,
+    mirror,
     pick_in_group,
     route_locked,
     sticky_candidate,
@@ -99,6 +103,11 @@ _LATEST_OF_CUSTOMER = (
 )
 
 
+_INSERTED = ("shop_id", "customer_id", "entry_id", "group_id", "state", "created_at",
+             "waiting_since", "last_activity_at", "idle_at")
+_INSERT = insert(CONVERSATIONS).returning(C.id)
+
+
 async def open_or_resume(
     session: AsyncSession, policy: ServicePolicy, *, customer_id: int, token: str,
     now: datetime,
@@ -130,8 +139,11 @@ async def open_or_resume(
         state=QUEUED, created_at=now, waiting_since=now, last_activity_at=now,
         idle_at=now + timedelta(hours=settings.idle_close_hours),
     )
+    # a Core INSERT, the row then put in the session as loaded (no flush of a pending object)
+    conversation.id = (await session.exec(_INSERT, params={
+        name: getattr(conversation, name) for name in _INSERTED})).scalar_one()
+    make_transient_to_detached(conversation)
     session.add(conversation)
-    await session.flush()
     audit.record(session, now=now, shop_id=shop_id, actor_id=customer_id,
                  action="service.opened", object_type="conversation",
                  object_id=conversation.id, entry=entry_id)
@@ -160,12 +172,14 @@ async def route(
 
 
 async def _check_staff(
-    session: AsyncSession, conversation: Conversation, actor_id: int
+    session: AsyncSession, conversation: Conversation, actor_id: int,
+    loaded: tuple[Agent | None] | None = None,
 ) -> Agent | None:
     """The actor is the conversation's agent (its last one, once ended) or the shop's owner
-    (forged buttons refused). Returns that agent (the session only keeps what is held)."""
-    agent = await session.get(Agent, conversation.agent_id or conversation.served_by or 0,
-                              populate_existing=True)
+    (forged buttons refused). Returns that agent (the session only keeps what is held).
+    ``loaded``: that agent as just read with the conversation (``_WITH_AGENT``)."""
+    agent = loaded[0] if loaded is not None else await session.get(
+        Agent, conversation.agent_id or conversation.served_by or 0, populate_existing=True)
     if agent is not None and agent.user_id == actor_id:
         return agent
     shop = await session.get(Shop, conversation.shop_id)
@@ -228,6 +242,13 @@ async def transfer(
     return Transferred(placement, handouts)
 
 
+_CLOSE = (
+    update(CONVERSATIONS).where(C.id == bindparam("conversation"))
+    .values(state=CLOSED, agent_id=None, closed_at=bindparam("now"), closed_by=bindparam("by"),
+            waiting_since=None, nudge_at=None, alert_at=None)
+)
+
+
 async def end_locked(
     session: AsyncSession, settings: ServiceSettings, conversation: Conversation, *,
     by: str, actor_id: int | None, now: datetime, agent: Agent | None = None,
@@ -236,10 +257,9 @@ async def end_locked(
     its agent when the caller has loaded it under the lock."""
     if agent is None or agent.id != conversation.agent_id:
         agent = await session.get(Agent, conversation.agent_id or 0, populate_existing=True)
-    conversation.state, conversation.agent_id = CLOSED, None
-    conversation.closed_at, conversation.closed_by = now, by
-    conversation.waiting_since = conversation.nudge_at = conversation.alert_at = None
-    session.add(conversation)
+    await session.exec(_CLOSE, params={"conversation": conversation.id, "now": now, "by": by})
+    mirror(conversation, state=CLOSED, agent_id=None, closed_at=now, closed_by=by,
+           waiting_since=None, nudge_at=None, alert_at=None)
     audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
                  action="service.ended", object_type="conversation", object_id=conversation.id,
                  by=by)
@@ -252,6 +272,16 @@ async def end_locked(
                  agent_user_id=agent.user_id if agent else None, by=by, handouts=handouts)
 
 
+#: a conversation and its agent (its last one, once ended), as the database has them now
+_WITH_AGENT = (
+    select(Conversation, Agent)
+    .outerjoin(Agent, col(Agent.id) == func.coalesce(col(Conversation.agent_id),
+                                                      col(Conversation.served_by)))
+    .where(col(Conversation.id) == bindparam("conversation"))
+    .execution_options(populate_existing=True)
+)
+
+
 async def end(
     session: AsyncSession, policy: ServicePolicy, *, conversation_id: int, by: str,
     actor_id: int, now: datetime,
@@ -261,13 +291,16 @@ async def end(
     if by not in (EndedBy.CUSTOMER, EndedBy.AGENT, EndedBy.OWNER):
         raise DomainError("service_end_invalid")
     settings = await lock_shop_of(session, policy, conversation_id=conversation_id, now=now)
-    conversation = await load_conversation(session, conversation_id)
-    agent: Agent | None = None
+    row = (await session.exec(_WITH_AGENT, params={"conversation": conversation_id})).first()
+    if row is None:
+        raise DomainError("service_conversation_not_found")
+    conversation, loaded = row
+    agent: Agent | None = loaded
     if by == EndedBy.CUSTOMER:
         if conversation.customer_id != actor_id:
             raise DomainError("service_not_your_conversation")
     else:
-        agent = await _check_staff(session, conversation, actor_id)
+        agent = await _check_staff(session, conversation, actor_id, (loaded,))
     if conversation.state == CLOSED:
         raise DomainError("service_conversation_closed")
     with session.no_autoflush:  # the audit rows go in one INSERT at the commit

@@ -10,13 +10,16 @@ import hashlib
 import secrets
 from datetime import datetime
 
+from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
 from models.errors import DomainError
+from models.paging import paging
 from models.service.groups import get_group, name_key
+from models.service.results import LIST_PAGE_SIZE, ListPage
 from models.service.tables import Entry
 from models.text import clean_line
 
@@ -54,6 +57,47 @@ async def get_entry(session: AsyncSession, *, shop_id: int, entry_id: int) -> En
     if entry is None or entry.shop_id != shop_id:
         raise DomainError("service_entry_not_found")
     return entry
+
+
+#: a page of the shop's entries by name, each row with the total (one query a page)
+_ENTRIES_PAGE = (
+    select(Entry, func.count().over())
+    .where(col(Entry.shop_id) == bindparam("shop"))
+    .order_by(col(Entry.name_key), col(Entry.id))
+    .offset(bindparam("offset")).limit(bindparam("limit"))
+)
+_ENTRIES_BEFORE = select(func.count()).select_from(Entry).where(
+    col(Entry.shop_id) == bindparam("shop"),
+    or_(col(Entry.name_key) < bindparam("key"),
+        and_(col(Entry.name_key) == bindparam("key"), col(Entry.id) < bindparam("entry"))))
+_ENTRIES_COUNT = select(func.count()).select_from(Entry).where(
+    col(Entry.shop_id) == bindparam("shop"))
+
+
+async def entries_page(
+    session: AsyncSession, *, shop_id: int, page: int, size: int = LIST_PAGE_SIZE
+) -> ListPage[Entry]:
+    """Page ``page`` of the shop's entries by name (clamped: a page past the end, as a stale
+    button may ask for, is the last one)."""
+    page = max(page, 0)
+    rows = list((await session.exec(_ENTRIES_PAGE, params={
+        "shop": shop_id, "offset": page * size, "limit": size})).all())
+    total = int(rows[0][1]) if rows else 0
+    if not rows and page > 0:
+        total = int((await session.exec(_ENTRIES_COUNT, params={"shop": shop_id})).one())
+        last, _pages = paging(page, total, size)
+        if last < page:
+            return await entries_page(session, shop_id=shop_id, page=last, size=size)
+    page, pages = paging(page, total, size)
+    return ListPage([entry for entry, _n in rows], total, page, pages, size)
+
+
+async def entry_page_of(session: AsyncSession, entry: Entry, *, size: int = LIST_PAGE_SIZE
+                        ) -> int:
+    """The page of the entries list the entry is on (for the card's Back button)."""
+    before = (await session.exec(_ENTRIES_BEFORE, params={
+        "shop": entry.shop_id, "key": entry.name_key, "entry": entry.id})).one()
+    return int(before) // size
 
 
 async def list_entries(session: AsyncSession, *, shop_id: int) -> list[Entry]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import audit
 from models.errors import DomainError
+from models.paging import paging
+from models.service.results import LIST_PAGE_SIZE, ListPage
 from models.service.tables import Agent, GroupMember, ServiceGroup
 from models.text import clean_line
 
@@ -41,6 +43,50 @@ async def get_group(session: AsyncSession, *, shop_id: int, group_id: int) -> Se
     if group is None or group.shop_id != shop_id:
         raise DomainError("service_group_not_found")
     return group
+
+
+#: a page of the shop's groups by name with their member counts, each row with the total
+_GROUPS_PAGE = (
+    select(ServiceGroup, func.count(col(GroupMember.id)), func.count().over())
+    .outerjoin(GroupMember, col(GroupMember.group_id) == ServiceGroup.id)
+    .where(col(ServiceGroup.shop_id) == bindparam("shop"))
+    .group_by(col(ServiceGroup.id))
+    .order_by(col(ServiceGroup.name_key), col(ServiceGroup.id))
+    .offset(bindparam("offset")).limit(bindparam("limit"))
+)
+_GROUPS_BEFORE = select(func.count()).select_from(ServiceGroup).where(
+    col(ServiceGroup.shop_id) == bindparam("shop"),
+    or_(col(ServiceGroup.name_key) < bindparam("key"),
+        and_(col(ServiceGroup.name_key) == bindparam("key"),
+             col(ServiceGroup.id) < bindparam("group"))))
+_GROUPS_COUNT = select(func.count()).select_from(ServiceGroup).where(
+    col(ServiceGroup.shop_id) == bindparam("shop"))
+
+
+async def groups_page(
+    session: AsyncSession, *, shop_id: int, page: int, size: int = LIST_PAGE_SIZE
+) -> ListPage[tuple[ServiceGroup, int]]:
+    """Page ``page`` of the shop's groups by name with their member counts (clamped: a page
+    past the end, as a stale button may ask for, is the last one)."""
+    page = max(page, 0)
+    rows = list((await session.exec(_GROUPS_PAGE, params={
+        "shop": shop_id, "offset": page * size, "limit": size})).all())
+    total = int(rows[0][2]) if rows else 0
+    if not rows and page > 0:
+        total = int((await session.exec(_GROUPS_COUNT, params={"shop": shop_id})).one())
+        last, _pages = paging(page, total, size)
+        if last < page:
+            return await groups_page(session, shop_id=shop_id, page=last, size=size)
+    page, pages = paging(page, total, size)
+    return ListPage([(group, int(count)) for group, count, _n in rows], total, page, pages, size)
+
+
+async def group_page_of(session: AsyncSession, group: ServiceGroup, *,
+                        size: int = LIST_PAGE_SIZE) -> int:
+    """The page of the groups list the group is on (for the card's Back button)."""
+    before = (await session.exec(_GROUPS_BEFORE, params={
+        "shop": group.shop_id, "key": group.name_key, "group": group.id})).one()
+    return int(before) // size
 
 
 async def list_groups(session: AsyncSession, *, shop_id: int) -> list[tuple[ServiceGroup, int]]:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+#: rows of a list page (entries, groups): as many as fit a phone screen with their buttons
+LIST_PAGE_SIZE = 10
 
 
 class Via(StrEnum):
@@ -67,3 +72,20 @@ class Transferred:
 
     placement: Placement
     handouts: list[Placement] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ListPage(Generic[T]):
+    """One page of a list (entries, groups), clamped to the pages there are, and how many
+    items it has in all."""
+
+    rows: list[T]
+    total: int
+    page: int
+    pages: int
+    size: int
+
+    @property
+    def first_number(self) -> int:
+        """The 1-based number of the page's first row in the whole list."""
+        return self.page * self.size + 1

@@ -14,7 +14,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    text,
+    update,
+)
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -160,6 +172,34 @@ _WEIGHTED_STEP = (
 )
 
 
+#: PostgreSQL: the pick and the step in one round trip (a data-modifying CTE; SQLite has none,
+#: and there a statement costs no round trip). The same members, order and arithmetic as
+#: ``_WEIGHTED_PICK`` + ``_WEIGHTED_STEP``; the step joins the members picked once instead of
+#: looking up every member's agent again.
+_WEIGHTED_PG = text(f"""
+WITH avail AS (
+    SELECT m.id, m.weight, m.current_weight, a.id AS agent_id, a.user_id
+    FROM service_group_member AS m JOIN service_agent AS a ON a.id = m.agent_id
+    WHERE m.group_id = :group AND a.status = '{AgentStatus.ONLINE.value}' AND a.active IS true
+      AND a.open_chats < coalesce(a.cap, :default_cap) AND a.id != :exclude
+), chosen AS (
+    SELECT id, agent_id, user_id, (SELECT sum(weight) FROM avail) AS total
+    FROM avail ORDER BY current_weight + weight DESC, id LIMIT 1
+), step AS (
+    UPDATE service_group_member AS m
+    SET current_weight = m.current_weight + m.weight
+        - CASE WHEN m.id = chosen.id THEN chosen.total ELSE 0 END
+    FROM avail, chosen WHERE m.id = avail.id
+)
+SELECT id, agent_id, user_id, total FROM chosen
+""").bindparams(bindparam("group", type_=Integer), bindparam("default_cap", type_=Integer),
+                bindparam("exclude", type_=Integer))
+
+
+def on_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 async def _weighted(
     session: AsyncSession, settings: ServiceSettings, group_id: int, exclude: int | None
 ) -> tuple[int, int] | None:
@@ -167,6 +207,9 @@ async def _weighted(
     current weight grows by its weight, the largest (first member on a tie) is chosen and
     loses the total. Persisted, so it is deterministic across restarts and processes."""
     params = params_of(settings, exclude, group=group_id)
+    if on_postgres(session):
+        found = (await session.exec(_WEIGHTED_PG, params=params)).first()  # type: ignore[call-overload]
+        return (found[1], found[2]) if found is not None else None
     row = (await session.exec(_WEIGHTED_PICK, params=params)).first()
     if row is None:
         return None
@@ -224,6 +267,29 @@ _SEAT = (
     .values(open_chats=A.open_chats + 1)
 
 )
+#: PostgreSQL: the take and the seat in one round trip, each done only if both guards hold
+_TAKE_AND_SEAT_PG = text(f"""
+WITH can_take AS (
+    SELECT 1 FROM service_conversation
+    WHERE id = :conversation AND agent_id IS NULL AND state IN ('{QUEUED}', '{OFFLINE}')
+), can_seat AS (
+    SELECT 1 FROM service_agent WHERE id = :agent AND open_chats < coalesce(cap, :default_cap)
+), take AS (
+    UPDATE service_conversation
+    SET agent_id = :agent, served_by = :agent, state = '{ASSIGNED}', assigned_at = :now,
+        waiting_since = NULL
+    WHERE id = :conversation AND agent_id IS NULL AND state IN ('{QUEUED}', '{OFFLINE}')
+      AND EXISTS (SELECT 1 FROM can_seat)
+    RETURNING id
+), seat AS (
+    UPDATE service_agent SET open_chats = open_chats + 1
+    WHERE id = :agent AND open_chats < coalesce(cap, :default_cap)
+      AND EXISTS (SELECT 1 FROM can_take)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM take), (SELECT count(*) FROM seat)
+""").bindparams(bindparam("conversation", type_=Integer), bindparam("agent", type_=Integer),
+                bindparam("default_cap", type_=Integer), bindparam("now", type_=DateTime))
 _FREE = (
     update(AGENTS).where(A.id == bindparam("agent"))
     .values(open_chats=A.open_chats - 1)
@@ -245,11 +311,20 @@ async def assign(
     """Give a waiting conversation to an agent under their cap (both guarded in SQL).
     ``seat_kept``: it takes the seat of a chat of theirs that just ended (and was not given
     back), so their count does not change."""
-    taken = await session.exec(_TAKE, params={"conversation": conversation.id,
-                                              "agent": agent_id, "now": now})
-    if taken.rowcount != 1:
-        raise DomainError("service_conversation_taken")
-    if not seat_kept:
+    if not seat_kept and on_postgres(session):
+        took, seated = (await session.exec(_TAKE_AND_SEAT_PG, params={  # type: ignore[call-overload]
+            "conversation": conversation.id, "agent": agent_id, "now": now,
+            "default_cap": settings.default_cap})).one()
+        if took != 1:
+            raise DomainError("service_conversation_taken")
+        if seated != 1:
+            raise DomainError("service_agent_full")
+    else:
+        taken = await session.exec(_TAKE, params={"conversation": conversation.id,
+                                                  "agent": agent_id, "now": now})
+        if taken.rowcount != 1:
+            raise DomainError("service_conversation_taken")
+    if not seat_kept and not on_postgres(session):
         seat = await session.exec(_SEAT, params={"agent": agent_id,
                                                  "default_cap": settings.default_cap})
         if seat.rowcount != 1:
@@ -311,6 +386,10 @@ _ONLINE_IN_GROUPS = select(exists().where(
     M.group_id.in_([bindparam("group"), bindparam("overflow")]), A.id == M.agent_id,
     _ONLINE_MEMBER))
 _ONLINE_IN_SHOP = select(exists().where(A.shop_id == bindparam("shop"), _ONLINE_MEMBER))
+#: whether anyone of those groups (or the shop) is online, and how many wait ahead in the
+#: shop's queue: one statement for the end of the routing order
+_WAITING_IN_GROUPS = select(_ONLINE_IN_GROUPS.scalar_subquery(), _PLACE.scalar_subquery())
+_WAITING_IN_SHOP = select(_ONLINE_IN_SHOP.scalar_subquery(), _PLACE.scalar_subquery())
 OVERFLOW_OF = select(G.overflow_group_id).where(
     G.id == bindparam("group"))
 
@@ -344,16 +423,18 @@ async def route_locked(
         return await assign(session, settings, conversation, agent_id=choice[0],
                             agent_user_id=choice[1], via=via, now=now, previous=previous,
                             actor_id=actor_id)
-    params = params_of(settings, exclude, group=group, overflow=overflow or NOBODY)
-    online = bool((await session.exec(
-        _ONLINE_IN_SHOP if group is None else _ONLINE_IN_GROUPS, params=params)).one())
-    state = QUEUED if online else OFFLINE
     since = conversation.waiting_since or now
+    params = params_of(settings, exclude, group=group, overflow=overflow or NOBODY,
+                       since=since, conversation=conversation.id)
+    anyone, ahead = (await session.exec(
+        _WAITING_IN_SHOP if group is None else _WAITING_IN_GROUPS, params=params)).one()
+    online = bool(anyone)
+    state = QUEUED if online else OFFLINE
     if (conversation.state, conversation.waiting_since) != (state, since):
         await session.exec(_SET_WAITING, params={"conversation": conversation.id,
                                                  "state": state, "since": since})
         mirror(conversation, state=state, waiting_since=since)
-    place = await queue_place(session, conversation) if online else None
+    place = int(ahead) + 1 if online else None
     return Placement(
         conversation_id=conversation.id or 0, shop_id=settings.shop_id,
         customer_id=conversation.customer_id, entry_id=conversation.entry_id, state=state,

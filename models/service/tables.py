@@ -88,7 +88,8 @@ class Agent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("shop_id", "user_id", name="uq_service_agent_shop_user"),
         CheckConstraint("open_chats >= 0", name="ck_service_agent_open_chats"),
-        Index("ix_service_agent_shop_status", "shop_id", "status"),
+        # the least-busy pick's order among the shop's agents of one status (migration 0008)
+        Index("ix_service_agent_available", "shop_id", "status", "open_chats", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -189,6 +190,7 @@ class Conversation(SQLModel, table=True):
         Index("ix_service_conversation_alert", "alert_at"),
         Index("ix_service_conversation_idle", "idle_at"),
         Index("ix_service_conversation_day", "shop_id", "created_at"),
+        Index("ix_service_conversation_served_by", "served_by"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
