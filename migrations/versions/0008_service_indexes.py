@@ -7,7 +7,7 @@ index it extends; and the conversations an agent served (``served_by``: sticky r
 foreign key, which PostgreSQL otherwise checks by scanning every conversation when an agent
 row goes).
 
-Revision ID: 0008_service_indexes
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01 12:40:00
 """

@@ -1,7 +1,7 @@
 """scale-out: the outbox of notices owed by scheduled duties (sent, then deleted)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 12:30:00
 """
 
