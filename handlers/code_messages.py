@@ -19,7 +19,7 @@ from handlers.i18n import t
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
 from handlers.telegram_io import edit_safely, send_safely
-from models.drafts import get_draft, save_draft
+from models.drafts import DraftState, get_draft, save_draft
 from models.phones import mask_phone
 from models.tables import Role, Shop, User, VerificationCode
 
@@ -88,10 +88,54 @@ def failure_key(sent: int | str | None) -> str:
     return "newaccount.holder_blocked" if sent is None else "newaccount.send_failed"
 
 
-def resend_keyboard(locale: str, key: str = "newaccount.resend") -> InlineKeyboardMarkup:
-    """Resend and Cancel for the owner, under a notice sent outside their update."""
-    return keyboard([button(t(locale, key), cb(OWNER_NS, "resend"))],
-                    [button(t(locale, "common.cancel_button"), cb(OWNER_NS, "cancel"))])
+def resend_keyboard(locale: str, key: str = "newaccount.resend", *,
+                    change_first: bool = False) -> InlineKeyboardMarkup:
+    """The code step's buttons on the owner's card: 📱 Change number, Resend, Cancel
+    (``change_first``: Change number on a row of its own, first — after "Not me")."""
+    change = button(t(locale, "newaccount.change_number"), cb(OWNER_NS, "chphone"))
+    resend = button(t(locale, key), cb(OWNER_NS, "resend"))
+    cancel = [button(t(locale, "common.cancel_button"), cb(OWNER_NS, "cancel"))]
+    if change_first:
+        return keyboard([change], [resend], cancel)
+    return keyboard([change, resend], cancel)
+
+
+def card_of(draft: DraftState | None, code: VerificationCode) -> int | None:
+    """The message id of the owner's /newaccount card, if their flow is about ``code``."""
+    if draft is None or draft.flow != OWNER_FLOW or draft.data.get("code_id") != code.id:
+        return None
+    card = draft.data.get("card")
+    return int(card) if isinstance(card, int) else None
+
+
+async def tell_owner(
+    session: AsyncSession, bot: Bot, deps: Deps, code: VerificationCode, key: str, *,
+    alert: str | None = None, markup_key: str | None = "newaccount.resend",
+    change_first: bool = False, **params: object,
+) -> None:
+    """Something happened to ``code`` outside the owner's update (the code was delivered, the
+    invite opened, "Not me", the holder blocked the bot, the code expired): the owner's card is
+    edited to say so (with the code step's buttons, unless ``markup_key`` is None); ``alert``
+    (a key) is sent as one short new message first, where the owner must notice. Without a card
+    (the owner has left the flow, or never had one) the text is sent as a new message. What was
+    written must be committed before this is called."""
+    owner = await session.get(User, code.owner_id)
+    if owner is None:
+        return
+    locale = deps.locale_of(owner)
+    draft = await get_draft(session, owner.id)
+    card = card_of(draft, code)
+    in_flow = draft is not None and draft.flow == OWNER_FLOW \
+        and draft.data.get("code_id") == code.id
+    text = t(locale, key, phone=mask_phone(code.phone), **params)
+    markup = (resend_keyboard(locale, markup_key, change_first=change_first)
+              if in_flow and markup_key is not None else None)
+    if card is None:
+        await send_safely(bot, owner.id, text, markup)
+        return
+    if alert is not None:
+        await send_safely(bot, owner.id, t(locale, alert, phone=mask_phone(code.phone)))
+    await edit_safely(bot, owner.id, card, text, markup)
 
 
 async def holder_end_edit(

@@ -19,14 +19,12 @@ from handlers.code_messages import (
     deliver,
     failure_key,
     holder_end_edit,
-    resend_keyboard,
+    tell_owner,
 )
 from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
-from handlers.i18n import t
-from handlers.telegram_io import edit_safely, send_safely
+from handlers.telegram_io import edit_safely
 from models import codes
-from models.phones import mask_phone
 from models.tables import Role, Shop, User
 
 EXPIRY_JOB = "code-expiry"
@@ -47,21 +45,13 @@ async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
             for code in expired:
                 await back_to_code_step(session, code, now)
             await session.commit()
-            notices = []
             for code in expired:
-                owner = await session.get(User, code.owner_id)
                 edit = await holder_end_edit(session, deps, code, "holder_code.expired")
-                notices.append((code, owner, edit))
-        for code, owner, edit in notices:
-            if edit is not None:
-                await edit_safely(bot, *edit)
-            if owner is None:
-                continue
-            locale = deps.locale_of(owner)
-            await send_safely(
-                bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
-                resend_keyboard(locale, "newaccount.resend_new"),
-            )
+                if edit is not None:
+                    await edit_safely(bot, *edit)
+                # the owner's card says so (a new message only if they have no card for it)
+                await tell_owner(session, bot, deps, code, "newaccount.expired_notice",
+                                 markup_key="newaccount.resend_new")
         if len(expired) < 500:
             break
     async with deps.sessions() as session:
@@ -88,21 +78,17 @@ async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
             session.add(code)
             await session.commit()
             sent = await deliver(bot, deps, code, holder, plain, shop, owner, role)
-            locale = deps.locale_of(owner)
-            masked = mask_phone(code.phone)
             if sent is None or sent is SEND_FAILED:
                 await codes.mark_undeliverable(session, code, now=deps.clock.now(),
                                                blocked=sent is None)
                 await session.commit()
-                await send_safely(bot, owner.id, t(locale, failure_key(sent), phone=masked),
-                                  resend_keyboard(locale))
+                await tell_owner(session, bot, deps, code, failure_key(sent))
                 continue
             assert isinstance(sent, int)
             await codes.mark_delivered(session, code, holder_id=holder.id, message_id=sent)
             await session.commit()
-            await send_safely(bot, owner.id, t(locale, "newaccount.sent_late", phone=masked,
-                                               until=clock_time(code.expires_at)),
-                              resend_keyboard(locale))
+            await tell_owner(session, bot, deps, code, "newaccount.sent_late",
+                             until=clock_time(code.expires_at))
         return len(pending)
 
 

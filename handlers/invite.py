@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from telegram import Contact, ReplyKeyboardRemove
 
-from handlers.code_messages import SEND_FAILED, deliver, failure_key, resend_keyboard
+from handlers.code_messages import SEND_FAILED, deliver, failure_key, tell_owner
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
-from handlers.i18n import t
 from handlers.phone_link import accept_contact, ask_phone, typed_instead_of_contact
-from handlers.telegram_io import send_safely
 from models import codes, invites
 from models.errors import DomainError
-from models.phones import mask_phone
 from models.tables import Role, Shop, User
 
 NAME = "invite"
@@ -62,24 +59,16 @@ async def claim(ctx: Ctx, token_hash: str) -> None:
     assert shop is not None and owner is not None
     await ctx.commit()
     sent = await deliver(ctx.context.bot, ctx.deps, code, ctx.user, plain, shop, owner, role)
-    owner_locale = ctx.deps.locale_of(owner)
     if sent is None or sent is SEND_FAILED:
         await codes.mark_undeliverable(ctx.session, code, now=ctx.now(), blocked=sent is None)
         await ctx.commit()
-        await send_safely(
-            ctx.context.bot, owner.id,
-            t(owner_locale, failure_key(sent), phone=mask_phone(code.phone)),
-            resend_keyboard(owner_locale),
-        )
+        await tell_owner(ctx.session, ctx.context.bot, ctx.deps, code, failure_key(sent))
         return
     assert isinstance(sent, int)
     await codes.mark_delivered(ctx.session, code, holder_id=ctx.user_id, message_id=sent)
     await ctx.commit()
     # the holder's name is not told: the owner sees it only once the code is verified
-    await send_safely(
-        ctx.context.bot, owner.id,
-        t(owner_locale, "newaccount.invite_opened", phone=mask_phone(code.phone)),
-    )
+    await tell_owner(ctx.session, ctx.context.bot, ctx.deps, code, "newaccount.invite_opened")
 
 
 FLOW = Flow(

@@ -1,13 +1,18 @@
 """/newaccount, steps 2 and 3: the holder's phone and the code they relay (sent, resent,
-verified), with the helpers every step of the flow uses. The flow itself, and its literal, are
-in ``handlers.newaccount``.
+verified), with the helpers every step of the flow uses — above all the card: the whole flow is
+one message of the owner's chat, edited in place (its id is kept in the draft as ``card``), with
+an error or a notice above the prompt. The flow itself, and its literal, are in
+``handlers.newaccount``.
 """
 
 from __future__ import annotations
 
+import html
+import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
+from telegram.error import TelegramError
 
 from handlers.code_messages import (
     OWNER_FLOW as NAME,
@@ -21,11 +26,13 @@ from handlers.code_messages import (
     code_minutes,
     deliver,
     end_holder_message,
+    resend_keyboard,
 )
 from handlers.context import Answered, Ctx
 from handlers.expiry import schedule_expiry
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
+from handlers.telegram_io import edit
 from models import codes
 from models.accounts import check_phone_available
 from models.code_limits import note_lookup
@@ -34,8 +41,15 @@ from models.phones import mask_phone, normalize_phone
 from models.roles import get_role
 from models.tables import CodeStatus, Role, Shop, User, VerificationCode
 
+log = logging.getLogger(__name__)
+
 #: refusals that say the phone cannot be added here (the three meanings in docs/product.md)
 BINDING_REFUSALS = ("phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account")
+#: the namespaces whose pressed message becomes the card: this flow's, the home menu's, the
+#: router's discard question, the role editor's (nested in this flow)
+ADOPTED = (NS, "m", "dq", "rn")
+#: the steps, as the card numbers them
+STEP_NUMBERS = {"role": 1, "phone": 2, "code": 3, "nickname": 4, "im": 5, "confirm": 6}
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -47,6 +61,79 @@ async def data_at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
     if draft is None or draft.flow != NAME or draft.step not in steps:
         return None
     return dict(draft.data)
+
+
+def with_notice(notice: str, text: str) -> str:
+    """A notice (an error, what just happened) above the prompt."""
+    return f"{notice}\n\n{text}" if notice else text
+
+
+def why(ctx: Ctx, exc: DomainError, typed: str | None = None) -> str:
+    """Why an input was refused, to put above the same prompt (with what was typed, so that
+    each refusal changes the card the owner is looking at)."""
+    if typed is None:
+        return "⚠️ " + ctx.error_text(exc)
+    return "⚠️ " + echo(typed) + ctx.error_text(exc)
+
+
+def echo(typed: str) -> str:
+    """What the owner typed, quoted (short), before the reason it was refused."""
+    text = " ".join(typed.split())
+    short = text if len(text) <= 24 else text[:23] + "…"
+    return f"«{html.escape(short)}» — "
+
+
+async def current_card(ctx: Ctx) -> int | None:
+    """The message id of the owner's card, while the flow runs."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != NAME:
+        return None
+    card = draft.data.get("card")
+    return int(card) if isinstance(card, int) else None
+
+
+async def strip_keyboard(ctx: Ctx, message_id: int) -> None:
+    """A superseded card loses its buttons (nothing is said if that fails)."""
+    await ctx.commit()
+    try:
+        await ctx.context.bot.edit_message_reply_markup(ctx.chat_id, message_id, reply_markup=None)
+    except TelegramError as exc:
+        log.debug("could not remove an old card's buttons (%s)", type(exc).__name__)
+
+
+async def show_card(ctx: Ctx, text: str, markup: InlineKeyboardMarkup | None = None, *,
+                    notice: str = "", fresh: bool = False, card: int | None = None) -> None:
+    """Show the flow's one card: the pressed message if this is a button (it becomes the card),
+    else the card kept in the draft, edited in place; a new message when there is none yet,
+    when ``fresh`` (the flow was started by a command) or when the edit fails. A card that is
+    replaced by another message loses its buttons. ``card``: the card of a flow just ended."""
+    draft = await ctx.load_draft()
+    waiting = draft.data.get("notice") if draft is not None and draft.flow == NAME else None
+    body = with_notice(notice or (waiting if isinstance(waiting, str) else ""), text)
+    kept = card if card is not None else await current_card(ctx)
+    query = ctx.update.callback_query
+    # the pressed message becomes the card when it is one of this flow's own screens (or the
+    # home menu, the discard question, the nested role editor); another screen (a role deleted
+    # from /roles) keeps its own message, and the card is edited where it is
+    own = query is not None and (query.data or "").split(":")[0] in ADOPTED
+    pressed = query.message.message_id if own and query is not None \
+        and query.message is not None else None
+    target = None if fresh else (pressed if pressed is not None else kept)
+    if target is not None:
+        await ctx.commit()
+        try:
+            await edit(ctx.context.bot, ctx.chat_id, target, body, markup)
+        except TelegramError as exc:
+            log.info("could not edit the card (%s); sending it anew", type(exc).__name__)
+            target = None
+    if target is None:
+        target = (await ctx.reply(body, markup)).message_id
+    if kept is not None and kept != target:
+        await strip_keyboard(ctx, kept)
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow == NAME \
+            and (draft.data.get("card") != target or draft.data.get("notice")):
+        await ctx.goto(NAME, draft.step, {"card": target, "notice": None})
 
 
 async def chosen_role(ctx: Ctx, at: str) -> tuple[dict[str, Any], Shop, Role]:
@@ -77,8 +164,15 @@ async def rewind_to_role(ctx: Ctx) -> None:
     if draft.step != "role":
         data["resume"] = draft.step
     await ctx.start_flow(NAME, "role", data)
-    await ctx.reply(ctx.t("newaccount.role_gone"))
-    await ctx.router.ask(ctx, NAME, "role")
+    await ask_role_again(ctx, ctx.t("newaccount.role_gone"))
+
+
+async def ask_role_again(ctx: Ctx, notice: str) -> None:
+    """Ask step 1 with a notice above it (through the router: step 1 is in the flow module)."""
+    step = ctx.router.step(NAME, "role")
+    assert step is not None
+    await ctx.goto(NAME, "role", {"notice": notice})
+    await step.ask(ctx)
 
 
 def cancel_button(ctx: Ctx) -> list[Any]:
@@ -86,46 +180,86 @@ def cancel_button(ctx: Ctx) -> list[Any]:
     return [button(ctx.t("common.cancel_button"), cb(NS, "cancel"))]
 
 
+def back_cancel(ctx: Ctx) -> list[Any]:
+    """⬅️ Back and Cancel, on one row."""
+    return [button(ctx.t("common.back"), cb(NS, "back")),
+            button(ctx.t("common.cancel_button"), cb(NS, "cancel"))]
+
+
 # --- 2. phone ---------------------------------------------------------------------------------
 
 
-async def ask_holder_phone(ctx: Ctx) -> None:
+async def ask_holder_phone(ctx: Ctx, *, notice: str = "") -> None:
     """Step 2: the staff member's phone number."""
     _, _, role = await chosen_role(ctx, "phone")
-    await ctx.reply(
-        ctx.t("newaccount.ask_phone", role=role.name, region=ctx.policy.default_region),
-        keyboard(cancel_button(ctx)),
+    await show_card(
+        ctx, ctx.t("newaccount.ask_phone", role=role.name, region=ctx.policy.default_region),
+        keyboard(back_cancel(ctx)), notice=notice,
     )
 
 
 async def on_holder_phone(ctx: Ctx, text: str) -> None:
-    """Check the phone (format, the three conflicts, seat cap) and send a code."""
+    """Check the phone (format, the three conflicts, seat cap) and send a code — or, for the
+    phone of the live code the flow already has (a restart, Back, Change number), keep it."""
     shop = await ctx.owned_shop()
+    data = await data_at(ctx, "phone") or {}
     try:
         phone = normalize_phone(text, ctx.policy.default_region)
+    except DomainError as exc:
+        await ask_holder_phone(ctx, notice=why(ctx, exc, text))
+        return
+    if await keep_live_code(ctx, data, phone):
+        return
+    try:
         # counted before the checks: a refusal tells as much about a phone as a code does
         await note_lookup(ctx.session, ctx.policy, owner_id=ctx.user_id, phone=phone,
                           now=ctx.now())
         await check_phone_available(ctx.session, shop, phone)
     except DomainError as exc:
-        await ctx.reply(ctx.error_text(exc))
         if exc.key == "seat_cap_reached":
-            await ctx.end_flow()
+            await end_with(ctx, why(ctx, exc))
             return
-        await ask_holder_phone(ctx)
+        await ask_holder_phone(ctx, notice=why(ctx, exc, text))
         return
-    data = await data_at(ctx, "phone") or {}
+    await cancel_code(ctx, data)  # the live code of another number
+    await ctx.goto(NAME, "phone", {"code_id": None, "phone": None})
     await send_code(ctx, shop, int(data["role_id"]), phone)
+
+
+async def keep_live_code(ctx: Ctx, data: dict[str, Any], phone: str) -> bool:
+    """The phone of the flow's code, entered again while that code lives: go on with it (to
+    the code step, or past it when it is verified) instead of sending another."""
+    if data.get("phone") != phone or not data.get("code_id"):
+        return False
+    code = await ctx.session.get(VerificationCode, int(data["code_id"]))
+    if code is None or code.owner_id != ctx.user_id or ctx.now() >= code.expires_at \
+            or code.status not in (CodeStatus.PENDING.value, CodeStatus.VERIFIED.value):
+        return False
+    if code.status == CodeStatus.VERIFIED.value:
+        holder = await ctx.session.get(User, code.holder_id or 0)
+        await ctx.goto(NAME, "nickname", {"holder_name": holder.first_name if holder else None})
+        await ctx.router.ask(ctx, NAME, "nickname")
+        return True
+    await ctx.goto(NAME, "code")
+    await ask_code(ctx, notice=ctx.t("newaccount.code_kept"))
+    return True
+
+
+async def end_with(ctx: Ctx, notice: str) -> None:
+    """The flow cannot go on (the seat cap): its code dies, the card says why."""
+    draft = await ctx.load_draft()
+    card = await current_card(ctx)
+    await cancel_code(ctx, dict(draft.data) if draft else {})
+    await ctx.end_flow()
+    await show_card(ctx, notice, card=card)
 
 
 # --- sending a code ---------------------------------------------------------------------------
 
 
-def code_keyboard(ctx: Ctx) -> InlineKeyboardMarkup:
-    """Resend and Cancel, under the code prompts."""
-    return keyboard(
-        [button(ctx.t("newaccount.resend"), cb(NS, "resend"))], cancel_button(ctx)
-    )
+def code_keyboard(ctx: Ctx, key: str = "newaccount.resend") -> InlineKeyboardMarkup:
+    """📱 Change number, Resend and Cancel, under the code step."""
+    return resend_keyboard(ctx.locale, key)
 
 
 async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
@@ -143,7 +277,7 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
             role_id=role_id, phone=phone, now=ctx.now(),
         )
     except DomainError as exc:
-        await refused(ctx, exc)
+        await refused(ctx, exc, phone)
         return
     code, holder = issued.code, issued.holder
     # one write of the draft for the whole step; the holder's name is not shown before the
@@ -161,50 +295,58 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
         if sent is None or sent is SEND_FAILED:
             await codes.mark_undeliverable(ctx.session, code, now=ctx.now(), blocked=sent is None)
             key = "newaccount.holder_blocked" if sent is None else "newaccount.send_failed"
-            await ctx.reply(ctx.t(key, phone=masked), code_keyboard(ctx))
+            await show_card(ctx, ctx.t(key, phone=masked), code_keyboard(ctx))
             return
         assert isinstance(sent, int)
         await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=sent)
-        await ctx.reply(
-            ctx.t("newaccount.code_sent", phone=masked, minutes=code_minutes(code),
-                  until=clock_time(code.expires_at)),
-            code_keyboard(ctx),
-        )
+        await ask_code(ctx)
         return
     link = f"https://t.me/{ctx.context.bot.username}?start={issued.invite_token}"
-    await ctx.reply(
-        ctx.t("newaccount.invite", phone=masked, link=link, until=clock_time(code.expires_at)),
+    await show_card(
+        ctx, ctx.t("newaccount.invite", phone=masked, link=link, until=clock_time(code.expires_at)),
         code_keyboard(ctx),
     )
 
 
-async def refused(ctx: Ctx, exc: DomainError) -> None:
-    """No code was issued: say why, then what the owner can do from here."""
-    await ctx.reply(ctx.error_text(exc))
+async def refused(ctx: Ctx, exc: DomainError, phone: str) -> None:
+    """No code was issued: say why, above what the owner can do from here."""
     draft = await ctx.load_draft()
     if exc.key == "seat_cap_reached":
-        await cancel_code(ctx, dict(draft.data) if draft else {})
-        await ctx.end_flow()
+        await end_with(ctx, why(ctx, exc))
         return
     at_code = draft is not None and draft.step == "code"
     if exc.key in BINDING_REFUSALS:
         if at_code:  # Resend found the phone bound meanwhile: the flow goes back to the phone
             await cancel_code(ctx, dict(draft.data) if draft else {})
             await ctx.goto(NAME, "phone", {"code_id": None})
-        await ask_holder_phone(ctx)
+        await ask_holder_phone(ctx, notice=why(ctx, exc))
         return
     if at_code:
-        await ctx.reply(ctx.t("newaccount.enter_code_again"), code_keyboard(ctx))
+        await ask_code(ctx, notice=why(ctx, exc) + "\n" + ctx.t("newaccount.enter_code_again"))
     else:
-        await ask_holder_phone(ctx)
+        await ask_holder_phone(ctx, notice=why(ctx, exc))
 
 
 # --- 3. code ----------------------------------------------------------------------------------
 
 
-async def ask_code(ctx: Ctx) -> None:
-    """Step 3: the code the holder relays."""
-    await ctx.reply(ctx.t("newaccount.ask_code"), code_keyboard(ctx))
+async def ask_code(ctx: Ctx, *, notice: str = "") -> None:
+    """Step 3: the code the holder relays, as its state says (sent, waiting for the invite to
+    be opened, not delivered, ended)."""
+    data = await data_at(ctx, "code") or {}
+    code = await ctx.session.get(VerificationCode, int(data.get("code_id") or 0))
+    phone = mask_phone(str(data.get("phone") or (code.phone if code else "")))
+    key = "newaccount.resend"
+    if code is None or code.status != CodeStatus.PENDING.value or ctx.now() >= code.expires_at:
+        text, key = ctx.t("newaccount.code_gone", phone=phone), "newaccount.resend_new"
+    elif code.holder_id is None:
+        text = ctx.t("newaccount.invite_waiting", phone=phone, until=clock_time(code.expires_at))
+    elif code.delivery == "queued":
+        text = ctx.t("newaccount.not_delivered", phone=phone)
+    else:
+        text = ctx.t("newaccount.code_sent", phone=phone, minutes=code_minutes(code),
+                     until=clock_time(code.expires_at))
+    await show_card(ctx, text, code_keyboard(ctx, key), notice=notice)
 
 
 async def on_code(ctx: Ctx, text: str) -> None:
@@ -212,17 +354,15 @@ async def on_code(ctx: Ctx, text: str) -> None:
     data = await data_at(ctx, "code") or {}
     digits = codes.code_entry(text)
     if digits is None:
-        if _looks_like_phone(ctx, text):  # a number typed again: start over with it
-            await cancel_code(ctx, data)
-            await ctx.goto(NAME, "phone", {"code_id": None})
+        if _looks_like_phone(ctx, text):  # a number typed: go on with it as the phone
+            await ctx.goto(NAME, "phone")
             await on_holder_phone(ctx, text)
             return
-        await ctx.reply(ctx.t("newaccount.code_format"), code_keyboard(ctx))
+        await ask_code(ctx, notice="⚠️ " + echo(text) + ctx.t("newaccount.code_format"))
         return
     code = await ctx.session.get(VerificationCode, int(data.get("code_id") or 0))
     if code is not None and code.status == CodeStatus.PENDING.value and code.delivery == "queued":
-        await ctx.reply(ctx.t("newaccount.not_delivered", phone=mask_phone(code.phone)),
-                        code_keyboard(ctx))
+        await ask_code(ctx)
         return
     result = await codes.verify_code(
         ctx.session, ctx.policy, code_id=int(data.get("code_id") or 0), owner_id=ctx.user_id,
@@ -232,14 +372,15 @@ async def on_code(ctx: Ctx, text: str) -> None:
     if outcome is codes.VerifyOutcome.OK:
         # now, and only now, the holder's Telegram name may be shown (offered as a nickname)
         holder = await ctx.session.get(User, result.code.holder_id or 0)
-        await ctx.goto(NAME, "nickname", {"holder_name": holder.first_name if holder else None})
+        await ctx.goto(NAME, "nickname", {"holder_name": holder.first_name if holder else None,
+                                          "notice": ctx.t("newaccount.code_ok",
+                                                          minutes=code_minutes(result.code),
+                                                          until=clock_time(result.code.expires_at))})
         schedule_expiry(ctx.context.job_queue, result.code.expires_at)
-        await ctx.reply(ctx.t("newaccount.code_ok", minutes=code_minutes(result.code),
-                              until=clock_time(result.code.expires_at)))
         await ctx.router.ask(ctx, NAME, "nickname")
         return
     if outcome is codes.VerifyOutcome.WRONG:
-        await ctx.reply(ctx.t("newaccount.code_wrong", left=result.tries_left), code_keyboard(ctx))
+        await ask_code(ctx, notice=echo(text) + ctx.t("newaccount.code_wrong", left=result.tries_left))
         return
     if result.just_ended:
         reason = "holder_code.locked" if outcome is codes.VerifyOutcome.LOCKED else "holder_code.expired"
@@ -249,7 +390,8 @@ async def on_code(ctx: Ctx, text: str) -> None:
         codes.VerifyOutcome.EXPIRED: "newaccount.code_expired",
         codes.VerifyOutcome.DECLINED: "newaccount.code_declined",
     }.get(outcome, "newaccount.code_dead")
-    await ctx.reply(ctx.t(key, minutes=code_minutes(result.code)), code_keyboard(ctx))
+    await ask_code(ctx, notice=ctx.t(key, minutes=code_minutes(result.code),
+                                     phone=mask_phone(result.code.phone)))
 
 
 def _looks_like_phone(ctx: Ctx, text: str) -> bool:
@@ -275,8 +417,17 @@ async def cancel_code(ctx: Ctx, data: dict[str, Any]) -> None:
 
 
 async def cancel_flow(ctx: Ctx) -> None:
-    """/cancel (or another command) during /newaccount: a live code dies with the flow."""
+    """/cancel (or another command) during /newaccount: a live code dies with the flow, and
+    the card loses its buttons."""
     draft = await ctx.load_draft()
     if draft is not None and draft.flow == NAME:
         await cancel_code(ctx, dict(draft.data))
+        card = await current_card(ctx)
+        if card is not None and not _pressed(ctx, card):
+            await strip_keyboard(ctx, card)
 
+
+def _pressed(ctx: Ctx, message_id: int) -> bool:
+    query = ctx.update.callback_query
+    return query is not None and query.message is not None \
+        and query.message.message_id == message_id
