@@ -300,7 +300,7 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     created = ctx.t("newaccount.created", nickname=account.nickname,
                     phone=mask_phone(account.phone), role=role.name)
     again = [button(ctx.label("newaccount.add_another", role=role.name),
-                    cb(NS, "again", role.id))]
+                    cb(NS, "again", role.id, int(account.im_enabled)))]
     rows = [again, [button(ctx.t("home.menu_accounts"), cb(MENU_NS, "accounts"))]]
     await show_card(ctx, f"{created}\n\n{warning}" if warning else created, keyboard(*rows),
                     card=card)
@@ -456,8 +456,8 @@ async def press_ok(ctx: Ctx, args: list[str]) -> None:
 
 
 async def press_again(ctx: Ctx, args: list[str]) -> None:
-    """➕ Add another (after Authorized): the phone step of a new account, same role, on the
-    same card."""
+    """➕ Add another (after Authorized): the phone step of a new account, same role and IM,
+    on the same card; after the code, the summary (the holder's name as nickname)."""
     if await ctx.router.ask_discard(ctx):
         return
     shop = await ctx.owned_shop()
@@ -470,7 +470,9 @@ async def press_again(ctx: Ctx, args: list[str]) -> None:
         return
     await ctx.answer()
     await ctx.router.abandon(ctx)
-    await ctx.start_flow(NAME, "phone", {"role_id": role.id})
+    # the nickname (the holder's name) and IM (as chosen before) go straight to the summary
+    await ctx.start_flow(NAME, "phone", {"role_id": role.id, "im": args[1] == "1",
+                                         "quick": True})
     await ask_holder_phone(ctx)
 
 
@@ -521,7 +523,7 @@ FLOW = Flow(
     },
     buttons={"cancel": (), "role": ("int",), "newrole": (), "resend": (), "chphone": (),
              "back": (), "nick": (), "im": ("int",), "imt": (), "edit": ("key",),
-             "ok": ("int",), "again": ("int",)},
+             "ok": ("int",), "again": ("int", "int")},
     on_button=on_button,
     on_cancel=cancel_flow,
     on_return=back_from_role,

@@ -34,7 +34,7 @@ from handlers.keyboards import button, keyboard
 from handlers.router import cb
 from handlers.telegram_io import edit
 from models import codes
-from models.accounts import check_phone_available
+from models.accounts import NICKNAME_MAX, check_phone_available, clean_nickname
 from models.code_limits import note_lookup
 from models.errors import DomainError
 from models.phones import mask_phone, normalize_phone
@@ -372,11 +372,17 @@ async def on_code(ctx: Ctx, text: str) -> None:
     if outcome is codes.VerifyOutcome.OK:
         # now, and only now, the holder's Telegram name may be shown (offered as a nickname)
         holder = await ctx.session.get(User, result.code.holder_id or 0)
-        await ctx.goto(NAME, "nickname", {"holder_name": holder.first_name if holder else None,
-                                          "notice": ctx.t("newaccount.code_ok",
-                                                          minutes=code_minutes(result.code),
-                                                          until=clock_time(result.code.expires_at))})
+        name = holder.first_name if holder else None
+        notice = ctx.t("newaccount.code_ok", minutes=code_minutes(result.code),
+                       until=clock_time(result.code.expires_at))
         schedule_expiry(ctx.context.job_queue, result.code.expires_at)
+        quick = quick_nickname(data, name)
+        if quick is not None:  # "Add another": the holder's name and IM as before, to check
+            await ctx.goto(NAME, "confirm", {"holder_name": name, "nickname": quick,
+                                             "notice": notice})
+            await ctx.router.ask(ctx, NAME, "confirm")
+            return
+        await ctx.goto(NAME, "nickname", {"holder_name": name, "notice": notice})
         await ctx.router.ask(ctx, NAME, "nickname")
         return
     if outcome is codes.VerifyOutcome.WRONG:
@@ -392,6 +398,17 @@ async def on_code(ctx: Ctx, text: str) -> None:
     }.get(outcome, "newaccount.code_dead")
     await ask_code(ctx, notice=ctx.t(key, minutes=code_minutes(result.code),
                                      phone=mask_phone(result.code.phone)))
+
+
+def quick_nickname(data: dict[str, Any], name: str | None) -> str | None:
+    """After "Add another" (IM chosen before): the holder's name as the nickname, straight to
+    the summary (where both can be changed); ``None`` when the nickname must be asked."""
+    if "im" not in data or not data.get("quick") or not name:
+        return None
+    try:
+        return clean_nickname(name[:NICKNAME_MAX])
+    except DomainError:
+        return None
 
 
 def _looks_like_phone(ctx: Ctx, text: str) -> bool:

@@ -1,0 +1,249 @@
+"""/newaccount as one card: what the owner receives (new messages vs edits) and how many
+actions adding staff takes; Back, the summary's edits, a restart that keeps the code; the
+discard question of the router (for /newaccount and /roles) and /start's Continue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.tables import Draft, SubAccount, VerificationCode
+from tests.harness import Harness, Person, rows
+from tests.support.domain import add_role, holder_code
+from tests.support.flows import card, flow_card, make_owner, onboard, open_new_role
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER
+
+
+def owner_output(h: Harness, who: Person, since: int) -> tuple[int, int]:
+    """(new messages, edits) the bot made in ``who``'s chat since call number ``since``."""
+    new = edits = 0
+    for call in h.api.calls[since:]:
+        if int(call.params.get("chat_id", 0) or 0) != who.id:
+            continue
+        if call.method == "sendMessage":
+            new += 1
+        elif call.method in ("editMessageText", "editMessageReplyMarkup"):
+            edits += 1
+    return new, edits
+
+
+class Counter:
+    """Counts the owner's actions (each text, command or press)."""
+
+    def __init__(self, h: Harness, who: Person) -> None:
+        self.h, self.who, self.actions = h, who, 0
+
+    async def text(self, text: str) -> Any:
+        self.actions += 1
+        return await self.h.text(self.who, text)
+
+    async def command(self, text: str) -> Any:
+        self.actions += 1
+        return await self.h.command(self.who, text)
+
+    async def click(self, label: str) -> Any:
+        self.actions += 1
+        return await self.h.click(self.who, label)
+
+
+async def test_one_clean_add_of_a_linked_staff_member_sends_at_most_three_messages(
+    harness: Harness,
+) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    since = len(h.api.calls)
+    owner = Counter(h, OWNER)
+    await owner.command("/newaccount")
+    await owner.click("Customer service")
+    await owner.text(HOLDER_PHONE)
+    await owner.text(holder_code(h))
+    await owner.click("Use “Hank”")
+    await owner.click("On (recommended)")
+    await owner.click("Confirm")
+    new, edits = owner_output(h, OWNER, since)
+    print(f"\nclean add: {owner.actions} owner actions, {new} new messages, {edits} edits")
+    assert new <= 3
+    assert len(await rows(h, SubAccount)) == 1
+    done = h.last(OWNER)
+    assert "Sub-account created: Hank" in done.text
+    assert done.labels == ["➕ Add another (role: Customer service)", "👥 Accounts"]
+
+
+async def test_twenty_staff_with_add_another(harness: Harness) -> None:
+    """After a first add, twenty more with "➕ Add another": each is Add another, the phone,
+    the code and Confirm (the holder's name and IM as before, on the summary)."""
+    h = harness
+    await make_owner(h)
+    await add_role(h)
+    staff = [Person(8000 + i, f"Staff{i}", "en") for i in range(21)]
+    phones = [f"+861380000{i:04d}" for i in range(21)]
+    for who, phone in zip(staff, phones, strict=True):
+        await onboard(h, who, phone)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, phones[0])
+    await h.text(OWNER, holder_code(h, staff[0]))
+    await h.click(OWNER, "Use “Staff0”")
+    await h.click(OWNER, "On (recommended)")
+    await h.click(OWNER, "Confirm")
+    since = len(h.api.calls)
+    owner = Counter(h, OWNER)
+    for who, phone in zip(staff[1:], phones[1:], strict=True):
+        await owner.click("Add another (role: Customer service)")
+        await owner.text(phone)
+        await owner.text(holder_code(h, who))
+        assert f"Nickname: {who.first_name}" in h.last(OWNER).text
+        await owner.click("Confirm")
+    new, edits = owner_output(h, OWNER, since)
+    print(f"\n20 staff: {owner.actions} owner actions, {new} new messages, {edits} edits")
+    accounts = await rows(h, SubAccount)
+    assert len(accounts) == 21 and all(a.im_enabled for a in accounts)
+    assert owner.actions <= 80
+    assert new <= 60
+    # only the new account is shown, not the whole list
+    assert "Staff20" in h.last(OWNER).text and "Staff19" not in h.last(OWNER).text
+
+
+async def test_back_and_the_summary_edits_return_to_the_summary(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    other = await add_role(h, name="Warehouse", modules=("logistics",))
+    await h.command(OWNER, "/newaccount")
+    card_id = h.last(OWNER).message_id
+    await h.click(OWNER, "Customer service")
+    await h.click(OWNER, "Back")
+    assert "Step 1 of 6" in h.last(OWNER).text
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    await h.text(OWNER, holder_code(h))
+    await h.click(OWNER, "Use “Hank”")
+    await h.click(OWNER, "Back")
+    assert "Step 4 of 6" in h.last(OWNER).text
+    await h.click(OWNER, "Use “Hank”")
+    await h.click(OWNER, "On (recommended)")
+    assert "Step 6 of 6" in h.last(OWNER).text
+    await h.click(OWNER, "Change nickname")
+    await h.text(OWNER, "Hank the packer")
+    assert "Nickname: Hank the packer" in card(h, OWNER).text
+    await h.click(OWNER, "Change role")
+    await h.press(OWNER, f"na:role:{other}")
+    summary = card(h, OWNER)
+    assert "Step 6 of 6" in summary.text and "Role: <b>Warehouse" not in summary.text
+    assert "Role: Warehouse" in summary.text
+    await h.click(OWNER, "IM: on — turn off")
+    assert "IM: off" in card(h, OWNER).text
+    # everything happened on the one card
+    assert card(h, OWNER).message_id == card_id
+    await h.click(OWNER, "Confirm")
+    (account,) = await rows(h, SubAccount)
+    assert (account.nickname, account.role_id, account.im_enabled) == (
+        "Hank the packer", other, False)
+
+
+async def test_change_number_and_a_restart_keep_the_live_code(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    code = holder_code(h)
+    await h.click(OWNER, "Change number")
+    assert "Step 2 of 6" in h.last(OWNER).text
+    await h.text(OWNER, HOLDER_PHONE)  # the same number: the code goes on, no cooldown
+    assert "still valid" in h.last(OWNER).text
+    # /newaccount again, after saying to start over: the old card loses its buttons
+    old_card = h.last(OWNER).message_id
+    await h.command(OWNER, "/newaccount")
+    assert "unsaved work" in h.last(OWNER).text
+    await h.click(OWNER, "Discard")
+    assert h.message(OWNER, old_card).buttons == []
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    assert "still valid" in h.last(OWNER).text
+    (row,) = await rows(h, VerificationCode)
+    assert row.status == "pending"
+    await h.text(OWNER, code)
+    assert "Step 4 of 6" in h.last(OWNER).text
+
+
+async def test_a_command_mid_flow_asks_before_discarding(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    await h.command(OWNER, "/roles")
+    question = h.last(OWNER)
+    assert question.text == ("You have unsaved work: a new sub-account for +86 139****9000 "
+                             "(step 3 of 6).\nDiscard it?")
+    assert question.labels == ["🗑 Discard", "▶️ Continue"]
+    # Continue: the flow as it was, its card where the question was
+    await h.click(OWNER, "Continue")
+    assert "Step 3 of 6" in h.last(OWNER).text
+    (draft,) = await rows(h, Draft)
+    assert draft.step == "code"
+    # an old home-menu button asks too; Discard does what was pressed
+    await h.press(OWNER, "m:roles")
+    await h.click(OWNER, "Discard")
+    assert "Role management" in h.last(OWNER).text
+    assert await rows(h, Draft) == []
+    (row,) = await rows(h, VerificationCode)
+    assert row.status == "cancelled"
+
+
+async def test_start_offers_to_continue_a_waiting_flow(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    await h.command(OWNER, "/start")
+    home = h.last(OWNER)
+    assert home.labels[0] == "▶️ Continue: a new sub-account for +86 139****9000 (step 3 of 6)"
+    await h.click(OWNER, "Continue")
+    assert "Step 3 of 6" in h.last(OWNER).text
+    assert (await flow_card(h)).message_id == home.message_id
+
+
+async def test_an_unsaved_role_is_not_discarded_silently(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await open_new_role(h)
+    await h.click(OWNER, "Blank")
+    await h.text(OWNER, "Packers")
+    await h.click(OWNER, "Skip")
+    await h.command(OWNER, "/newaccount")
+    assert "You have unsaved work: the new role “Packers” (step 3 of 3)" in h.last(OWNER).text
+    await h.click(OWNER, "Continue")
+    assert "Step 3 of 3" in h.last(OWNER).text
+    (draft,) = await rows(h, Draft)
+    assert (draft.flow, draft.step) == ("roles", "perms")
+    await h.command(OWNER, "/cancel")  # /cancel says so itself: no question
+    assert h.last(OWNER).text == "Cancelled. Nothing was saved."
+
+
+async def test_chinese_not_me_and_discard_question(harness: Harness) -> None:
+    h = harness
+    owner = Person(6006, "王", "zh-hans")
+    holder = Person(7007, "李", "zh-hans")
+    await make_owner(h, owner, "+8613500135000", "茶馆")
+    await onboard(h, holder, "+447911123456")
+    await add_role(h, owner)
+    await h.command(owner, "/newaccount")
+    await h.click(owner, "Customer service")
+    await h.text(owner, "+44 7911 123456")
+    await h.click(holder, "不是我")
+    assert card(h, owner).text == ("🙅 对方（+44 791****3456）点了“不是我”，表示不认识这次添加，"
+                                   "验证码已作废。请核对手机号。")
+    assert card(h, owner).labels == ["📱 更换手机号", "🔁 仍发给此号码", "✖️ 取消"]
+    await h.command(owner, "/roles")
+    assert h.last(owner).text.startswith("您有未完成的操作：为 +44 791****3456 新建子账号")
