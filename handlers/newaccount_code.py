@@ -206,9 +206,16 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
     try:
         phone = normalize_phone(text, ctx.policy.default_region)
     except DomainError as exc:
-        await ask_holder_phone(ctx, notice=why(ctx, exc, text))
+        notice = why(ctx, exc, text)
+        if not text.strip().startswith(("+", "＋", "00")):  # perhaps a number from elsewhere
+            notice += "\n" + ctx.t("newaccount.hint_country_code",
+                                   region=ctx.policy.default_region)
+        await ask_holder_phone(ctx, notice=notice)
         return
     if await keep_live_code(ctx, data, phone):
+        return
+    if phone == ctx.user.phone:
+        await ask_holder_phone(ctx, notice="⚠️ " + echo(text) + ctx.t("newaccount.own_phone"))
         return
     try:
         # counted before the checks: a refusal tells as much about a phone as a code does
@@ -219,7 +226,10 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
         if exc.key == "seat_cap_reached":
             await end_with(ctx, why(ctx, exc))
             return
-        await ask_holder_phone(ctx, notice=why(ctx, exc, text))
+        notice = why(ctx, exc, text)
+        if exc.key == "phone_bound_elsewhere":
+            notice += "\n" + ctx.t("newaccount.hint_bound_elsewhere")
+        await ask_holder_phone(ctx, notice=notice)
         return
     await cancel_code(ctx, data)  # the live code of another number
     await ctx.goto(NAME, "phone", {"code_id": None, "phone": None})

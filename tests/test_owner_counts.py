@@ -247,3 +247,18 @@ async def test_chinese_not_me_and_discard_question(harness: Harness) -> None:
     assert card(h, owner).labels == ["📱 更换手机号", "🔁 仍发给此号码", "✖️ 取消"]
     await h.command(owner, "/roles")
     assert h.last(owner).text.startswith("您有未完成的操作：为 +44 791****3456 新建子账号")
+
+
+async def test_phone_errors_say_how_to_fix_them(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, "07911 123456")
+    text = h.last(OWNER).text
+    assert "A number from another country needs its country code, e.g. +44 7911 123456" in text
+    assert "Step 2 of 6" in text
+    await h.text(OWNER, "+86 138 0013 8000")  # Olivia's own phone
+    assert "This is your own phone number — the shop's main account" in h.last(OWNER).text
+    assert await rows(h, VerificationCode) == []

@@ -172,7 +172,7 @@ async def test_the_three_conflicts_and_own_phone(harness: Harness) -> None:
     assert "— This phone number is already a shop's main account; use another number." \
         in shown[0].text
     shown = await h.text(OWNER, OWNER_PHONE)
-    assert "— This phone number is already a shop's main account" in shown[0].text
+    assert "— This is your own phone number — the shop's main account" in shown[0].text
     # 2. a sub-account of another shop
     other_role = await add_role(h, OTHER_OWNER)
     await h.command(OTHER_OWNER, "/newaccount")
