@@ -29,9 +29,11 @@ from handlers.newaccount_code import (
     cancel_button,
     cancel_code,
     cancel_flow,
+    checklist,
     chosen_role,
     current_card,
     data_at,
+    next_in_batch,
     on_code,
     on_holder_phone,
     rewind_to_role,
@@ -299,11 +301,41 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
             warning = None
     created = ctx.t("newaccount.created", nickname=account.nickname,
                     phone=mask_phone(account.phone), role=role.name)
+    batch = data.get("batch")
+    if isinstance(batch, dict):  # a checklist: on with the next number
+        batch = {**batch, "done": {**batch.get("done", {}), account.phone: account.nickname}}
+        await ctx.start_flow(NAME, "phone", {"role_id": role.id, "im": account.im_enabled,
+                                             "quick": True, "batch": batch, "card": card})
+        if await next_in_batch(ctx, notice=f"{created}\n\n{warning}" if warning else created):
+            return
+        await finish_batch(ctx, notice=f"{created}\n\n{warning}" if warning else created)
+        return
     again = [button(ctx.label("newaccount.add_another", role=role.name),
                     cb(NS, "again", role.id, int(account.im_enabled)))]
     rows = [again, [button(ctx.t("home.menu_accounts"), cb(MENU_NS, "accounts"))]]
     await show_card(ctx, f"{created}\n\n{warning}" if warning else created, keyboard(*rows),
                     card=card)
+
+
+async def finish_batch(ctx: Ctx, *, notice: str = "") -> None:
+    """The checklist is done: the flow ends, its card shows every number, with "Add another"."""
+    draft = await ctx.load_draft()
+    data = dict(draft.data) if draft is not None and draft.flow == NAME else {}
+    batch = dict(data.get("batch") or {})
+    card = await current_card(ctx)
+    await ctx.end_flow()
+    rows = [[button(ctx.t("home.menu_accounts"), cb(MENU_NS, "accounts"))]]
+    if data.get("role_id"):
+        shop = await ctx.owned_shop()
+        try:
+            role = await get_role(ctx.session, shop.id or 0, int(data["role_id"]))
+        except DomainError:
+            role = None
+        if role is not None:
+            rows.insert(0, [button(ctx.label("newaccount.add_another", role=role.name),
+                                   cb(NS, "again", role.id, int(bool(data.get("im")))))])
+    text = checklist(ctx, {**batch, "at": -1})
+    await show_card(ctx, f"{notice}\n\n{text}" if notice else text, keyboard(*rows), card=card)
 
 
 async def already_created(ctx: Ctx, code_id: int) -> bool:
@@ -417,10 +449,16 @@ async def press_nick(ctx: Ctx, _args: list[str]) -> None:
 
 
 async def press_im(ctx: Ctx, args: list[str]) -> None:
-    if await data_at(ctx, "im") is None:
+    data = await data_at(ctx, "im")
+    if data is None:
         await ctx.stale()
         return
     await ctx.answer()
+    if data.get("batch") and not data.get("code_id"):  # a checklist: IM once, then the numbers
+        await ctx.goto(NAME, "im", {"im": args[0] == "1"})
+        if not await next_in_batch(ctx):
+            await finish_batch(ctx)
+        return
     await ctx.goto(NAME, "confirm", {"im": args[0] == "1"})
     await ask_confirm(ctx)
 

@@ -48,6 +48,8 @@ BINDING_REFUSALS = ("phone_bound_here", "phone_bound_elsewhere", "phone_is_main_
 #: the namespaces whose pressed message becomes the card: this flow's, the home menu's, the
 #: router's discard question, the role editor's (nested in this flow)
 ADOPTED = (NS, "m", "dq", "rn")
+#: the most numbers one message may bring (one a line)
+MAX_BATCH = 20
 #: the steps, as the card numbers them
 STEP_NUMBERS = {"role": 1, "phone": 2, "code": 3, "nickname": 4, "im": 5, "confirm": 6}
 
@@ -110,6 +112,9 @@ async def show_card(ctx: Ctx, text: str, markup: InlineKeyboardMarkup | None = N
     draft = await ctx.load_draft()
     waiting = draft.data.get("notice") if draft is not None and draft.flow == NAME else None
     body = with_notice(notice or (waiting if isinstance(waiting, str) else ""), text)
+    batch = draft.data.get("batch") if draft is not None and draft.flow == NAME else None
+    if isinstance(batch, dict) and batch.get("at", -1) >= 0:
+        body = checklist(ctx, batch) + "\n\n" + body
     kept = card if card is not None else await current_card(ctx)
     query = ctx.update.callback_query
     # the pressed message becomes the card when it is one of this flow's own screens (or the
@@ -203,6 +208,10 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
     phone of the live code the flow already has (a restart, Back, Change number), keep it."""
     shop = await ctx.owned_shop()
     data = await data_at(ctx, "phone") or {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        await start_batch(ctx, data, lines)
+        return
     try:
         phone = normalize_phone(text, ctx.policy.default_region)
     except DomainError as exc:
@@ -234,6 +243,88 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
     await cancel_code(ctx, data)  # the live code of another number
     await ctx.goto(NAME, "phone", {"code_id": None, "phone": None})
     await send_code(ctx, shop, int(data["role_id"]), phone)
+
+
+async def start_batch(ctx: Ctx, data: dict[str, Any], lines: list[str]) -> None:
+    """Several numbers, one a line: every one must be a phone number (else the card lists
+    those that are not, and nothing starts); then IM is asked once, and the numbers are taken
+    one after another on a checklist, with the same role."""
+    phones: list[str] = []
+    bad: list[str] = []
+    for line in lines:
+        try:
+            phone = normalize_phone(line, ctx.policy.default_region)
+        except DomainError:
+            bad.append(line)
+            continue
+        if phone not in phones:
+            phones.append(phone)
+    if bad:
+        listed = ", ".join(echo(line).removesuffix(" — ") for line in bad)
+        await ask_holder_phone(ctx, notice="⚠️ " + ctx.t("newaccount.batch_bad", lines_html=listed))
+        return
+    if len(phones) > MAX_BATCH:
+        await ask_holder_phone(ctx, notice="⚠️ " + ctx.t("newaccount.batch_too_many",
+                                                         count=len(phones), max=MAX_BATCH))
+        return
+    await cancel_code(ctx, data)  # a live code of a number entered before
+    batch = {"phones": phones, "done": {}, "skipped": {}, "at": -1}
+    await ctx.goto(NAME, "im", {"batch": batch, "quick": True, "code_id": None, "phone": None})
+    await ctx.router.ask(ctx, NAME, "im")
+
+
+def checklist(ctx: Ctx, batch: dict[str, Any]) -> str:
+    """The numbers of a checklist: done (with the nickname), skipped (why), now, to come."""
+    phones = [str(p) for p in batch.get("phones") or []]
+    done, skipped = dict(batch.get("done") or {}), dict(batch.get("skipped") or {})
+    lines = [ctx.t("newaccount.batch_title", done=len(done), total=len(phones))]
+    for i, phone in enumerate(phones):
+        masked = mask_phone(phone)
+        if phone in done:
+            lines.append(f"✅ {masked} — {html.escape(str(done[phone]))}")
+        elif phone in skipped:
+            lines.append(f"⛔ {masked} — {skipped[phone]}")
+        elif i == batch.get("at"):
+            lines.append(f"▶️ {masked}")
+        else:
+            lines.append(f"▫️ {masked}")
+    return "\n".join(lines)
+
+
+async def next_in_batch(ctx: Ctx, *, notice: str = "") -> bool:
+    """The checklist's next number: its checks, then its code (a number refused is marked
+    with why, and the one after it is taken); ``False`` when none is left."""
+    draft = await ctx.load_draft()
+    data = dict(draft.data) if draft is not None and draft.flow == NAME else {}
+    batch = dict(data.get("batch") or {})
+    if not batch:
+        return False
+    shop = await ctx.owned_shop()
+    skipped = dict(batch.get("skipped") or {})
+    for i, phone in enumerate(batch["phones"]):
+        if phone in (batch.get("done") or {}) or phone in skipped:
+            continue
+        batch["at"] = i
+        await ctx.goto(NAME, "phone", {"batch": batch, "phone": None, "code_id": None,
+                                       "nickname": None, "holder_name": None,
+                                       "notice": notice or None})
+        try:
+            if phone == ctx.user.phone:
+                raise DomainError("phone_is_main_account")
+            await note_lookup(ctx.session, ctx.policy, owner_id=ctx.user_id, phone=phone,
+                              now=ctx.now())
+            await check_phone_available(ctx.session, shop, phone)
+            await send_code(ctx, shop, int(data["role_id"]), phone, raising=True)
+        except DomainError as exc:
+            if exc.key == "seat_cap_reached":
+                raise
+            skipped[phone] = ctx.error_text(exc)
+            batch["skipped"] = skipped
+            continue
+        return True
+    batch["at"] = -1
+    await ctx.goto(NAME, "phone", {"batch": batch})
+    return False
 
 
 async def keep_live_code(ctx: Ctx, data: dict[str, Any], phone: str) -> bool:
@@ -273,11 +364,12 @@ def code_keyboard(ctx: Ctx, key: str = "newaccount.resend") -> InlineKeyboardMar
 
 
 async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
-                    recheck: bool = False) -> None:
+                    recheck: bool = False, raising: bool = False) -> None:
     """Issue a code for ``phone`` and deliver it (direct, or an invite link for the owner).
 
     ``recheck`` (Resend) runs the binding checks again first: the phone may have
-    been bound elsewhere since the first code.
+    been bound elsewhere since the first code. ``raising``: a refusal is the caller's (a
+    checklist of several numbers goes on with the next one).
     """
     try:
         if recheck:
@@ -287,6 +379,8 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
             role_id=role_id, phone=phone, now=ctx.now(),
         )
     except DomainError as exc:
+        if raising:
+            raise
         await refused(ctx, exc, phone)
         return
     code, holder = issued.code, issued.holder

@@ -262,3 +262,37 @@ async def test_phone_errors_say_how_to_fix_them(harness: Harness) -> None:
     await h.text(OWNER, "+86 138 0013 8000")  # Olivia's own phone
     assert "This is your own phone number — the shop's main account" in h.last(OWNER).text
     assert await rows(h, VerificationCode) == []
+
+
+async def test_several_numbers_in_one_message_are_taken_on_one_checklist(
+    harness: Harness,
+) -> None:
+    h = harness
+    await make_owner(h)
+    await add_role(h)
+    staff = [Person(8100 + i, f"Crew{i}", "en") for i in range(3)]
+    phones = [f"+86137000{i:05d}" for i in range(3)]
+    for who, phone in zip(staff, phones, strict=True):
+        await onboard(h, who, phone)
+    await h.command(OWNER, "/newaccount")
+    card_id = h.last(OWNER).message_id
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, f"{phones[0]}\nnot a phone\n{phones[1]}")
+    assert "These lines are not phone numbers: «not a phone»" in h.last(OWNER).text
+    await h.text(OWNER, "\n".join([*phones, phones[0], "+86 138 0013 8000"]))
+    assert "Step 5 of 6" in h.last(OWNER).text  # IM once for all of them
+    await h.click(OWNER, "On (recommended)")
+    for i, who in enumerate(staff):
+        text = card(h, OWNER).text
+        assert f"{i}/4 confirmed" in text and "▶️ +86 137****" in text
+        await h.text(OWNER, holder_code(h, who))
+        assert f"Nickname: {who.first_name}" in card(h, OWNER).text
+        await h.click(OWNER, "Confirm")
+    done = card(h, OWNER)
+    assert done.message_id == card_id
+    assert "3/4 confirmed" in done.text and "⛔ +86 138****8000" in done.text
+    assert "Add another (role: Customer service)" in done.labels[0]
+    accounts = await rows(h, SubAccount)
+    assert sorted(a.nickname for a in accounts) == ["Crew0", "Crew1", "Crew2"]
+    assert all(a.im_enabled for a in accounts)
+    assert await rows(h, Draft) == []
