@@ -33,6 +33,7 @@ from handlers.newaccount_code import (
     chosen_role,
     current_card,
     data_at,
+    invite_unopened,
     next_in_batch,
     on_code,
     on_holder_phone,
@@ -404,6 +405,9 @@ async def press_resend(ctx: Ctx, _args: list[str]) -> None:
         await ctx.stale()
         return
     await ctx.answer()
+    if await invite_unopened(ctx, data):  # the same link again: it lives on, no new code
+        await ask_code(ctx, notice=ctx.t("newaccount.link_same"))
+        return
     shop = await ctx.owned_shop()
     await send_code(ctx, shop, int(data["role_id"]), str(data["phone"]), recheck=True)
 

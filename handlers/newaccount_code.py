@@ -405,11 +405,22 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
         await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=sent)
         await ask_code(ctx)
         return
-    link = f"https://t.me/{ctx.context.bot.username}?start={issued.invite_token}"
-    await show_card(
-        ctx, ctx.t("newaccount.invite", phone=masked, link=link, until=clock_time(code.expires_at)),
-        code_keyboard(ctx),
-    )
+    await show_card(ctx, invite_text(ctx, code), code_keyboard(ctx, "newaccount.resend_link"))
+
+
+async def invite_unopened(ctx: Ctx, data: dict[str, Any]) -> bool:
+    """Whether the flow's code is an invite nobody has opened yet, still valid."""
+    code = await ctx.session.get(VerificationCode, int(data.get("code_id") or 0))
+    return code is not None and code.holder_id is None and code.owner_id == ctx.user_id \
+        and code.status == CodeStatus.PENDING.value and ctx.now() < code.expires_at
+
+
+def invite_text(ctx: Ctx, code: VerificationCode) -> str:
+    """The code step for a phone nobody has linked: the invite link to forward (always the
+    same one for this invite) and how long it lives."""
+    link = f"https://t.me/{ctx.context.bot.username}?start={codes.invite_token(ctx.policy, code)}"
+    return ctx.t("newaccount.invite", phone=mask_phone(code.phone), link=link,
+                 hours=ctx.policy.invite_hours, until=clock_time(code.expires_at))
 
 
 async def refused(ctx: Ctx, exc: DomainError, phone: str) -> None:
@@ -443,8 +454,8 @@ async def ask_code(ctx: Ctx, *, notice: str = "") -> None:
     key = "newaccount.resend"
     if code is None or code.status != CodeStatus.PENDING.value or ctx.now() >= code.expires_at:
         text, key = ctx.t("newaccount.code_gone", phone=phone), "newaccount.resend_new"
-    elif code.holder_id is None:
-        text = ctx.t("newaccount.invite_waiting", phone=phone, until=clock_time(code.expires_at))
+    elif code.holder_id is None:  # an invite not yet opened: the same link, again
+        text, key = invite_text(ctx, code), "newaccount.resend_link"
     elif code.delivery == "queued":
         text = ctx.t("newaccount.not_delivered", phone=phone)
     else:

@@ -296,3 +296,35 @@ async def test_several_numbers_in_one_message_are_taken_on_one_checklist(
     assert sorted(a.nickname for a in accounts) == ["Crew0", "Crew1", "Crew2"]
     assert all(a.im_enabled for a in accounts)
     assert await rows(h, Draft) == []
+
+
+async def test_an_invite_lasts_shows_the_same_link_and_names_who_asks(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)  # Hank has not used the bot yet
+    first = h.last(OWNER).text
+    assert "The link is valid for 48 hours" in first
+    link = first.split("start=")[1].split()[0]
+    for _ in range(6):  # an invite not yet opened holds no cooldown and no cap
+        await h.click(OWNER, "Show the link again")
+        assert link in h.last(OWNER).text and "The same link is still valid" in h.last(OWNER).text
+    (row,) = await rows(h, VerificationCode)
+    h.clock.advance(3 * 3600)  # far longer than a code's 5 minutes
+    assert await h.run_due_jobs() == 0
+    await h.command(HOLDER, f"/start {link}")
+    welcome = h.messages(HOLDER)[-2].text
+    assert welcome.startswith("Hello! Olivia, main account of the shop Tea House, invites you "
+                              "to be a sub-account with the role Customer service.")
+    await h.contact(HOLDER, HOLDER_PHONE)
+    linked = h.messages(HOLDER)[-2]
+    assert linked.text == "✅ Your phone number is linked."
+    code_message = h.last(HOLDER)
+    assert "valid for 5 minutes" in code_message.text
+    assert "opened your link and received the code" in card(h, OWNER).text
+    await h.text(OWNER, holder_code(h))
+    assert "Step 4 of 6" in h.last(OWNER).text
+    (row,) = await rows(h, VerificationCode)
+    assert row.status == "verified" and row.invite_token_hash is None
