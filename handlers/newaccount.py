@@ -53,6 +53,7 @@ from models.accounts import (
     confirm_sub_account,
 )
 from models.errors import DomainError
+from models.lifecycle.access import NO_END, TERMS, parse_access_end, set_access
 from models.phones import mask_phone
 from models.policy import IM_MODULE
 from models.roles import get_role, list_roles
@@ -243,18 +244,57 @@ async def ask_confirm(ctx: Ctx, *, notice: str = "") -> None:
             modules=role_modules(ctx.locale, ctx.deps, role),
             phone=mask_phone(str(data.get("phone"))),
             nickname=str(data.get("nickname")),
-            im=ctx.t("common.on" if im else "common.off"),
+            im=ctx.t("newaccount.im_state_on" if im else "newaccount.im_state_off"),
+            access=access_label(ctx, data.get("access")),
         ),
         keyboard(
             [button(ctx.t("newaccount.edit_role"), cb(NS, "edit", "role")),
              button(ctx.t("newaccount.edit_nickname"), cb(NS, "edit", "nick"))],
             [button(ctx.t("newaccount.im_turn_off" if im else "newaccount.im_turn_on"),
-                    cb(NS, "imt"))],
+                    cb(NS, "imt")),
+             button(ctx.label("newaccount.access_button",
+                              end=access_label(ctx, data.get("access"))), cb(NS, "access"))],
             [button(ctx.t("newaccount.confirm"), cb(NS, "ok", data.get("code_id", 0)))],
             cancel_button(ctx),
         ),
         notice=notice,
     )
+
+
+# --- the access end (chosen at the summary) ---------------------------------------------------
+
+
+def access_label(ctx: Ctx, raw: object) -> str:
+    """The access end as the summary shows it: none, a term (from Confirm) or a date."""
+    if not raw or raw == NO_END:
+        return ctx.t("newaccount.access_none")
+    if isinstance(raw, str) and raw in TERMS:
+        return ctx.t(f"newaccount.access_{raw}")
+    return str(raw)
+
+
+async def ask_access(ctx: Ctx, *, notice: str = "") -> None:
+    """The access end: none, 1 / 7 / 30 days, or a date typed as YYYY-MM-DD."""
+    if await data_at(ctx, "access") is None:
+        return
+    terms = [button(ctx.t(f"newaccount.access_{key}"), cb(NS, "end", key)) for key in TERMS]
+    await show_card(ctx, ctx.t("newaccount.ask_access"), keyboard(
+        [button(ctx.t("newaccount.access_none_button"), cb(NS, "end", NO_END))], terms,
+        [button(ctx.t("common.back"), cb(NS, "back"))],
+    ), notice=notice)
+
+
+async def on_access(ctx: Ctx, text: str) -> None:
+    """A date typed (or a term): checked now, kept as typed, back to the summary."""
+    shop = await ctx.owned_shop()
+    try:
+        parse_access_end(text, now=ctx.now(), time_zone=shop.time_zone)
+    except DomainError as exc:
+        await ask_access(ctx, notice=why(ctx, exc, text))
+        return
+    raw = " ".join(text.split()).lower()
+    await ctx.goto(NAME, "confirm", {"access": raw})
+    await ask_confirm(ctx)
 
 
 async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -264,6 +304,13 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     shop = await ctx.owned_shop()
     shop_id, code_id = shop.id or 0, int(data["code_id"])
     card = await current_card(ctx)
+    try:  # the end chosen is checked again: a date may have passed since
+        until = parse_access_end(str(data.get("access") or NO_END), now=ctx.now(),
+                                 time_zone=shop.time_zone)
+    except DomainError as exc:
+        await ctx.answer()
+        await ask_confirm(ctx, notice=why(ctx, exc))
+        return
     try:
         # held here, so that the confirmation's own look-up and the messages below share a load
         role = await get_role(ctx.session, shop_id, int(data["role_id"]))
@@ -285,6 +332,10 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
         await show_card(ctx, "⚠️ " + ctx.error_text(exc) + "\n\n" + ctx.t("newaccount.not_created"),
                         card=card)
         return
+    if until is not None:  # in the same transaction as the account (a refusal undoes both)
+        await set_access(ctx.session, policy=ctx.deps.lifecycle_policy, shop_id=shop_id,
+                         actor_id=ctx.user_id, account_id=account.id or 0, until=until,
+                         now=ctx.now())
     holder = await ctx.session.get(User, account.holder_id)
     await ctx.end_flow()
     await ctx.answer()
@@ -432,7 +483,7 @@ async def press_back(ctx: Ctx, _args: list[str]) -> None:
     editing = bool(draft.data.get("edit")) and "im" in draft.data
     target = {"phone": "role", "code": "phone", "nickname": "phone", "im": "nickname"}.get(
         draft.step)
-    if editing and draft.step in ("role", "nickname"):
+    if (editing and draft.step in ("role", "nickname")) or draft.step == "access":
         target = "confirm"
     if target is None:
         await ctx.stale()
@@ -474,6 +525,24 @@ async def press_im_toggle(ctx: Ctx, _args: list[str]) -> None:
         return
     await ctx.answer()
     await ctx.goto(NAME, "confirm", {"im": not data.get("im")})
+    await ask_confirm(ctx)
+
+
+async def press_access(ctx: Ctx, _args: list[str]) -> None:
+    if await data_at(ctx, "confirm") is None:
+        await ctx.stale()
+        return
+    await ctx.answer()
+    await ctx.goto(NAME, "access")
+    await ask_access(ctx)
+
+
+async def press_end(ctx: Ctx, args: list[str]) -> None:
+    if await data_at(ctx, "access") is None or args[0] not in (NO_END, *TERMS):
+        await ctx.stale()
+        return
+    await ctx.answer()
+    await ctx.goto(NAME, "confirm", {"access": args[0]})
     await ask_confirm(ctx)
 
 
@@ -522,7 +591,7 @@ BUTTONS = {
     "cancel": press_cancel, "role": press_role, "newrole": press_newrole,
     "resend": press_resend, "chphone": press_change_number, "back": press_back,
     "nick": press_nick, "im": press_im, "imt": press_im_toggle, "edit": press_edit,
-    "ok": press_ok, "again": press_again,
+    "ok": press_ok, "again": press_again, "access": press_access, "end": press_end,
 }
 
 
@@ -532,7 +601,7 @@ async def not_expected(ctx: Ctx, _message: Message) -> None:
     draft = await ctx.load_draft()
     if draft is None or draft.flow != NAME:
         return
-    typing = draft.step in ("phone", "code", "nickname")
+    typing = draft.step in ("phone", "code", "nickname", "access")
     notice = "⚠️ " + ctx.t("common.need_text" if typing else "common.use_buttons")
     await ctx.goto(NAME, draft.step, {"notice": notice})
     await ctx.router.ask(ctx, NAME, draft.step)
@@ -562,10 +631,11 @@ FLOW = Flow(
         "nickname": Step(ask=ask_nickname, on_text=on_nickname, on_message=not_expected),
         "im": Step(ask=ask_im, on_message=not_expected),
         "confirm": Step(ask=ask_confirm, on_message=not_expected),
+        "access": Step(ask=ask_access, on_text=on_access, on_message=not_expected),
     },
     buttons={"cancel": (), "role": ("int",), "newrole": (), "resend": (), "chphone": (),
              "back": (), "nick": (), "im": ("int",), "imt": (), "edit": ("key",),
-             "ok": ("int",), "again": ("int", "int")},
+             "ok": ("int",), "again": ("int", "int"), "access": (), "end": ("key",)},
     on_button=on_button,
     on_cancel=cancel_flow,
     on_return=back_from_role,

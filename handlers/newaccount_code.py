@@ -51,7 +51,8 @@ ADOPTED = (NS, "m", "dq", "rn")
 #: the most numbers one message may bring (one a line)
 MAX_BATCH = 20
 #: the steps, as the card numbers them
-STEP_NUMBERS = {"role": 1, "phone": 2, "code": 3, "nickname": 4, "im": 5, "confirm": 6}
+STEP_NUMBERS = {"role": 1, "phone": 2, "code": 3, "nickname": 4, "im": 5, "confirm": 6,
+                "access": 6}
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -328,3 +328,34 @@ async def test_an_invite_lasts_shows_the_same_link_and_names_who_asks(harness: H
     assert "Step 4 of 6" in h.last(OWNER).text
     (row,) = await rows(h, VerificationCode)
     assert row.status == "verified" and row.invite_token_hash is None
+
+
+async def test_the_access_end_is_chosen_at_the_summary(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    await h.text(OWNER, holder_code(h))
+    await h.click(OWNER, "Use “Hank”")
+    await h.click(OWNER, "On (recommended)")
+    assert "⏳ Access end: none" in h.last(OWNER).text
+    await h.click(OWNER, "Access end: none")
+    await h.text(OWNER, "2020-01-01")
+    shown = h.last(OWNER).text
+    assert shown.startswith("⚠️ «2020-01-01» — 2020-01-01 is already over.")
+    assert "Access end for this sub-account" in shown
+    await h.text(OWNER, "next week")
+    assert "Please type the end date as YYYY-MM-DD" in h.last(OWNER).text
+    await h.click(OWNER, "7 days")
+    assert "⏳ Access end: 7 days" in h.last(OWNER).text
+    await h.click(OWNER, "Access end: 7 days")
+    year = h.clock.now().year + 1
+    await h.text(OWNER, f"{year}-03-31")
+    assert f"⏳ Access end: {year}-03-31" in h.last(OWNER).text
+    await h.click(OWNER, "Confirm")
+    (account,) = await rows(h, SubAccount)
+    assert account.access_until is not None
+    assert account.access_until.date().isoformat() == f"{year}-04-01"  # the end of that day, UTC
