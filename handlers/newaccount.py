@@ -57,6 +57,7 @@ from models.lifecycle.access import NO_END, TERMS, parse_access_end, set_access
 from models.phones import mask_phone
 from models.policy import IM_MODULE
 from models.roles import get_role, list_roles
+from models.shops import set_consent_mode
 from models.tables import Role, User
 
 #: the nested role creation: the roles flow's first step
@@ -110,6 +111,9 @@ async def ask_role(ctx: Ctx, *, fresh: bool = False) -> None:
     data = await data_at(ctx, "role") or {}
     rows = [[button(role.name, cb(NS, "role", role.id))] for role, _used in found]
     rows.append([button(ctx.t("newaccount.create_role"), cb(NS, "newrole"))])
+    if not data.get("edit"):  # the shop's way of consent, changed here (docs/product.md)
+        mode = "button" if shop.consent_mode == "button" else "code"
+        rows.append([button(ctx.t(f"newaccount.consent_{mode}"), cb(NS, "consent"))])
     rows.append(back_cancel(ctx) if data.get("edit") else cancel_button(ctx))
     await show_card(ctx, ctx.t("newaccount.choose_role", shop=shop.name), keyboard(*rows),
                     fresh=fresh)
@@ -528,6 +532,19 @@ async def press_im_toggle(ctx: Ctx, _args: list[str]) -> None:
     await ask_confirm(ctx)
 
 
+async def press_consent(ctx: Ctx, _args: list[str]) -> None:
+    """How staff already linked confirm: the typed code (default) ⇄ ✅ Join in their chat."""
+    if await data_at(ctx, "role") is None:
+        await ctx.stale()
+        return
+    shop = await ctx.owned_shop()
+    mode = "code" if shop.consent_mode == "button" else "button"
+    await set_consent_mode(ctx.session, shop=shop, actor_id=ctx.user_id, mode=mode,
+                           now=ctx.now())
+    await ctx.answer(ctx.label(f"newaccount.consent_set_{mode}"))
+    await ask_role(ctx)
+
+
 async def press_access(ctx: Ctx, _args: list[str]) -> None:
     if await data_at(ctx, "confirm") is None:
         await ctx.stale()
@@ -592,6 +609,7 @@ BUTTONS = {
     "resend": press_resend, "chphone": press_change_number, "back": press_back,
     "nick": press_nick, "im": press_im, "imt": press_im_toggle, "edit": press_edit,
     "ok": press_ok, "again": press_again, "access": press_access, "end": press_end,
+    "consent": press_consent,
 }
 
 
@@ -635,7 +653,8 @@ FLOW = Flow(
     },
     buttons={"cancel": (), "role": ("int",), "newrole": (), "resend": (), "chphone": (),
              "back": (), "nick": (), "im": ("int",), "imt": (), "edit": ("key",),
-             "ok": ("int",), "again": ("int", "int"), "access": (), "end": ("key",)},
+             "ok": ("int",), "again": ("int", "int"), "access": (), "end": ("key",),
+             "consent": ()},
     on_button=on_button,
     on_cancel=cancel_flow,
     on_return=back_from_role,

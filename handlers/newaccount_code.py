@@ -395,8 +395,10 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
     role = await ctx.session.get(Role, role_id)
     masked = mask_phone(phone)
     if holder is not None:
+        consent = shop.consent_mode == "button"  # the shop asks by button, not by the digits
+        await ctx.goto(NAME, "code", {"consent": consent})
         sent = await deliver(ctx.context.bot, ctx.deps, code, holder, issued.plain,
-                             shop, ctx.user, role)
+                             shop, ctx.user, role, consent=consent)
         if sent is None or sent is SEND_FAILED:
             await codes.mark_undeliverable(ctx.session, code, now=ctx.now(), blocked=sent is None)
             key = "newaccount.holder_blocked" if sent is None else "newaccount.send_failed"
@@ -459,6 +461,9 @@ async def ask_code(ctx: Ctx, *, notice: str = "") -> None:
         text, key = invite_text(ctx, code), "newaccount.resend_link"
     elif code.delivery == "queued":
         text = ctx.t("newaccount.not_delivered", phone=phone)
+    elif data.get("consent"):
+        text = ctx.t("newaccount.consent_sent", phone=phone, minutes=code_minutes(code),
+                     until=clock_time(code.expires_at))
     else:
         text = ctx.t("newaccount.code_sent", phone=phone, minutes=code_minutes(code),
                      until=clock_time(code.expires_at))

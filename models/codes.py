@@ -298,6 +298,25 @@ async def verify_code(
     return VerifyResult(VerifyOutcome.WRONG, code, tries_left=left)
 
 
+async def accept_code(
+    session: AsyncSession, policy: Policy, *, code_id: int, holder_id: int, now: datetime
+) -> VerificationCode:
+    """The holder pressed "✅ Join" in their own chat (a shop whose ``consent_mode`` is
+    "button"): the same proof as relaying the digits — their own chat, their own verified
+    phone — so the code is verified, to be confirmed within one TTL."""
+    code = await lock_code(session, code_id)
+    if code is None or code.holder_id != holder_id:
+        raise DomainError("stale_button")
+    if code.status != CodeStatus.PENDING.value or now >= code.expires_at:
+        raise DomainError("code_already_ended")
+    if not await move_code(session, code, from_=(CodeStatus.PENDING.value,),
+                           status=CodeStatus.VERIFIED.value,
+                           expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
+        raise DomainError("code_already_ended")
+    code_event(session, code, "code.accepted", now=now, actor_id=holder_id)
+    return code
+
+
 async def decline_code(
     session: AsyncSession, *, code_id: int, holder_id: int, now: datetime
 ) -> VerificationCode:

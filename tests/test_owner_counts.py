@@ -359,3 +359,34 @@ async def test_the_access_end_is_chosen_at_the_summary(harness: Harness) -> None
     (account,) = await rows(h, SubAccount)
     assert account.access_until is not None
     assert account.access_until.date().isoformat() == f"{year}-04-01"  # the end of that day, UTC
+
+
+async def test_consent_by_button_when_the_shop_chooses_it(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    assert "⚙️ Staff confirm by: typed code — change" in h.last(OWNER).labels  # the default
+    await h.click(OWNER, "Staff confirm by")
+    assert "⚙️ Staff confirm by: ✅ button — change" in h.last(OWNER).labels
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    request = h.last(HOLDER)
+    assert "wants to add you as a sub-account with the role Customer service" in request.text
+    assert "Verification code" not in request.text  # no digits to relay
+    assert request.labels == ["✅ Join Tea House", "🙅 Not me"]
+    assert "was asked in their own Telegram chat to accept" in h.last(OWNER).text
+    await h.click(HOLDER, "Join Tea House")
+    assert "You accepted" in h.last(HOLDER).text and h.last(HOLDER).buttons == []
+    shown = card(h, OWNER)
+    assert shown.text.startswith("✅ Hank accepted.\n\nStep 4 of 6")
+    await h.click(OWNER, "Use “Hank”")
+    await h.click(OWNER, "On (recommended)")
+    await h.click(OWNER, "Confirm")
+    (account,) = await rows(h, SubAccount)
+    assert account.holder_id == HOLDER.id
+    (row,) = await rows(h, VerificationCode)
+    assert row.status == "used"
+    await h.press(HOLDER, f"hc:ok:{row.id}")  # pressed again: no longer valid
+    assert h.answers()[-1] == "This menu is no longer valid."
