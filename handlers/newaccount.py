@@ -39,6 +39,7 @@ from handlers.newaccount_code import (
     on_holder_phone,
     rewind_to_role,
     send_code,
+    send_when_ready,
     show_card,
     strip_keyboard,
     why,
@@ -532,6 +533,10 @@ async def press_im_toggle(ctx: Ctx, _args: list[str]) -> None:
     await ask_confirm(ctx)
 
 
+async def press_ready(ctx: Ctx, _args: list[str]) -> None:
+    await send_when_ready(ctx)
+
+
 async def press_consent(ctx: Ctx, _args: list[str]) -> None:
     """How staff already linked confirm: the typed code (default) ⇄ ✅ Join in their chat."""
     if await data_at(ctx, "role") is None:
@@ -609,7 +614,7 @@ BUTTONS = {
     "resend": press_resend, "chphone": press_change_number, "back": press_back,
     "nick": press_nick, "im": press_im, "imt": press_im_toggle, "edit": press_edit,
     "ok": press_ok, "again": press_again, "access": press_access, "end": press_end,
-    "consent": press_consent,
+    "consent": press_consent, "ready": press_ready,
 }
 
 
@@ -654,7 +659,7 @@ FLOW = Flow(
     buttons={"cancel": (), "role": ("int",), "newrole": (), "resend": (), "chphone": (),
              "back": (), "nick": (), "im": ("int",), "imt": (), "edit": ("key",),
              "ok": ("int",), "again": ("int", "int"), "access": (), "end": ("key",),
-             "consent": ()},
+             "consent": (), "ready": ()},
     on_button=on_button,
     on_cancel=cancel_flow,
     on_return=back_from_role,

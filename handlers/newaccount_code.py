@@ -196,11 +196,16 @@ def back_cancel(ctx: Ctx) -> list[Any]:
 
 
 async def ask_holder_phone(ctx: Ctx, *, notice: str = "") -> None:
-    """Step 2: the staff member's phone number."""
-    _, _, role = await chosen_role(ctx, "phone")
+    """Step 2: the staff member's phone number (after a cooldown refusal, the number is kept
+    and "⏳ Send when ready" offered)."""
+    data, _, role = await chosen_role(ctx, "phone")
+    rows = []
+    if data.get("waiting"):
+        rows.append([button(ctx.t("newaccount.send_when_ready"), cb(NS, "ready"))])
+    rows.append(back_cancel(ctx))
     await show_card(
         ctx, ctx.t("newaccount.ask_phone", role=role.name, region=ctx.policy.default_region),
-        keyboard(back_cancel(ctx)), notice=notice,
+        keyboard(*rows), notice=notice,
     )
 
 
@@ -241,8 +246,13 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
             notice += "\n" + ctx.t("newaccount.hint_bound_elsewhere")
         await ask_holder_phone(ctx, notice=notice)
         return
+    await take_phone(ctx, shop, data, phone)
+
+
+async def take_phone(ctx: Ctx, shop: Shop, data: dict[str, Any], phone: str) -> None:
+    """A phone that passed its checks: its code (the live code of another number ends)."""
     await cancel_code(ctx, data)  # the live code of another number
-    await ctx.goto(NAME, "phone", {"code_id": None, "phone": None})
+    await ctx.goto(NAME, "phone", {"code_id": None, "phone": None, "waiting": None})
     await send_code(ctx, shop, int(data["role_id"]), phone)
 
 
@@ -441,8 +451,31 @@ async def refused(ctx: Ctx, exc: DomainError, phone: str) -> None:
         return
     if at_code:
         await ask_code(ctx, notice=why(ctx, exc) + "\n" + ctx.t("newaccount.enter_code_again"))
-    else:
+        return
+    notice = why(ctx, exc)
+    if exc.key == "code_cooldown":  # the number is kept: one tap sends it when the time is up
+        await ctx.goto(NAME, "phone", {"waiting": phone})
+        notice += "\n" + ctx.t("newaccount.cooldown_kept", phone=mask_phone(phone))
+    await ask_holder_phone(ctx, notice=notice)
+
+
+async def send_when_ready(ctx: Ctx) -> None:
+    """⏳ Send when ready: the number kept after a cooldown refusal, sent now (or, still too
+    early, the same refusal with the seconds left)."""
+    data = await data_at(ctx, "phone") or {}
+    phone = data.get("waiting")
+    if not isinstance(phone, str):
+        await ctx.stale()
+        return
+    await ctx.answer()
+    shop = await ctx.owned_shop()
+    try:
+        await check_phone_available(ctx.session, shop, phone)
+    except DomainError as exc:
+        await ctx.goto(NAME, "phone", {"waiting": None})
         await ask_holder_phone(ctx, notice=why(ctx, exc))
+        return
+    await take_phone(ctx, shop, data, phone)
 
 
 # --- 3. code ----------------------------------------------------------------------------------

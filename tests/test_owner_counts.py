@@ -390,3 +390,29 @@ async def test_consent_by_button_when_the_shop_chooses_it(harness: Harness) -> N
     assert row.status == "used"
     await h.press(HOLDER, f"hc:ok:{row.id}")  # pressed again: no longer valid
     assert h.answers()[-1] == "This menu is no longer valid."
+
+
+async def test_a_cooldown_keeps_the_number_and_sends_when_ready(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    await onboard(h, HOLDER, HOLDER_PHONE)
+    await add_role(h)
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    await h.text(OWNER, HOLDER_PHONE)
+    await h.command(OWNER, "/cancel")  # the code was sent: its cooldown runs on
+    await h.command(OWNER, "/newaccount")
+    await h.click(OWNER, "Customer service")
+    h.clock.advance(20)
+    await h.text(OWNER, HOLDER_PHONE)
+    shown = h.last(OWNER)
+    assert "You can send a new one in 40 s" in shown.text
+    assert "The number +86 139****9000 is kept" in shown.text
+    assert "⏳ Send when ready" in shown.labels
+    h.clock.advance(10)
+    await h.click(OWNER, "Send when ready")  # too early: the same refusal, seconds left
+    assert "You can send a new one in 30 s" in h.last(OWNER).text
+    h.clock.advance(31)
+    await h.click(OWNER, "Send when ready")
+    assert "Step 3 of 6" in h.last(OWNER).text
+    assert [c.status for c in await rows(h, VerificationCode)] == ["cancelled", "pending"]
