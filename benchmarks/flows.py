@@ -149,7 +149,7 @@ async def provisioning_flow(h: TimedHarness, i: int) -> None:
     await h.step("code", h.text(owner, h.code_in_chat(holder)))
     await h.step("nickname", h.text(owner, f"Staff {i}"))
     await h.step("IM on", h.press(owner, "na:im:1"))
-    await h.step("confirm", h.press(owner, "na:ok"))
+    await h.step("confirm", h.press(owner, h.button(owner, "na:ok:")))
 
 
 @dataclass

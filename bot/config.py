@@ -126,6 +126,8 @@ class PhoneSettings(_Section):
 
 class VerificationSettings(_Section):
     code_ttl_seconds: int = Field(default=300, ge=1, le=3600)
+    #: how long an invite link lives (its code's validity starts when it is opened)
+    invite_hours: int = Field(default=48, ge=1, le=720)
     max_attempts: int = Field(default=5, ge=1, le=20)
     resend_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
     #: codes one shop may send one phone in an hour
@@ -319,6 +321,7 @@ class Settings(_Section):
         """The domain rules these settings describe."""
         return Policy(
             code_ttl_seconds=self.verification.code_ttl_seconds,
+            invite_hours=self.verification.invite_hours,
             max_attempts=self.verification.max_attempts,
             resend_cooldown_seconds=self.verification.resend_cooldown_seconds,
             codes_per_phone_per_hour=self.verification.codes_per_phone_per_hour,

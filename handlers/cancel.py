@@ -10,7 +10,7 @@ from handlers.flow import Command, Flow
 
 async def cancel(ctx: Ctx) -> None:
     """/cancel: leave whatever flow the user is in, writing nothing."""
-    if await ctx.router.abandon(ctx):
+    if await ctx.router.abandon(ctx, ask=False):
         await ctx.reply(ctx.t("common.cancelled"), ReplyKeyboardRemove())
     else:
         await ctx.reply(ctx.t("common.nothing_to_cancel"), ReplyKeyboardRemove())

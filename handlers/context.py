@@ -98,6 +98,13 @@ class Ctx:
     #: ``_shop_id`` is None when they had none
     _shop: Shop | None = None
     _shop_id: int | None = None
+    #: ``show`` sends new messages instead of editing the pressed one (a screen that must come
+    #: below an explanation just sent)
+    fresh_screens: bool = False
+    #: the person answered "Discard" to the router's question: the flow may be left at once
+    discard_confirmed: bool = False
+    #: /start: what the person was doing, offered as "▶️ Continue" on the home menu
+    resume_hint: str | None = None
 
     # --- basics -------------------------------------------------------------------------
     @property
@@ -221,7 +228,7 @@ class Ctx:
         is sent as a new message, so the person always learns the outcome of what they did.
         """
         query = self.update.callback_query
-        if query is not None and query.message is not None:
+        if query is not None and query.message is not None and not self.fresh_screens:
             await self.commit()
             try:
                 await edit(self.context.bot, self.chat_id, query.message.message_id, text,

@@ -20,16 +20,14 @@ from handlers.code_messages import (
     deliver,
     failure_key,
     holder_end_edit,
-    resend_keyboard,
+    owner_notice,
+    tell_owner,
 )
 from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
-from handlers.i18n import t
 from handlers.outbox import notice, send_overdue, send_owed
-from handlers.telegram_io import send_safely
 from models import codes, outbox
 from models.outbox import Notice
-from models.phones import mask_phone
 from models.tables import Role, Shop, User, VerificationCode
 
 EXPIRY_JOB = "code-expiry"
@@ -42,20 +40,20 @@ def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # 
 
 async def expiry_notices(session: AsyncSession, deps: Deps,
                          code: VerificationCode) -> list[Notice]:
-    """What an expiry owes: the holder's code message edited, the owner told (with Resend)."""
+    """What an expiry owes: the holder's code message edited, the owner's card edited (with
+Resend)."""
     owed = []
     edit = await holder_end_edit(session, deps, code, "holder_code.expired")
     if edit is not None:
         chat_id, message_id, text = edit
         owed.append(notice(f"code.expired:{code.id}:holder", chat_id, text,
                            message_id=message_id))
-    owner = await session.get(User, code.owner_id)
-    if owner is not None:
-        locale = deps.locale_of(owner)
-        owed.append(notice(
-            f"code.expired:{code.id}:owner", owner.id,
-            t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
-            resend_keyboard(locale, "newaccount.resend_new")))
+    # the owner's card says so (a new message only if they have no card for it)
+    told = await owner_notice(session, deps, code, "newaccount.expired_notice",
+                              markup_key="newaccount.resend_new")
+    if told is not None:
+        owed.append(notice(f"code.expired:{code.id}:owner", told.owner_id, told.text,
+                           told.markup, message_id=told.card))
     return owed
 
 
@@ -105,21 +103,17 @@ async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
             session.add(code)
             await session.commit()
             sent = await deliver(bot, deps, code, holder, plain, shop, owner, role)
-            locale = deps.locale_of(owner)
-            masked = mask_phone(code.phone)
             if sent is None or sent is SEND_FAILED:
                 await codes.mark_undeliverable(session, code, now=deps.clock.now(),
                                                blocked=sent is None)
                 await session.commit()
-                await send_safely(bot, owner.id, t(locale, failure_key(sent), phone=masked),
-                                  resend_keyboard(locale))
+                await tell_owner(session, bot, deps, code, failure_key(sent))
                 continue
             assert isinstance(sent, int)
             await codes.mark_delivered(session, code, holder_id=holder.id, message_id=sent)
             await session.commit()
-            await send_safely(bot, owner.id, t(locale, "newaccount.sent_late", phone=masked,
-                                               until=clock_time(code.expires_at)),
-                              resend_keyboard(locale))
+            await tell_owner(session, bot, deps, code, "newaccount.sent_late",
+                             until=clock_time(code.expires_at))
         return len(pending)
 
 

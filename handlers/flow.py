@@ -34,6 +34,8 @@ ReturnHandler = Callable[["Ctx", "int | None", dict[str, object]], Awaitable[Non
 DeepLinkHandler = Callable[["Ctx", str], Awaitable[bool]]
 #: what ``/start`` shows: ``True`` if this flow's view applies to the user (and was shown)
 HomeView = Callable[["Ctx"], Awaitable[bool]]
+#: what the user is doing in this flow, in a few words (``None``: nothing to lose yet)
+Describe = Callable[["Ctx"], Awaitable[str | None]]
 
 #: who a command is for (the command menu lists every command; /help only the ones that
 #: apply): ``everyone``; ``owner`` (the main account of a shop); ``staff`` (a sub-account of
@@ -91,3 +93,7 @@ class Flow:
     deep_link: DeepLinkHandler | None = None
     #: what /start shows this user, if it applies
     home: HomeView | None = None
+    #: what the user has entered so far, in a few words (HTML), or ``None`` when nothing: a
+    #: command or an old menu button pressed meanwhile first asks "Discard / Continue", and
+    #: /start offers "▶️ Continue: …"
+    describe: Describe | None = None

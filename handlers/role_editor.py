@@ -266,6 +266,21 @@ async def toggle(ctx: Ctx, at: str, action: str, args: list[str], data: dict[str
     await ask_perms(ctx)
 
 
+async def describe(ctx: Ctx) -> str | None:
+    """What the owner is doing, for the router's discard question and /start's Continue:
+    a role being created (once it has a name) or its permissions being changed."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != NAME:
+        return None
+    name = str(draft.data.get("name") or "")
+    if draft.step in ("desc", "perms") and name:
+        step = 2 if draft.step == "desc" else 3
+        return ctx.t("common.doing_role_new", name=name, step=step)
+    if draft.step == "reperms":
+        return ctx.t("common.doing_role_perms", name=name)
+    return None
+
+
 FLOW = Flow(
     name=NAME,
     namespace=NS,
@@ -284,4 +299,5 @@ FLOW = Flow(
         "done": ("int",), "x": ("int",), "clr": ("int",),
     },
     on_button=on_flow_button,
+    describe=describe,
 )

@@ -20,14 +20,18 @@ from telegram import BotCommand, InlineKeyboardButton
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 from telegram.ext import MessageHandler as PTBMessageHandler
 
-from handlers.context import Ctx, entry
+from handlers.context import Answered, Ctx, entry
 from handlers.flow import ButtonHandler, Command, Flow, Step
 from handlers.i18n import t, template
-from handlers.keyboards import button, rows_of
+from handlers.keyboards import button, keyboard, rows_of
 from models.accounts import membership_of
 
 #: the owner's home menu buttons: ``m:<menu_key>``
 MENU_NS = "m"
+#: the router's own question "Discard / Continue": ``dq:go`` / ``dq:keep``
+DISCARD_NS = "dq"
+#: the draft key that keeps what the person pressed or typed while the question is asked
+PENDING = "_pending"
 #: where a contact goes when the user is in no conversation (phone linking), if declared
 CONTACT_FALLBACK = ("onboard", "phone")
 #: the largest value an ``int`` argument may have: the ids in callback data (shop, role,
@@ -67,6 +71,7 @@ class Router:
             self._add(flow)
         if self._menu:
             self._buttons[MENU_NS] = ({key: () for key in self._menu}, self._on_menu_button)
+        self._buttons[DISCARD_NS] = ({"go": (), "keep": ()}, self._on_discard_button)
 
     def _add(self, flow: Flow) -> None:
         if not flow.name or flow.name in self.flows:
@@ -79,7 +84,7 @@ class Router:
                 raise ValueError(f"flow {flow.name!r} has buttons but no namespace")
         else:
             ns = flow.namespace
-            if not _KEY.fullmatch(ns) or ns in self._buttons or ns == MENU_NS:
+            if not _KEY.fullmatch(ns) or ns in self._buttons or ns in (MENU_NS, DISCARD_NS):
                 raise ValueError(f"bad or duplicate namespace {ns!r}")
             if flow.on_button is None or not flow.buttons:
                 raise ValueError(f"namespace {ns!r} needs buttons and on_button")
@@ -131,9 +136,14 @@ class Router:
         return key in self._menu
 
     def owner_menu_rows(self, ctx: Ctx) -> list[list[InlineKeyboardButton]]:
-        """The owner's home menu: the commands with a menu key, in the list's order."""
-        return rows_of([button(ctx.t(f"home.menu_{key}"), cb(MENU_NS, key))
+        """The owner's home menu: the commands with a menu key, in the list's order (first
+        "▶️ Continue: …" when /start found a flow waiting)."""
+        rows = rows_of([button(ctx.t(f"home.menu_{key}"), cb(MENU_NS, key))
                         for key in self._menu])
+        if ctx.resume_hint:
+            rows.insert(0, [button(ctx.label("common.continue_flow", what=ctx.resume_hint),
+                                   cb(DISCARD_NS, "keep"))])
+        return rows
 
     def bot_commands(self, locale: str) -> list[BotCommand]:
         """The command menu in ``locale`` (registered with setMyCommands)."""
@@ -220,8 +230,42 @@ class Router:
         await flow.on_return(ctx, result, dict(data.get("parent_data") or {}))
         return True
 
-    async def abandon(self, ctx: Ctx) -> bool:
-        """End the user's current flow (running its clean-up); ``True`` if there was one."""
+    async def describe(self, ctx: Ctx) -> str | None:
+        """What the user has entered in the flow they are in, if it declares ``describe``."""
+        draft = await ctx.load_draft()
+        flow = self.flows.get(draft.flow) if draft is not None else None
+        if flow is None or flow.describe is None:
+            return None
+        return await flow.describe(ctx)
+
+    async def ask_discard(self, ctx: Ctx) -> bool:
+        """A command or a button would leave a flow with something entered: ask "Discard /
+        Continue" first (what was pressed or typed is kept in the draft, and done on Discard);
+        ``True`` if the question was asked (the caller stops there)."""
+        if ctx.discard_confirmed:
+            return False
+        what = await self.describe(ctx)
+        pending = _pending_of(ctx)
+        draft = await ctx.load_draft()
+        if what is None or pending is None or draft is None:
+            return False
+        await ctx.goto(draft.flow, draft.step, {PENDING: pending})
+        await ctx.answer()
+        await ctx.reply(
+            ctx.t("common.discard_question", what_html=what),
+            keyboard([button(ctx.t("common.discard_button"), cb(DISCARD_NS, "go")),
+                      button(ctx.t("common.continue_button"), cb(DISCARD_NS, "keep"))]),
+        )
+        return True
+
+    async def abandon(self, ctx: Ctx, *, ask: bool = True) -> bool:
+        """End the user's current flow (running its clean-up); ``True`` if there was one.
+
+        With something entered in it (the flow's ``describe``), the person is first asked
+        whether to discard it (``ask_discard``) and the handler stops (``Answered``); /cancel
+        says so itself (``ask=False``)."""
+        if ask and await self.ask_discard(ctx):
+            raise Answered
         draft = await ctx.load_draft()
         if draft is None:
             return False
@@ -244,7 +288,9 @@ class Router:
         await command.run(ctx)
 
     async def show_home(self, ctx: Ctx) -> None:
-        """What /start shows: the first flow's home view that applies, or how to begin."""
+        """What /start shows: the first flow's home view that applies, or how to begin (a flow
+        waiting is offered as "▶️ Continue: …")."""
+        ctx.resume_hint = await self.describe(ctx)
         for flow in self.flows.values():
             if flow.home is not None and await flow.home(ctx):
                 return
@@ -323,6 +369,38 @@ class Router:
         await self.abandon(ctx)
         await self.open(ctx, action)
 
+    async def _on_discard_button(self, ctx: Ctx, action: str, _args: list[str]) -> None:
+        """The answer to ``ask_discard`` (or /start's Continue): go back to the flow as it was,
+        or leave it and do what was pressed or typed."""
+        draft = await ctx.load_draft()
+        if draft is None:
+            await ctx.stale()
+            return
+        pending = draft.data.get(PENDING)
+        if action == "keep":
+            await ctx.answer()
+            if pending is not None:
+                await ctx.goto(draft.flow, draft.step, {PENDING: None})
+            await self.reprompt(ctx)
+            return
+        if not isinstance(pending, dict):
+            await ctx.stale()
+            return
+        ctx.discard_confirmed = True
+        await ctx.answer()
+        await ctx.show(ctx.t("common.discarded"))
+        command = self._commands.get(str(pending.get("cmd")))
+        if command is not None:  # it leaves the flow itself (the question is answered)
+            ctx.context.args = [str(a) for a in pending.get("args") or []]
+            await command.run(ctx)
+            return
+        parsed = self.parse(str(pending.get("button") or ""))
+        if parsed is None:
+            await self.abandon(ctx)
+            return
+        namespace, action, args = parsed
+        await self._buttons[namespace][1](ctx, action, args)
+
     async def _on_edited(self, ctx: Ctx) -> None:
         """Edited messages are not re-read: say so and ask again."""
         await ctx.reply(ctx.t("common.edit_ignored"))
@@ -331,3 +409,17 @@ class Router:
     async def _on_unknown_command(self, ctx: Ctx) -> None:
         """A command the bot does not have."""
         await ctx.reply(ctx.t("common.unknown_command"))
+
+
+def _pending_of(ctx: Ctx) -> dict[str, Any] | None:
+    """What the person pressed or typed, to do it after "Discard": a command (with its
+    arguments) or a button's data; ``None`` for anything else."""
+    query = ctx.update.callback_query
+    if query is not None:
+        return {"button": query.data} if query.data else None
+    message = ctx.update.effective_message
+    text = message.text if message is not None else None
+    if not text or not text.startswith("/"):
+        return None
+    name = text.split()[0][1:].split("@")[0]
+    return {"cmd": name, "args": list(ctx.context.args or [])}

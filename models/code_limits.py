@@ -29,8 +29,9 @@ DECLINES_BEFORE_STOP = 2
 DECLINE_WINDOW = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
-#: codes that never reached anyone: they count for no cooldown and no cap
-UNDELIVERED = ("queued", "failed")
+#: codes that never reached anyone (an invite not yet opened among them): they count for no
+#: cooldown and no cap
+UNDELIVERED = ("queued", "failed", "invite")
 
 
 def _lock_statement(dialect: str):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ reads the outcome back instead of overwriting it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -35,6 +36,15 @@ from models.phones import mask_phone
 from models.policy import Policy
 from models.tables import CodeStatus, User, VerificationCode
 from models.users import user_by_phone
+
+
+def invite_token(policy: Policy, code: VerificationCode) -> str:
+    """An invite's link token: derived from the server secret and the code's salt, so the same
+    link can be shown again (Resend) while only its SHA-256 is stored."""
+    digest = hmac.new(policy.code_secret, b"invite:" + bytes.fromhex(code.salt),
+                      hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:24]
+
 
 #: the statuses a code can still be used (or declined) in
 LIVE = (CodeStatus.PENDING.value, CodeStatus.VERIFIED.value)
@@ -154,7 +164,8 @@ async def issue_code(
             superseded.append(old)
 
     holder = await user_by_phone(session, phone)
-    invite_token = None if holder is not None else secrets.token_urlsafe(18)
+    life = (timedelta(seconds=policy.code_ttl_seconds) if holder is not None
+            else timedelta(hours=policy.invite_hours))
     code = VerificationCode(
         shop_id=shop_id,
         owner_id=owner_id,
@@ -163,17 +174,18 @@ async def issue_code(
         salt="",
         code_hash="",
         created_at=now,
-        expires_at=now + timedelta(seconds=policy.code_ttl_seconds),
+        expires_at=now + life,
         holder_id=holder.id if holder else None,
-        invite_token_hash=hash_token(invite_token) if invite_token else None,
         delivery="queued" if holder else "invite",
     )
     plain = keyed(policy, code)
+    invite = None if holder is not None else invite_token(policy, code)
+    code.invite_token_hash = hash_token(invite) if invite else None
     session.add(code)
     await session.flush()
     code_event(session, code, "code.issued", now=now, actor_id=owner_id,
                delivery="direct" if holder else "invite")
-    return IssuedCode(code, plain, holder, invite_token, superseded)
+    return IssuedCode(code, plain, holder, invite, superseded)
 
 
 async def mark_delivered(
@@ -284,6 +296,25 @@ async def verify_code(
             return VerifyResult(VerifyOutcome.LOCKED, code, just_ended=True)
         return VerifyResult(_status_outcome(code.status), code)
     return VerifyResult(VerifyOutcome.WRONG, code, tries_left=left)
+
+
+async def accept_code(
+    session: AsyncSession, policy: Policy, *, code_id: int, holder_id: int, now: datetime
+) -> VerificationCode:
+    """The holder pressed "✅ Join" in their own chat (a shop whose ``consent_mode`` is
+    "button"): the same proof as relaying the digits — their own chat, their own verified
+    phone — so the code is verified, to be confirmed within one TTL."""
+    code = await lock_code(session, code_id)
+    if code is None or code.holder_id != holder_id:
+        raise DomainError("stale_button")
+    if code.status != CodeStatus.PENDING.value or now >= code.expires_at:
+        raise DomainError("code_already_ended")
+    if not await move_code(session, code, from_=(CodeStatus.PENDING.value,),
+                           status=CodeStatus.VERIFIED.value,
+                           expires_at=now + timedelta(seconds=policy.code_ttl_seconds)):
+        raise DomainError("code_already_ended")
+    code_event(session, code, "code.accepted", now=now, actor_id=holder_id)
+    return code
 
 
 async def decline_code(

@@ -3,12 +3,16 @@ owner forwards a deep link; the holder opens it and shares a contact with the sa
 the code is delivered.
 
 The token is a bearer secret: only its SHA-256 is stored, in the code's row and in the draft of
-a holder who still has to share their contact. The link is single-use and dies with its code.
+a holder who still has to share their contact; the token itself is derived from the server
+secret and the code's salt (``codes.invite_token``), so Resend shows the same link. The link
+lives ``Policy.invite_hours``; the code's own validity (``code_ttl_seconds``) starts when the
+invited person opens it with the matching phone. An invite not yet opened counts for no cap and
+no cooldown. The link is single-use.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,12 +53,15 @@ async def claim_invite(
 ) -> tuple[VerificationCode, str]:
     """The holder opened the invite and their linked phone matches: the link is used up.
 
-    Only the hash of the code was kept, so the holder gets fresh digits now; the deadline stays.
+    Only the hash of the code was kept, so the holder gets fresh digits now; the code is issued
+    now, valid ``code_ttl_seconds`` from now (the invite's own, longer life ends here).
     """
     code = await code_for_invite(session, token_hash, now=now)
     if user.phone != code.phone:
         raise DomainError("invite_phone_mismatch", phone=mask_phone(code.phone))
     plain = keyed(policy, code)
+    code.created_at = now
+    code.expires_at = now + timedelta(seconds=policy.code_ttl_seconds)
     code.invite_token_hash = None
     code.holder_id = user.id
     code.delivery = "queued"

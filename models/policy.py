@@ -69,6 +69,9 @@ class Policy:
     """Every tunable rule the domain enforces."""
 
     code_ttl_seconds: int = 300
+    #: how long an invite link (for a phone nobody has linked) stays valid; its code's own
+    #: ``code_ttl_seconds`` starts when the invited person opens it
+    invite_hours: int = 48
     max_attempts: int = 5
     resend_cooldown_seconds: int = 60
     #: codes one shop may send one phone in an hour

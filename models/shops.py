@@ -82,3 +82,22 @@ async def create_shop(
     except IntegrityError as exc:
         raise DomainError("shop_create_conflict") from exc
     return shop
+
+
+#: how a linked staff member consents to being added (``Shop.consent_mode``)
+CONSENT_MODES = ("code", "button")
+
+
+async def set_consent_mode(
+    session: AsyncSession, *, shop: Shop, actor_id: int, mode: str, now: datetime
+) -> None:
+    """The shop's way of consent: "code" (the holder relays the digits, the default) or
+    "button" (a holder already linked accepts in their own chat)."""
+    if mode not in CONSENT_MODES:
+        raise DomainError("stale_button")
+    if shop.consent_mode == mode:
+        return
+    shop.consent_mode = mode
+    session.add(shop)
+    audit.record(session, now=now, shop_id=shop.id, actor_id=actor_id,
+                 action="shop.consent_mode", object_type="shop", object_id=shop.id, mode=mode)

@@ -71,6 +71,11 @@ class Shop(SQLModel, table=True):
     review_due_at: datetime | None = _ts(nullable=True)
     #: IANA time zone for dates the owner types (NULL: UTC)
     time_zone: str | None = Field(default=None, max_length=64)
+    #: how a staff member already linked to the bot consents to being added: "code" (they
+    #: relay the code, the default) or "button" (✅ Join in their own chat)
+    consent_mode: str = Field(
+        default="code", max_length=10, sa_column_kwargs={"server_default": "code"}
+    )
 
 
 class PhoneBinding(SQLModel, table=True):

@@ -30,6 +30,8 @@ from tests.support.people import (
 
 #: every action the domain records, with the detail it records
 ACTIONS: dict[str, dict[str, Any]] = {
+    "code.accepted": {"phone": "+86 139****9000"},
+    "shop.consent_mode": {"mode": "button"},
     "shop.created": {"name": "Tea House", "phone": "+86 138****8000"},
     "role.created": {"name": "Ops", "modules": ["home", "orders"]},
     "role.renamed": {"before": "Ops", "after": "Operations"},
@@ -208,7 +210,7 @@ async def test_system_and_holder_actors_are_named(harness: Harness) -> None:
         await issue_code(session, deps.policy, shop_id=shop.id, owner_id=OWNER.id,
                          role_id=None, phone="+8613900139077", now=harness.clock.now())
         await session.commit()
-    harness.clock.advance(400)
+    harness.clock.advance(49 * 3600)  # an invite (nobody has this phone) lives 48 hours
     async with deps.sessions() as session:
         assert len(await expire_due(session, now=harness.clock.now())) == 1
         await session.commit()

@@ -40,6 +40,15 @@ async def shop_with_role(session, uid: int = 1, phone: str = "+8613800138000"): 
     return owner, shop, role
 
 
+async def delivered(session, policy, **kw):  # type: ignore[no-untyped-def]
+    """A code issued and delivered to its linked holder (only codes that reached someone count
+    for the cooldown and the caps)."""
+    issued = await codes.issue_code(session, policy, **kw)
+    await codes.mark_delivered(session, issued.code, holder_id=issued.code.holder_id or 0,
+                               message_id=1)
+    return issued
+
+
 async def bind_holder(session, shop, role, *, im: bool) -> None:  # type: ignore[no-untyped-def]
     """+86 139 0013 9000 becomes a sub-account of ``shop``: code issued, verified, confirmed."""
     issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1,
@@ -101,6 +110,7 @@ async def test_code_is_stored_hashed_and_verifies_once(session: AsyncSession) ->
 
 async def test_deadline_in_the_database_is_the_truth(session: AsyncSession) -> None:
     _, shop, role = await shop_with_role(session)
+    await person(session, 9, "+8613900139000")  # a linked holder (an invite lives longer)
     issued = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
                                     phone="+8613900139000", now=T0)
     result = await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
@@ -130,23 +140,26 @@ async def test_wrong_entries_lock_and_someone_elses_code_is_refused(session: Asy
 
 async def test_cooldown_and_hourly_cap(session: AsyncSession) -> None:
     _, shop, role = await shop_with_role(session)
+    await person(session, 9, "+8613900139000")  # linked: an invite holds no cooldown or cap
     kw = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
-    await codes.issue_code(session, POLICY, now=T0, **kw)
+    await delivered(session, POLICY, now=T0, **kw)
     with pytest.raises(DomainError) as err:
-        await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=59.5), **kw)
+        await delivered(session, POLICY, now=T0 + timedelta(seconds=59.5), **kw)
     assert (err.value.key, err.value.params) == ("code_cooldown", {"seconds": 1})
     for i in range(1, 5):
-        await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=60 * i), **kw)
+        await delivered(session, POLICY, now=T0 + timedelta(seconds=60 * i), **kw)
     with pytest.raises(DomainError) as err:
-        await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=301), **kw)
+        await delivered(session, POLICY, now=T0 + timedelta(seconds=301), **kw)
     assert err.value.key == "code_hourly_cap"
-    await codes.issue_code(session, POLICY, now=T0 + timedelta(hours=1, seconds=1), **kw)
+    await delivered(session, POLICY, now=T0 + timedelta(hours=1, seconds=1), **kw)
     statuses = (await session.exec(select(VerificationCode.status))).all()
     assert sorted(statuses) == ["pending"] + ["superseded"] * 5
 
 
 async def test_expire_due_and_next_deadline(session: AsyncSession) -> None:
     _, shop, role = await shop_with_role(session)
+    await person(session, 9, "+8613900139000")
+    await person(session, 8, "+8613700137000")
     a = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
                                phone="+8613900139000", now=T0)
     b = await codes.issue_code(session, POLICY, shop_id=shop.id, owner_id=1, role_id=role.id,
@@ -251,16 +264,17 @@ async def test_caps_count_per_shop_and_per_phone(session: AsyncSession) -> None:
                     resend_cooldown_seconds=0)
     _, shop, role = await shop_with_role(session)
     _, shop2, role2 = await shop_with_role(session, uid=5, phone="+8613500135000")
+    await person(session, 9, "+8613900139000")
     one = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
     two = dict(shop_id=shop2.id, owner_id=5, role_id=role2.id, phone="+8613900139000")
     for i in range(2):
-        await codes.issue_code(session, policy, now=T0 + timedelta(seconds=i), **one)
+        await delivered(session, policy, now=T0 + timedelta(seconds=i), **one)
     with pytest.raises(DomainError) as err:
-        await codes.issue_code(session, policy, now=T0 + timedelta(seconds=3), **one)
+        await delivered(session, policy, now=T0 + timedelta(seconds=3), **one)
     assert err.value.key == "code_hourly_cap"
-    await codes.issue_code(session, policy, now=T0 + timedelta(seconds=4), **two)
+    await delivered(session, policy, now=T0 + timedelta(seconds=4), **two)
     with pytest.raises(DomainError) as err:
-        await codes.issue_code(session, policy, now=T0 + timedelta(seconds=5), **two)
+        await delivered(session, policy, now=T0 + timedelta(seconds=5), **two)
     assert err.value.key == "code_phone_cap"
 
 
@@ -286,3 +300,21 @@ async def test_look_ups_count_only_phones_without_a_verified_code(session: Async
     await codes.verify_code(session, POLICY, code_id=issued.code.id, owner_id=1,
                             entered=issued.plain, now=T0)
     await note_lookup(session, policy, phone="+8613600136000", **kw)  # one probe was a real hire
+
+
+async def test_an_invite_lives_invite_hours_and_its_code_starts_when_opened(
+    session: AsyncSession,
+) -> None:
+    _, shop, role = await shop_with_role(session)
+    kw = dict(shop_id=shop.id, owner_id=1, role_id=role.id, phone="+8613900139000")
+    issued = await codes.issue_code(session, POLICY, now=T0, **kw)
+    assert issued.invite_token == codes.invite_token(POLICY, issued.code)  # shown again
+    assert issued.code.expires_at == T0 + timedelta(hours=48)
+    # not opened: no cooldown, no cap (the owner shows the same link instead)
+    await codes.issue_code(session, POLICY, now=T0 + timedelta(seconds=1), **kw)
+    later = T0 + timedelta(hours=30)
+    fresh = await codes.issue_code(session, POLICY, now=later, **kw)
+    holder = await person(session, 9, "+8613900139000")
+    code, _plain = await invites.claim_invite(
+        session, POLICY, codes.hash_token(fresh.invite_token or ""), holder, now=later)
+    assert (code.created_at, code.expires_at) == (later, later + timedelta(seconds=300))

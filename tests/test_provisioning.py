@@ -14,7 +14,14 @@ from models.tables import AuditEvent, CodeStatus, Draft, PhoneBinding, SubAccoun
 from tests.harness import Harness, Person, rows
 from tests.support.app import start_harness, stop_harness
 from tests.support.domain import CODE, add_role, holder_code
-from tests.support.flows import make_owner, onboard, standard_setup, to_code_step, to_confirm_step
+from tests.support.flows import (
+    card,
+    make_owner,
+    onboard,
+    standard_setup,
+    to_code_step,
+    to_confirm_step,
+)
 from tests.support.people import (
     HOLDER,
     HOLDER_PHONE,
@@ -49,7 +56,7 @@ async def test_happy_path_ends_in_an_authorized_sub_account(harness: Harness) ->
     owner_msg = h.last(OWNER)
     assert "sent to the Telegram chat of +86 139****9000" in owner_msg.text
     assert "Hank" not in owner_msg.text  # the name is shown only once the code is verified
-    assert owner_msg.labels == ["🔁 Resend code", "✖️ Cancel"]
+    assert owner_msg.labels == ["📱 Change number", "🔁 Resend code", "✖️ Cancel"]
 
     code = holder_code(h)
     await h.text(OWNER, code)
@@ -117,7 +124,7 @@ async def test_chinese_owner_and_holder_see_chinese(harness: Harness) -> None:
     await h.text(owner, code.group(1))
     await h.click(owner, "使用“李”")
     await h.click(owner, "开启")
-    assert "确认新建" in h.last(owner).labels[0]
+    assert "✅ 确认新建" in h.last(owner).labels
     await h.click(owner, "确认新建")
     assert "已授权" in " ".join(m.text for m in h.messages(owner))
     assert "您已成为" in h.last(holder).text
@@ -133,12 +140,16 @@ async def test_invalid_phones_are_refused_and_asked_again(harness: Harness) -> N
     role_id = await add_role(h)
     await h.command(OWNER, "/newaccount")
     await h.press(OWNER, f"na:role:{role_id}")
+    card_id = h.last(OWNER).message_id
     for bad in ("abc", "123", "+1 555", "1" * 40, "☎️"):
         shown = await h.text(OWNER, bad)
+        # one edit of the card: the reason above the same prompt, no new message
+        assert [m.message_id for m in shown] == [card_id]
         assert "doesn't look like a valid phone number" in shown[0].text
-        assert "Step 2 of 6" in shown[1].text
-    await h.sticker(OWNER)
-    assert "Step 2 of 6" in h.last(OWNER).text
+        assert "Step 2 of 6" in shown[0].text.split("\n\n", 1)[1]
+    shown = await h.sticker(OWNER)
+    assert [m.message_id for m in shown] == [card_id]
+    assert shown[0].text.startswith("⚠️ Please answer with a text message.\n\nStep 2 of 6")
     assert await rows(h, VerificationCode) == []
 
 
@@ -154,22 +165,22 @@ async def test_the_three_conflicts_and_own_phone(harness: Harness) -> None:
     await h.command(OWNER, "/newaccount")
     await h.click(OWNER, "Customer service")
     shown = await h.text(OWNER, HOLDER_PHONE)
-    assert shown[0].text == ("This phone number is already bound to this shop; "
-                             "no need to add it again.")
+    assert shown[0].text.startswith("⚠️ «+8613900139000» — This phone number is already bound "
+                                    "to this shop; no need to add it again.\n\nStep 2 of 6")
     # 3. the main account of any shop: another shop's, and this shop's own
     shown = await h.text(OWNER, OTHER_PHONE)
-    assert shown[0].text == ("This phone number is already a shop's main account; "
-                             "use another number.")
+    assert "— This phone number is already a shop's main account; use another number." \
+        in shown[0].text
     shown = await h.text(OWNER, OWNER_PHONE)
-    assert shown[0].text.startswith("This phone number is already a shop's main account")
+    assert "— This is your own phone number — the shop's main account" in shown[0].text
     # 2. a sub-account of another shop
     other_role = await add_role(h, OTHER_OWNER)
     await h.command(OTHER_OWNER, "/newaccount")
     await h.press(OTHER_OWNER, f"na:role:{other_role}")
     shown = await h.text(OTHER_OWNER, HOLDER_PHONE)
-    assert shown[0].text == ("This phone number is bound to another shop: unbind it there "
-                             "first, or use another number.")
-    assert "Step 2 of 6" in shown[1].text
+    assert "— This phone number is bound to another shop: unbind it there first, or use " \
+        "another number." in shown[0].text
+    assert "Step 2 of 6" in shown[0].text
     assert len(await rows(h, SubAccount)) == 1
     assert len(await rows(h, VerificationCode)) == 1
 
@@ -329,9 +340,14 @@ async def test_not_me_kills_the_code_and_tells_the_owner(harness: Harness) -> No
     await h.click(HOLDER, "Not me")
     assert "You declined" in h.last(HOLDER).text
     assert code not in h.last(HOLDER).text
-    assert "says the request was not for them" in h.last(OWNER).text
+    # one short alert, and the card says what happened, "Change number" first
+    assert h.last(OWNER).text == "🙅 +86 139****9000 tapped “Not me”: see the card above."
+    shown = card(h, OWNER)
+    assert shown.text == ("🙅 The person using +86 139****9000 tapped “Not me” — they don't "
+                          "recognise this request. Check the number.")
+    assert shown.labels == ["📱 Change number", "🔁 Send again to this number", "✖️ Cancel"]
     await h.text(OWNER, code)
-    assert "was not for them" in h.last(OWNER).text
+    assert "tapped “Not me”" in card(h, OWNER).text
     (row,) = await rows(h, VerificationCode)
     assert row.status == "declined"
     await h.press(HOLDER, f"hc:no:{row.id}")
@@ -366,7 +382,7 @@ async def test_code_expires_through_the_scheduler(harness: Harness) -> None:
     (row,) = await rows(h, VerificationCode)
     assert row.status == "expired"
     assert "The code for +86 139****9000 expired" in h.last(OWNER).text
-    assert "Send a new code" in h.last(OWNER).labels[0]
+    assert "Send a new code" in h.last(OWNER).labels[1]
     assert "has expired" in h.message(HOLDER, holder_message).text
     assert code not in h.message(HOLDER, holder_message).text
     await h.text(OWNER, code)
@@ -540,7 +556,9 @@ async def test_with_no_roles_the_flow_starts_with_role_creation_and_comes_back(
     h = harness
     await standard_setup(h)
     await h.command(OWNER, "/newaccount")
+    # the explanation first, then the screen it explains
     assert "has no roles yet" in h.messages(OWNER)[-2].text
+    assert "Create new role" in h.last(OWNER).text
     await h.click(OWNER, "Back")
     assert h.last(OWNER).text == "Cancelled. Nothing was saved."
     await h.command(OWNER, "/newaccount")
@@ -548,9 +566,9 @@ async def test_with_no_roles_the_flow_starts_with_role_creation_and_comes_back(
     await h.click(OWNER, "Call it")
     await h.click(OWNER, "Skip")
     await h.click(OWNER, "Done")
-    texts = [m.text for m in h.messages(OWNER)[-2:]]
-    assert texts[0] == "✅ Role Warehouse created — back to the new account."
-    assert "Step 2 of 6 — role: Warehouse" in texts[1]
+    text = h.last(OWNER).text  # the role editor's card has become the flow's card
+    assert text.startswith("✅ Role Warehouse created — back to the new account.\n\n"
+                           "Step 2 of 6 — role: Warehouse")
     (draft,) = await rows(h, Draft)
     assert (draft.flow, draft.step) == ("newaccount", "phone")
     await h.text(OWNER, HOLDER_PHONE)

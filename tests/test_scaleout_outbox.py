@@ -97,10 +97,10 @@ async def test_a_send_telegram_refuses_is_retried_after_the_lease(harness: Harne
     await standard_setup(h)
     await to_code_step(h)
     h.clock.advance(deps.policy.code_ttl_seconds + 1)
-    for _ in range(3):  # the sender's own retries all fail
-        h.api.fail_next("sendMessage", NetworkError("down"))
+    for _ in range(6):  # the sender's own retries all fail, for the holder's and the owner's
+        h.api.fail_next("editMessageText", NetworkError("down"))  # both are edits
     await expire_and_notify(h.app.bot, deps)
-    assert told(h) == 0 and [n.attempts for n in await owed(h)] == [1]
+    assert told(h) == 0 and [n.attempts for n in await owed(h)] == [1, 1]
     h.clock.advance(LEASE.total_seconds() + 1)
     await expire_and_notify(h.app.bot, deps)
     assert told(h) == 1 and await owed(h) == []

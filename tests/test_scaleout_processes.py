@@ -19,6 +19,7 @@ import signal
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +190,12 @@ async def seed_codes(url: str, first_owner: int, count: int) -> list[int]:
             shop = await create_shop(session, user, f"Shop {n}", max_sub_accounts=50, now=now)
             role = await create_role(session, policy, shop_id=shop.id or 0, actor_id=owner_id,
                                      name="Ops", description="", modules=("home",), now=now)
-            await issue_code(session, replace(policy, code_ttl_seconds=TTL), shop_id=shop.id or 0,
-                             owner_id=owner_id, role_id=role.id,
-                             phone=f"+86139{owner_id:08d}", now=now)
+            issued = await issue_code(session, replace(policy, code_ttl_seconds=TTL),
+                                      shop_id=shop.id or 0, owner_id=owner_id, role_id=role.id,
+                                      phone=f"+86139{owner_id:08d}", now=now)
+            # an invite lives invite_hours; these are to expire within the run
+            issued.code.expires_at = now + timedelta(seconds=TTL)
+            session.add(issued.code)
             owners.append(owner_id)
         return owners
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness import Harness, Person
+from tests.harness import Harness, Person, Shown
 from tests.support.domain import add_role, add_sub_account, holder_code
 from tests.support.people import HOLDER, HOLDER_PHONE, OWNER, OWNER_PHONE
 
@@ -64,3 +64,24 @@ async def open_hank(h: Harness) -> None:
     """The owner opens Hank's account from /accounts."""
     await h.command(OWNER, "/accounts")
     await h.click(OWNER, "Hank")
+
+
+def card(h: Harness, who: Person) -> Shown:
+    """The message the bot last sent or edited in ``who``'s chat (a flow's card, edited in
+    place, is not always the newest message)."""
+    for call in reversed(h.api.calls):
+        if call.method in ("sendMessage", "editMessageText") and isinstance(call.result, dict) \
+                and int(call.params.get("chat_id", 0)) == who.id:
+            return h.message(who, int(call.result["message_id"]))
+    raise AssertionError(f"the bot never wrote to {who.first_name}")
+
+
+async def flow_card(h: Harness, who: Person = OWNER) -> Shown:
+    """The card of ``who``'s /newaccount (its message id is kept in their draft)."""
+    from models.tables import Draft
+    from tests.harness import rows
+
+    for draft in await rows(h, Draft):
+        if draft.user_id == who.id and "card" in draft.data:
+            return h.message(who, int(draft.data["card"]))
+    raise AssertionError(f"{who.first_name} has no /newaccount card")
