@@ -83,6 +83,7 @@ def build_application(
         router=router,
         service_policy=settings.service.policy(),
         default_locale=settings.i18n.default_locale,
+        default_time_zone=settings.shop.default_time_zone,
     )
     application.bot_data["deps"] = deps
     application.bot_data["retention"] = settings.retention

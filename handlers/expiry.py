@@ -101,7 +101,8 @@ async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
             await codes.mark_delivered(session, code, holder_id=holder.id, message_id=sent)
             await session.commit()
             await send_safely(bot, owner.id, t(locale, "newaccount.sent_late", phone=masked,
-                                               until=clock_time(code.expires_at)),
+                                               until=clock_time(code.expires_at, shop,
+                                                                deps.default_time_zone)),
                               resend_keyboard(locale))
         return len(pending)
 

@@ -167,13 +167,14 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
         await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=sent)
         await ctx.reply(
             ctx.t("newaccount.code_sent", phone=masked, minutes=code_minutes(code),
-                  until=clock_time(code.expires_at)),
+                  until=clock_time(code.expires_at, shop, ctx.deps.default_time_zone)),
             code_keyboard(ctx),
         )
         return
     link = f"https://t.me/{ctx.context.bot.username}?start={issued.invite_token}"
     await ctx.reply(
-        ctx.t("newaccount.invite", phone=masked, link=link, until=clock_time(code.expires_at)),
+        ctx.t("newaccount.invite", phone=masked, link=link,
+              until=clock_time(code.expires_at, shop, ctx.deps.default_time_zone)),
         code_keyboard(ctx),
     )
 
@@ -235,7 +236,8 @@ async def on_code(ctx: Ctx, text: str) -> None:
         await ctx.goto(NAME, "nickname", {"holder_name": holder.first_name if holder else None})
         schedule_expiry(ctx.context.job_queue, result.code.expires_at)
         await ctx.reply(ctx.t("newaccount.code_ok", minutes=code_minutes(result.code),
-                              until=clock_time(result.code.expires_at)))
+                              until=clock_time(result.code.expires_at, await ctx.shop_or_none(),
+                                               ctx.deps.default_time_zone)))
         await ctx.router.ask(ctx, NAME, "nickname")
         return
     if outcome is codes.VerifyOutcome.WRONG:
