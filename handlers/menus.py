@@ -2,14 +2,14 @@
 
 Not a conversation. Telegram shows a chat's own menu (``setMyCommands`` with
 ``BotCommandScopeChat``) before the bot's default one; the default (registered at start-up, in
-both languages) lists the commands for everyone, what a newcomer can use. A person who has
+both languages) lists the commands for a newcomer and for someone with no shop. A person who has
 linked a phone gets a menu of their own: the main account of a shop its owner commands, a
-sub-account the staff ones, anyone else the commands of someone with no shop (/newshop). It is
+sub-account the staff ones; anyone else has the default menu. It is
 set in the person's language whenever what they are changes — their phone linked, a shop
 created, their language switched, /start — by the flow that changed it (``refresh_menu``), and
 for the other person of a change (added as a sub-account, unbound, made the main account) when
-they are told about it (``Ctx.notify`` calls ``refresh_menu_of``). Back to no phone (/forget),
-the chat's own menu is deleted and the default applies again.
+they are told about it (``Ctx.notify`` calls ``refresh_menu_of``). Back to neither (unbound,
+left, /forget), the chat's own menu is deleted and the default applies again.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from handlers.router import Router
 
 log = logging.getLogger(__name__)
+
+#: whom the default menu (every chat without one of its own) is for: a newcomer, and anyone
+#: with no shop (/newshop is how an owner begins)
+DEFAULT_AUDIENCE = frozenset({"everyone", "unlinked"})
 
 
 async def audience(session: AsyncSession, user: User, shop: Shop | None) -> set[str]:

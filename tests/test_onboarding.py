@@ -238,8 +238,8 @@ def chat_menu(harness: Harness, who: Person) -> list[str]:
 
 
 async def test_the_default_menu_is_a_newcomers(harness: Harness) -> None:
-    assert chat_menu(harness, STRANGER)[:1] == ["start"]
-    assert not {"newshop", "newaccount", "accounts", "roles", "log", "me"} & set(
+    assert chat_menu(harness, STRANGER)[:2] == ["start", "newshop"]
+    assert not {"newaccount", "accounts", "roles", "log", "me", "timezone"} & set(
         chat_menu(harness, STRANGER))
     zh = harness.api.menu(STRANGER.id, "zh-hans")
     assert zh == chat_menu(harness, STRANGER)
@@ -262,7 +262,7 @@ async def test_a_new_sub_account_gets_the_staff_menu_and_loses_it_when_unbound(
         harness: Harness) -> None:
     await make_owner(harness)
     await onboard(harness, HOLDER, HOLDER_PHONE)
-    assert "newshop" in chat_menu(harness, HOLDER)
+    assert "newshop" in chat_menu(harness, HOLDER) and "me" not in chat_menu(harness, HOLDER)
     await to_code_step(harness)
     await to_confirm_step(harness)
     await harness.click(OWNER, "Confirm")
@@ -277,20 +277,28 @@ async def test_a_new_sub_account_gets_the_staff_menu_and_loses_it_when_unbound(
 
 
 async def test_the_chat_menu_is_in_the_persons_language(harness: Harness) -> None:
-    await onboard(harness, OWNER, OWNER_PHONE)
+    await make_owner(harness)
     await harness.command(OWNER, "/language")
     await harness.click(OWNER, "简体中文")
     menu = harness.api.menus[(("chat", OWNER.id), "")]
-    assert {c["command"]: c["description"] for c in menu}["newshop"] == "创建店铺（成为主账号）"
+    assert {c["command"]: c["description"] for c in menu}["newaccount"] == "新建子账号"
 
 
-async def test_forget_gives_the_default_menu_back(harness: Harness) -> None:
-    await onboard(harness, OWNER, OWNER_PHONE)
-    assert (("chat", OWNER.id), "") in harness.api.menus
-    await harness.command(OWNER, "/forget")
-    await harness.click(OWNER, "Delete my data")
-    assert (("chat", OWNER.id), "") not in harness.api.menus
-    assert "newshop" not in chat_menu(harness, OWNER)
+async def test_leaving_then_forget_give_the_default_menu_back(harness: Harness) -> None:
+    from tests.support.domain import add_sub_account
+
+    await make_owner(harness)
+    await onboard(harness, HOLDER, HOLDER_PHONE)
+    await add_sub_account(harness, holder=HOLDER, phone=HOLDER_PHONE)
+    await harness.command(HOLDER, "/start")  # /start sets the menu for what they are
+    assert "me" in chat_menu(harness, HOLDER)
+    await harness.command(HOLDER, "/me")
+    await harness.click(HOLDER, "Leave shop")
+    await harness.click(HOLDER, "Yes, leave")
+    assert "me" not in chat_menu(harness, HOLDER) and "newshop" in chat_menu(harness, HOLDER)
+    await harness.command(HOLDER, "/forget")
+    await harness.click(HOLDER, "Delete my data")
+    assert (("chat", HOLDER.id), "") not in harness.api.menus
 
 
 async def test_the_local_api_answers_command_menus_like_telegram(harness: Harness) -> None:
