@@ -9,15 +9,13 @@ configured default (``[shop] default_time_zone``). Staff see their shop's time z
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.i18n import t
 from models.accounts import membership_of
 from models.lifecycle.access import zone
 from models.tables import Shop
-
-if TYPE_CHECKING:
-    from handlers.context import Ctx
 
 #: the time zones /timezone offers as buttons (any other IANA name can be typed)
 COMMON_ZONES = (
@@ -43,13 +41,13 @@ def shop_zone(shop: Shop | None, default: str) -> tzinfo:
     return zone(zone_name(shop, default))
 
 
-async def person_zone(ctx: Ctx) -> tzinfo:
-    """The time zone of the person of this update: their own shop's, else the shop they are
-    staff of, else the configured default."""
-    default = ctx.deps.default_time_zone
-    shop = await ctx.shop_or_none()
+async def person_zone(session: AsyncSession, *, user_id: int, own_shop: Shop | None,
+                      default: str) -> tzinfo:
+    """The time zone a person reads times in: their own shop's (``own_shop``), else the shop
+    they are staff of, else ``default``."""
+    shop = own_shop
     if shop is None:
-        membership = await membership_of(ctx.session, ctx.user_id)
+        membership = await membership_of(session, user_id)
         shop = membership.shop if membership is not None else None
     return shop_zone(shop, default)
 

@@ -435,7 +435,7 @@ async def test_each_reads_in_their_own_language(harness: Harness) -> None:
     await harness.click(OWNER, "Chen")
     details = harness.last(OWNER)
     assert "可见模块：首页、商品、订单" in details.text and "授权状态：✅ 已授权" in details.text
-    assert "🗑 解绑/删除子账号" in details.labels
+    assert "🗑 解绑子账号" in details.labels
     await harness.click(OWNER, "暂停")
     assert "暂停您的子账号" in harness.last(chen).text
 

@@ -172,3 +172,36 @@ async def test_a_configured_default_applies_to_shops_without_one(
         assert "Asia/Shanghai (default)" in str(h.last(OWNER).buttons)
     finally:
         await stop_harness(h)
+
+
+async def test_staff_read_their_shops_zone_and_others_the_default(harness: Harness) -> None:
+    from handlers.times import person_zone
+    from models.shops import owned_shop
+    from tests.support.domain import add_sub_account
+    from tests.support.people import STRANGER, STRANGER_PHONE
+
+    await make_owner(harness)
+    await harness.command(OWNER, "/timezone")
+    await harness.click(OWNER, "Asia/Shanghai")
+    await onboard(harness, HOLDER, HOLDER_PHONE)
+    await add_sub_account(harness, holder=HOLDER, phone=HOLDER_PHONE)
+    await onboard(harness, STRANGER, STRANGER_PHONE)
+    async with harness.app.bot_data["deps"].sessions() as session:
+        shop = await owned_shop(session, OWNER.id)
+        for who, own, zone in ((OWNER, shop, "Asia/Shanghai"), (HOLDER, None, "Asia/Shanghai"),
+                               (STRANGER, None, "Europe/London")):
+            found = await person_zone(session, user_id=who.id, own_shop=own,
+                                      default="Europe/London")
+            assert str(found) == zone, who.first_name
+
+
+async def test_the_live_view_and_its_day_are_the_shops(harness: Harness) -> None:
+    await make_owner(harness)
+    await harness.command(OWNER, "/timezone")
+    await harness.click(OWNER, "Asia/Shanghai")
+    harness.clock.advance(15 * 60)  # 00:05 on 2 December in Shanghai, still 1 December in UTC
+    await harness.command(OWNER, "/service")
+    await harness.click(OWNER, "Live view")
+    live = harness.last(OWNER).text
+    assert "live view (at 00:05:00)" in live
+    assert "Today (2026-12-02)" in live
