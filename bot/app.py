@@ -22,6 +22,7 @@ from handlers import FLOWS
 from handlers.context import Deps, apologize, deps_of
 from handlers.flow import Flow
 from handlers.i18n import LOCALES
+from handlers.menus import DEFAULT_AUDIENCE
 from handlers.router import Router
 from models.clock import Clock, SystemClock
 
@@ -84,6 +85,7 @@ def build_application(
         service_policy=settings.service.policy(),
         lifecycle=settings.lifecycle.policy(),
         default_locale=settings.i18n.default_locale,
+        default_time_zone=settings.shop.default_time_zone,
     )
     application.bot_data["deps"] = deps
     application.bot_data["retention"] = settings.retention
@@ -107,12 +109,13 @@ def freeze_startup_heap() -> None:
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    """Register the command menu in both languages; reconcile pending codes."""
+    """Register the default command menu (a newcomer's; ``handlers.menus`` gives owners and
+    staff their own) in both languages; reconcile pending codes."""
     router = deps_of_application(application).router
     for locale in LOCALES:
         language_code = "zh" if locale == "zh-Hans" else None
         try:
-            await application.bot.set_my_commands(router.bot_commands(locale),
+            await application.bot.set_my_commands(router.bot_commands(locale, DEFAULT_AUDIENCE),
                                                   language_code=language_code)
         except TelegramError as exc:
             log.warning("could not register the command menu (%s): %s", locale, exc)

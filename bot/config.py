@@ -219,6 +219,21 @@ class SchedulerSettings(_Section):
 
 class ShopSettings(_Section):
     max_sub_accounts: int = Field(default=50, ge=1, le=10_000)
+    #: the time zone times are shown in for a shop that has not chosen one (/timezone), and
+    #: for people with no shop: an IANA name such as "Asia/Shanghai"
+    default_time_zone: str = "UTC"
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        name = value.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone such as Asia/Shanghai or UTC") from exc
+        return name
 
 
 _SERVICE = ServicePolicy()

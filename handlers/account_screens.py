@@ -15,6 +15,7 @@ from handlers.i18n import module_names
 from handlers.keyboards import button, keyboard, pager_row
 from handlers.router import MENU_NS, cb
 from handlers.telegram_io import Undelivered
+from handlers.times import local_date, shop_zone
 from models.accounts import PAGE_SIZE, account_position, accounts_page
 from models.phones import mask_phone
 from models.roles import get_role
@@ -35,7 +36,7 @@ def status_text(ctx: Ctx, account: SubAccount) -> str:
 
 def on_off(ctx: Ctx, enabled: bool) -> str:
     """The word for on or off in the owner's language."""
-    return ctx.t("common.on" if enabled else "common.off")
+    return ctx.t("common.im_on" if enabled else "common.im_off")
 
 
 async def list_screen(
@@ -87,7 +88,7 @@ async def details_screen(
         role=role.name,
         modules=module_names(ctx.policy, role.modules, ctx.locale, ctx.t("accounts.sep")),
         im=on_off(ctx, account.im_enabled), status=status_text(ctx, account),
-        since=account.created_at.strftime("%Y-%m-%d"),
+        since=local_date(account.created_at, shop_zone(shop, ctx.deps.default_time_zone)),
     ))
     acc = account.id
     suspended = account.status == AccountStatus.SUSPENDED.value

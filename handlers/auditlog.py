@@ -22,6 +22,7 @@ from handlers.i18n import label, module_names, placeholders, template
 from handlers.keyboards import keyboard, pager_row
 from handlers.router import cb
 from handlers.service_common import agent_names
+from handlers.times import shop_zone, when, zone_name
 from models import audit
 from models.paging import paging
 from models.phones import mask_phone
@@ -102,7 +103,7 @@ def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
     if name == "phone":
         return safe_phone(value)
     if name == "im" and isinstance(value, bool):
-        return ctx.t("common.on" if value else "common.off")
+        return ctx.t("common.im_on" if value else "common.im_off")
     if name == "delivery" and value in ("direct", "invite"):
         return ctx.t(f"log.delivery_{value}")
     if isinstance(value, list):
@@ -159,14 +160,16 @@ async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboa
     users = await audit.actors(ctx.session, events)
     agents = await agent_names(ctx, shop) if any(
         e.action.startswith("service.") for e in events) else {}
-    lines = [ctx.t("log.title", shop=shop.name, count=total)]
+    default = ctx.deps.default_time_zone
+    tz, now = shop_zone(shop, default), ctx.now()
+    lines = [ctx.t("log.title", shop=shop.name, count=total, zone=zone_name(shop, default))]
     if pages > 1:
         lines.append(ctx.t("log.page", page=page + 1, pages=pages))
     if not events:
         lines += ["", ctx.t("log.empty")]
     for event in events:
         lines += ["", ctx.t(
-            "log.event", time=event.created_at.strftime("%Y-%m-%d %H:%M"),
+            "log.event", time=when(ctx.locale, event.created_at, now=now, tz=tz),
             who=who(ctx, shop, event, users), what_html=describe(ctx, event, agents),
         )]
     nav = pager_row(page, pages, previous=ctx.t("log.newer"), following=ctx.t("log.older"),

@@ -20,6 +20,7 @@ from handlers.i18n import label, t
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
 from handlers.telegram_io import edit_safely, send_safely
+from handlers.times import local_time, shop_zone
 from models.accounts import NICKNAME_MAX
 from models.drafts import DraftState, get_draft, save_draft
 from models.phones import mask_phone
@@ -36,9 +37,9 @@ HOLDER_NS = "hc"
 SEND_FAILED = "send_failed"
 
 
-def clock_time(moment: datetime) -> str:
-    """A deadline as the owner and holder see it."""
-    return moment.strftime("%H:%M UTC")
+def clock_time(moment: datetime, shop: Shop | None = None, default_zone: str = "UTC") -> str:
+    """A deadline as the owner and holder see it: the clock time in the shop's time zone."""
+    return local_time(moment, shop_zone(shop, default_zone))
 
 
 def code_minutes(code: VerificationCode) -> int:
@@ -47,7 +48,8 @@ def code_minutes(code: VerificationCode) -> int:
 
 
 def holder_code_text(
-    locale: str, *, plain: str, shop: Shop, owner: User, role: Role | None, code: VerificationCode
+    locale: str, *, plain: str, shop: Shop, owner: User, role: Role | None, code: VerificationCode,
+    default_zone: str = "UTC",
 ) -> str:
     """The holder's code message: who asks, for which role, give it to them only."""
     return t(
@@ -59,7 +61,7 @@ def holder_code_text(
         owner_phone=mask_phone(owner.phone),
         role=role.name if role else "—",
         minutes=code_minutes(code),
-        until=clock_time(code.expires_at),
+        until=clock_time(code.expires_at, shop, default_zone),
     )
 
 
@@ -87,11 +89,11 @@ async def deliver(
         text = t(locale, "holder_code.consent_message", shop=shop.name,
                  owner=owner.first_name or "—", owner_phone=mask_phone(owner.phone),
                  role=role.name if role else "—", minutes=code_minutes(code),
-                 until=clock_time(code.expires_at))
+                 until=clock_time(code.expires_at, shop, deps.default_time_zone))
         markup = consent_keyboard(locale, code.id or 0, shop)
     else:
         text = holder_code_text(locale, plain=plain, shop=shop, owner=owner, role=role,
-                                code=code)
+                                code=code, default_zone=deps.default_time_zone)
         markup = not_me_keyboard(locale, code.id or 0)
     try:
         message = await send_safely(bot, holder.id, text, markup)

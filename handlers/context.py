@@ -26,6 +26,7 @@ from telegram.ext import ContextTypes
 
 from handlers.flow import Handler
 from handlers.i18n import label, t
+from handlers.menus import refresh_menu_of
 from handlers.telegram_io import Markup, Undelivered, edit, send, send_safely
 from models.accounts import membership_of
 from models.clock import Clock
@@ -55,6 +56,8 @@ class Deps:
     #: the conversations of this application (``handlers.FLOWS``), routed
     router: Router
     default_locale: str = "en"
+    #: the time zone of a shop that has chosen none, and of people with no shop (``[shop]``)
+    default_time_zone: str = "UTC"
     #: a new shop's customer-service settings (``[service]``)
     service_policy: ServicePolicy = field(default_factory=ServicePolicy)
     #: owner transfer, time-limited access and access reviews (``[lifecycle]``)
@@ -161,10 +164,11 @@ class Ctx:
         await self._save_draft(flow, step, dict(data or {}))
 
     async def owned_shop(self) -> Shop:
-        """The shop this user is the main account of, or ``no_shop``."""
+        """The shop this user is the main account of, or ``no_shop`` (``phone_not_linked``
+        before the phone is linked: that comes first)."""
         shop = await self.shop_or_none()
         if shop is None:
-            raise DomainError("no_shop")
+            raise DomainError("no_shop" if self.user.phone is not None else "phone_not_linked")
         return shop
 
     async def owned_shop_or_explain(self, for_owners_key: str) -> Shop | None:
@@ -173,6 +177,8 @@ class Ctx:
         shop = await self.shop_or_none()
         if shop is not None:
             return shop
+        if self.user.phone is None:
+            raise DomainError("phone_not_linked")
         if await membership_of(self.session, self.user_id) is not None:
             await self.reply(self.t(for_owners_key))
             return None
@@ -268,7 +274,10 @@ class Ctx:
         except TelegramError as exc:
             log.warning("could not notify user %s (%s)", user.id, type(exc).__name__)
             return Undelivered.FAILED
-        return Undelivered.BLOCKED if sent is None else sent
+        if sent is None:
+            return Undelivered.BLOCKED
+        await refresh_menu_of(self, user)  # what they are may have changed (added, unbound…)
+        return sent
 
 
 def is_private(update: Update) -> bool:

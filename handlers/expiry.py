@@ -113,7 +113,7 @@ async def deliver_undelivered(bot: Bot, deps: Deps) -> int:
             await codes.mark_delivered(session, code, holder_id=holder.id, message_id=sent)
             await session.commit()
             await tell_owner(session, bot, deps, code, "newaccount.sent_late",
-                             until=clock_time(code.expires_at))
+                             until=clock_time(code.expires_at, shop, deps.default_time_zone))
         return len(pending)
 
 

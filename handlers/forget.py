@@ -15,6 +15,7 @@ from handlers.code_messages import OWNER_FLOW
 from handlers.context import Ctx
 from handlers.flow import Command, Flow
 from handlers.keyboards import button, keyboard
+from handlers.menus import refresh_menu
 from handlers.router import cb
 from handlers.telegram_io import edit_safely
 from models.accounts import membership_of
@@ -70,6 +71,7 @@ async def on_button(ctx: Ctx, action: str, _args: list[str]) -> None:
     done = await forget_user(ctx.session, user=ctx.user, now=ctx.now(), owner_flow=OWNER_FLOW)
     await ctx.answer()
     await ctx.show(ctx.t("forget.done"))
+    await refresh_menu(ctx)  # no phone any more: the default menu
     for code in done.withdrawn:
         if code.holder_message_id is not None:
             await edit_safely(ctx.context.bot, ctx.chat_id, code.holder_message_id,

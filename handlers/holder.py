@@ -13,6 +13,7 @@ from handlers.context import Ctx
 from handlers.flow import Command, Flow
 from handlers.i18n import module_names
 from handlers.keyboards import button, keyboard
+from handlers.menus import refresh_menu
 from handlers.router import cb
 from models.accounts import leave_shop, membership_of
 from models.phones import mask_phone
@@ -101,6 +102,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await ctx.notify(owner, "holder.notify_owner_left", nickname=nickname, phone=phone,
                          shop=shop_name)
     await ctx.show(ctx.t("holder.left", shop=shop_name))
+    await refresh_menu(ctx)  # no longer staff
     await service_relay.announce_from(ctx, moved)
 
 

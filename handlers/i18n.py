@@ -53,9 +53,34 @@ def placeholders(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field}
 
 
+class _Value(str):
+    """A parameter as a text puts it in: a count's plural form with ``{n:minute|minutes}``."""
+
+    def __format__(self, spec: str) -> str:
+        if "|" not in spec:
+            return super().__format__(spec)
+        one, other = spec.split("|", 1)
+        return f"{self} {one if plural_category(self) == 'one' else other}"
+
+
+def plural_category(count: object) -> str:
+    """English's plural category of a count: ``one`` for exactly 1, else ``other``.
+
+    Only the English texts use plural forms (``{n:minute|minutes}`` → "1 minute", "5 minutes");
+    Chinese has none (``{n}分钟``).
+    """
+    text = str(count).strip()
+    return "one" if text in ("1", "-1") else "other"
+
+
+def plural(count: int, one: str, other: str) -> str:
+    """``count`` with the English word in its plural form: ``plural(1, "day", "days")``."""
+    return f"{count} {one if plural_category(count) == 'one' else other}"
+
+
 class _Escaped(dict[str, Any]):
     def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+        return _Value("{" + key + "}")
 
 
 def template(locale: str, key: str) -> str | None:
@@ -70,18 +95,19 @@ def label(locale: str, key: str, /, **params: Any) -> str:
     text = template(locale, key)
     if text is None:
         raise KeyError(key)
-    return text.format(**params)
+    return text.format_map({name: _Value(value) for name, value in params.items()})
 
 
 def t(locale: str, key: str, /, **params: Any) -> str:
     """The text ``key`` in ``locale`` (English if missing), with HTML-escaped parameters.
 
-    Parameters whose name ends in ``_html`` are inserted as they are (already safe markup).
+    Parameters whose name ends in ``_html`` are inserted as they are (already safe markup). A
+    count written ``{n:minute|minutes}`` comes with its word in the right plural form.
     """
     text = template(locale, key) or key
     safe = _Escaped(
         {
-            name: value if name.endswith("_html") else html.escape(str(value), quote=False)
+            name: _Value(value if name.endswith("_html") else html.escape(str(value), quote=False))
             for name, value in params.items()
         }
     )

@@ -241,10 +241,8 @@ async def on_holder_phone(ctx: Ctx, text: str) -> None:
         if exc.key == "seat_cap_reached":
             await end_with(ctx, why(ctx, exc))
             return
-        notice = why(ctx, exc, text)
-        if exc.key == "phone_bound_elsewhere":
-            notice += "\n" + ctx.t("newaccount.hint_bound_elsewhere")
-        await ask_holder_phone(ctx, notice=notice)
+        # the refusal says how to fix it (errors.phone_bound_elsewhere: who can do what)
+        await ask_holder_phone(ctx, notice=why(ctx, exc, text))
         return
     await take_phone(ctx, shop, data, phone)
 
@@ -418,7 +416,8 @@ async def send_code(ctx: Ctx, shop: Shop, role_id: int, phone: str, *,
         await codes.mark_delivered(ctx.session, code, holder_id=holder.id, message_id=sent)
         await ask_code(ctx)
         return
-    await show_card(ctx, invite_text(ctx, code), code_keyboard(ctx, "newaccount.resend_link"))
+    await show_card(ctx, await invite_text(ctx, code),
+                    code_keyboard(ctx, "newaccount.resend_link"))
 
 
 async def invite_unopened(ctx: Ctx, data: dict[str, Any]) -> bool:
@@ -428,12 +427,18 @@ async def invite_unopened(ctx: Ctx, data: dict[str, Any]) -> bool:
         and code.status == CodeStatus.PENDING.value and ctx.now() < code.expires_at
 
 
-def invite_text(ctx: Ctx, code: VerificationCode) -> str:
+async def until_of(ctx: Ctx, code: VerificationCode) -> str:
+    """When ``code`` ends, as the clock of its shop shows it."""
+    shop = await ctx.session.get(Shop, code.shop_id)
+    return clock_time(code.expires_at, shop, ctx.deps.default_time_zone)
+
+
+async def invite_text(ctx: Ctx, code: VerificationCode) -> str:
     """The code step for a phone nobody has linked: the invite link to forward (always the
     same one for this invite) and how long it lives."""
     link = f"https://t.me/{ctx.context.bot.username}?start={codes.invite_token(ctx.policy, code)}"
     return ctx.t("newaccount.invite", phone=mask_phone(code.phone), link=link,
-                 hours=ctx.policy.invite_hours, until=clock_time(code.expires_at))
+                 hours=ctx.policy.invite_hours, until=await until_of(ctx, code))
 
 
 async def refused(ctx: Ctx, exc: DomainError, phone: str) -> None:
@@ -491,15 +496,15 @@ async def ask_code(ctx: Ctx, *, notice: str = "") -> None:
     if code is None or code.status != CodeStatus.PENDING.value or ctx.now() >= code.expires_at:
         text, key = ctx.t("newaccount.code_gone", phone=phone), "newaccount.resend_new"
     elif code.holder_id is None:  # an invite not yet opened: the same link, again
-        text, key = invite_text(ctx, code), "newaccount.resend_link"
+        text, key = await invite_text(ctx, code), "newaccount.resend_link"
     elif code.delivery == "queued":
         text = ctx.t("newaccount.not_delivered", phone=phone)
     elif data.get("consent"):
         text = ctx.t("newaccount.consent_sent", phone=phone, minutes=code_minutes(code),
-                     until=clock_time(code.expires_at))
+                     until=await until_of(ctx, code))
     else:
         text = ctx.t("newaccount.code_sent", phone=phone, minutes=code_minutes(code),
-                     until=clock_time(code.expires_at))
+                     until=await until_of(ctx, code))
     await show_card(ctx, text, code_keyboard(ctx, key), notice=notice)
 
 
@@ -528,7 +533,7 @@ async def on_code(ctx: Ctx, text: str) -> None:
         holder = await ctx.session.get(User, result.code.holder_id or 0)
         name = holder.first_name if holder else None
         notice = ctx.t("newaccount.code_ok", minutes=code_minutes(result.code),
-                       until=clock_time(result.code.expires_at))
+                       until=await until_of(ctx, result.code))
         schedule_expiry(ctx.context.job_queue, result.code.expires_at)
         quick = quick_nickname(data, name)
         if quick is not None:  # "Add another": the holder's name and IM as before, to check

@@ -6,6 +6,7 @@ from telegram import ReplyKeyboardRemove
 
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
+from handlers.menus import refresh_menu
 from handlers.phone_link import ask_phone
 from models.errors import DomainError
 from models.shops import SHOP_NAME_MAX, check_can_create_shop, create_shop
@@ -50,6 +51,7 @@ async def on_shop_name(ctx: Ctx, text: str) -> None:
     ctx.adopt_shop(shop)
     await ctx.end_flow()
     await ctx.reply(ctx.t("newshop.created", shop=shop.name))
+    await refresh_menu(ctx)  # now the main account: the owner menu
     await ctx.router.show_home(ctx)
 
 

@@ -1,4 +1,10 @@
-"""/start: link the phone (shared contact), open a deep link, or show the home screen."""
+"""/start: link the phone (shared contact), open a deep link, or show the home screen.
+
+Someone who has not linked a phone is always at the share step: /start welcomes them once (a
+second /start only asks again), and whatever they send before linking — a text, a sticker, a
+photo, a command of the shop's — is answered with the share prompt and its button
+(``handlers.router`` routes a message from someone with no phone and no conversation here).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from telegram import Contact, ReplyKeyboardRemove
 
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
-from handlers.phone_link import accept_contact, ask_phone, typed_instead_of_contact
+from handlers.menus import refresh_menu
+from handlers.phone_link import accept_contact, ask_phone, not_a_contact, typed_instead_of_contact
 
 NAME = "onboard"
 
@@ -20,12 +27,17 @@ async def start(ctx: Ctx) -> None:
             await ctx.reply(ctx.t("errors.invite_invalid"))
         return
     if ctx.user.phone is None:
+        draft = await ctx.load_draft()
+        if draft is not None and (draft.flow, draft.step) == (NAME, "phone"):
+            await ask_phone(ctx)  # welcomed already: the prompt only
+            return
         await ctx.router.abandon(ctx)
         await ctx.start_flow(NAME, "phone")
         await ctx.reply(ctx.t("onboarding.welcome", name=ctx.user.first_name or "👋"))
         await ask_phone(ctx)
         return
     await ctx.router.show_home(ctx)
+    await refresh_menu(ctx)
 
 
 async def on_own_contact(ctx: Ctx, contact: Contact) -> None:
@@ -39,6 +51,7 @@ async def on_own_contact(ctx: Ctx, contact: Contact) -> None:
         await ctx.end_flow()
     if not was_linked:
         await ctx.reply(ctx.t("onboarding.linked"), ReplyKeyboardRemove())
+        await refresh_menu(ctx)
     await ctx.router.show_home(ctx)
 
 
@@ -54,7 +67,8 @@ FLOW = Flow(
     name=NAME,
     commands=(Command("start", start, who="everyone"),),
     steps={
-        "phone": Step(ask=ask_phone, on_text=typed_instead_of_contact, on_contact=on_own_contact),
+        "phone": Step(ask=ask_phone, on_text=typed_instead_of_contact, on_contact=on_own_contact,
+                      on_message=not_a_contact),
     },
     home=home_before_linking,
 )

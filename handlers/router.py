@@ -13,7 +13,7 @@ module state.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton
@@ -24,7 +24,7 @@ from handlers.context import Answered, Ctx, entry
 from handlers.flow import ButtonHandler, Command, Flow, Step
 from handlers.i18n import t, template
 from handlers.keyboards import button, keyboard, rows_of
-from models.accounts import membership_of
+from handlers.menus import audience
 
 #: the owner's home menu buttons: ``m:<menu_key>``
 MENU_NS = "m"
@@ -32,7 +32,8 @@ MENU_NS = "m"
 DISCARD_NS = "dq"
 #: the draft key that keeps what the person pressed or typed while the question is asked
 PENDING = "_pending"
-#: where a contact goes when the user is in no conversation (phone linking), if declared
+#: where a contact goes when the user is in no conversation (phone linking), if declared; and
+#: where anything goes that someone who has not linked a phone sends outside a conversation
 CONTACT_FALLBACK = ("onboard", "phone")
 #: the largest value an ``int`` argument may have: the ids in callback data (shop, role,
 #: sub-account, code) are 32-bit INTEGER columns (user ids are BIGINT, but no button carries
@@ -145,22 +146,17 @@ class Router:
                                    cb(DISCARD_NS, "keep"))])
         return rows
 
-    def bot_commands(self, locale: str) -> list[BotCommand]:
-        """The command menu in ``locale`` (registered with setMyCommands)."""
-        return [BotCommand(c.name, t(locale, f"commands.{c.name}")) for c in self._commands.values()]
+    def bot_commands(self, locale: str, who: Collection[str] = ("everyone",)) -> list[BotCommand]:
+        """The command menu in ``locale`` for people who are ``who`` (registered with
+        setMyCommands: the default menu is everyone's; ``handlers.menus`` sets each chat's)."""
+        return [BotCommand(c.name, t(locale, f"commands.{c.name}"))
+                for c in self._commands.values() if c.who in who]
 
     async def help_lines(self, ctx: Ctx) -> list[str]:
         """/help: a line per command this user can use now (``help.<name>``; before the phone
         is linked, ``help.<name>_link`` where the catalogue has one)."""
         linked = ctx.user.phone is not None
-        who = {"everyone"}
-        if linked:
-            if await ctx.shop_or_none() is not None:
-                who.add("owner")
-            elif await membership_of(ctx.session, ctx.user_id) is not None:
-                who.add("staff")
-            else:
-                who.add("unlinked")
+        who = await audience(ctx.session, ctx.user, await ctx.shop_or_none())
         lines = []
         for command in self._commands.values():
             if command.who not in who:
@@ -325,6 +321,10 @@ class Router:
         message = ctx.update.effective_message
         assert message is not None
         found = await self.current_step(ctx)
+        if found is None and ctx.user.phone is None and CONTACT_FALLBACK in self._steps:
+            # someone who has not linked a phone is at the share step, whatever they send
+            await ctx.start_flow(*CONTACT_FALLBACK)
+            found = self._steps[CONTACT_FALLBACK]
         if message.contact is not None:
             if found is None:
                 fallback = self._steps.get(CONTACT_FALLBACK)

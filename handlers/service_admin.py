@@ -31,6 +31,7 @@ from handlers.service_common import (
     step_data,
     with_notice,
 )
+from handlers.times import shop_zone, when
 from models.errors import DomainError
 from models.service.agents import agent_for, enroll_agent, release_agent
 from models.service.entries import (
@@ -124,7 +125,8 @@ async def show_entry(ctx: Ctx, shop: Shop, entry: Entry, *, notice: str = "",
     group = groups.get(entry.group_id or 0) or ctx.label("service_admin.no_group")
     link_html = (ctx.t("service_admin.link_now", link=link) if link
                  else ctx.t("service_admin.link_hidden",
-                            time=entry.token_at.strftime("%Y-%m-%d %H:%M")))
+                            time=when(ctx.locale, entry.token_at, now=ctx.now(),
+                                      tz=shop_zone(shop, ctx.deps.default_time_zone))))
     text = ctx.t("service_admin.entry_card", name=entry.name, group=group, link_html=link_html)
     eid = entry.id
     await ctx.show(with_notice(notice, text), keyboard(

@@ -1,5 +1,5 @@
 """/service → live view: agents online / on break (小休) / offline with their open chats, the
-queue and the longest wait now; today's figures (UTC day): chats, first response p50/p90,
+queue and the longest wait now; today's figures (the day in the shop's time zone): chats, first response p50/p90,
 ratings. 🔄 Refresh edits the same card.
 
 Callback data, namespace ``sl``: ``sl:o`` open · ``sl:r`` refresh.
@@ -7,7 +7,7 @@ Callback data, namespace ``sl``: ``sl:o`` open · ``sl:r`` refresh.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, tzinfo
 
 from handlers.context import Ctx
 from handlers.flow import Flow
@@ -20,6 +20,7 @@ from handlers.service_common import (
     leave_step,
     status_label,
 )
+from handlers.times import day_bounds, local, local_date, shop_zone
 from models.service.tables import AgentStatus
 from models.service.views import day_figures, live_view
 
@@ -39,22 +40,23 @@ def seconds(ctx: Ctx, value: float | None) -> str:
     return ctx.label("service_admin.hours", h=total // 3600, m=total % 3600 // 60)
 
 
-def day_of(now: datetime) -> tuple[datetime, datetime]:
-    """Today (UTC, like the times of /log): its start and the next day's."""
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, start + timedelta(days=1)
+def day_of(now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
+    """Today in the shop's time zone (like the times of /log): its start and the next day's,
+    as naive UTC."""
+    return day_bounds(now, tz)
 
 
 async def show_live(ctx: Ctx) -> None:
     shop = await ctx.owned_shop()
     shop_id, now = shop.id or 0, ctx.now()
     view = await live_view(ctx.session, ctx.deps.service_policy, shop_id=shop_id, now=now)
-    start, end = day_of(now)
+    tz = shop_zone(shop, ctx.deps.default_time_zone)
+    start, end = day_of(now, tz)
     figures = await day_figures(ctx.session, shop_id=shop_id, start=start, end=end)
     names = await agent_names(ctx, shop)
     agents = sorted(view.agents, key=lambda a: (ORDER.index(a.status) if a.status in ORDER
                                                 else len(ORDER), a.agent_id))
-    lines = [ctx.t("service_admin.live_title", shop=shop.name, time=now.strftime("%H:%M:%S")),
+    lines = [ctx.t("service_admin.live_title", shop=shop.name, time=local(now, tz).strftime("%H:%M:%S")),
              ctx.t("service_admin.live_counts", online=view.online, on_break=view.on_break,
                    offline=len(view.agents) - view.online - view.on_break), ""]
     if not agents:
@@ -70,7 +72,7 @@ async def show_live(ctx: Ctx) -> None:
         ctx.t("service_admin.live_queue", queued=view.queued, offline=view.offline_waiting,
               wait=seconds(ctx, view.longest_wait_seconds)),
         "",
-        ctx.t("service_admin.today", day=start.strftime("%Y-%m-%d"), chats=figures.chats,
+        ctx.t("service_admin.today", day=local_date(now, tz), chats=figures.chats,
               answered=figures.answered, open=figures.open_now,
               p50=seconds(ctx, figures.first_response_p50),
               p90=seconds(ctx, figures.first_response_p90),

@@ -49,7 +49,7 @@ async def test_list_shows_nickname_masked_phone_role_im_status_and_seat_count(
     await setup_hank(harness, im=True)
     await harness.command(OWNER, "/accounts")
     text = harness.last(OWNER).text
-    assert "Tea House — sub-accounts (子账号): 1 of 50" in text
+    assert "Tea House — sub-accounts: 1 of 50" in text
     assert "1. Hank · +86 139****9000" in text
     assert "Operations · IM on · ✅ Authorized" in text
     assert "13900139000" not in text
@@ -142,7 +142,7 @@ async def test_open_shows_details_and_actions(harness: Harness) -> None:
     shown = harness.last(OWNER)
     assert "Hank" in shown.text and "Phone: +86 139****9000" in shown.text
     assert "Role: Operations" in shown.text and "Modules: Home, Products, Orders" in shown.text
-    assert "IM (飞鸽 IM): off" in shown.text and "Status: ✅ Authorized" in shown.text
+    assert "IM permission: off" in shown.text and "Status: ✅ Authorized" in shown.text
     for label in ("Change role", "Rename", "Turn IM on", "Suspend", "Unbind", "All accounts"):
         assert any(label in lbl for lbl in shown.labels), label
     assert all(len(d.encode()) <= 64 for d in shown.data)
@@ -186,12 +186,12 @@ async def test_im_on_and_off_are_told_to_the_holder(harness: Harness) -> None:
     await open_hank(harness)
     await harness.click(OWNER, "Turn IM on")
     assert "✅ IM is now on for Hank." in harness.last(OWNER).text
-    assert "IM (飞鸽 IM): on" in harness.last(OWNER).text
-    assert "customer-service chat (飞鸽 IM) is now on for you" in harness.last(HOLDER).text
+    assert "IM permission: on" in harness.last(OWNER).text
+    assert "your IM permission is now on" in harness.last(HOLDER).text
     assert "Tea House" in harness.last(HOLDER).text
     assert (row := await account(harness, acc)) is not None and row.im_enabled
     await harness.click(OWNER, "Turn IM off")
-    assert "is now off for you" in harness.last(HOLDER).text
+    assert "your IM permission is now off" in harness.last(HOLDER).text
     assert (row := await account(harness, acc)) is not None and not row.im_enabled
     assert (await actions(harness))[-2:] == ["account.im", "account.im"]
 
@@ -214,7 +214,7 @@ async def test_suspend_and_resume(harness: Harness) -> None:
     shown = harness.last(OWNER)
     assert "✅ Hank is suspended." in shown.text and "Status: ⏸ Suspended" in shown.text
     assert "▶️ Resume" in shown.labels
-    assert "Tea House: the shop owner has suspended your sub-account" in harness.last(HOLDER).text
+    assert "Tea House: the shop's main account has suspended your sub-account" in harness.last(HOLDER).text
     row = await account(harness, acc)
     assert row is not None and row.status == "suspended"
     assert [b.phone for b in await rows(harness, PhoneBinding)].count(HOLDER_PHONE) == 1
@@ -244,7 +244,7 @@ async def test_unbind_asks_first_then_frees_the_phone_for_another_shop(harness: 
     shown = harness.last(OWNER)
     assert "✅ Hank (+86 139****9000) is unbound; the phone number is free." in shown.text
     assert "0 of 50" in shown.text
-    assert "Tea House: the shop owner has unbound your sub-account" in harness.last(HOLDER).text
+    assert "Tea House: the shop's main account has unbound your sub-account" in harness.last(HOLDER).text
     assert await rows(harness, SubAccount) == []
     assert [b.phone for b in await rows(harness, PhoneBinding)] == ["+8613800138000"]
     assert (await actions(harness))[-1] == "account.unbound"
@@ -425,17 +425,17 @@ async def test_each_reads_in_their_own_language(harness: Harness) -> None:
     await harness.click(OWNER, "Chen")
     await harness.click(OWNER, "Turn IM on")
     assert "✅ IM is now on for Chen." in harness.last(OWNER).text
-    assert "Tea House：已为您开启IM权限（飞鸽 IM），您可以与店铺顾客聊天。" in harness.last(chen).text
+    assert "Tea House：您的IM权限（飞鸽）已开通，可以与店铺顾客聊天。" in harness.last(chen).text
     await harness.command(OWNER, "/language")
     await harness.click(OWNER, "简体中文")
     await harness.command(OWNER, "/accounts")
     text = harness.last(OWNER).text
     assert "Tea House — 子账号：1 / 50" in text
-    assert "1. Chen · +86 139****9000" in text and "岗位：Operations · IM：开启 · ✅ 已授权" in text
+    assert "1. Chen · +86 139****9000" in text and "岗位：Operations · IM权限：已开通 · ✅ 已授权" in text
     await harness.click(OWNER, "Chen")
     details = harness.last(OWNER)
     assert "可见模块：首页、商品、订单" in details.text and "授权状态：✅ 已授权" in details.text
-    assert "🗑 解绑/删除子账号" in details.labels
+    assert "🗑 解绑子账号" in details.labels
     await harness.click(OWNER, "暂停")
     assert "暂停您的子账号" in harness.last(chen).text
 

@@ -142,7 +142,7 @@ async def test_log_after_a_sequence_newest_first_paged_masked(harness: Harness) 
     await run_a_sequence(harness)
     await harness.command(OWNER, "/log")
     first = harness.last(OWNER)
-    stamp = harness.clock.now().strftime("%Y-%m-%d %H:%M")
+    stamp = harness.clock.now().strftime("today %H:%M")
     assert first.text.startswith(
         "📜 Tea House — activity log\nEvents: 12 · newest first · times in UTC\nPage 1 of 2")
     expected = [
@@ -178,19 +178,19 @@ async def test_log_in_chinese(harness: Harness) -> None:
     await harness.click(OWNER, "简体中文")
     await harness.command(OWNER, "/log")
     text = await all_pages(harness, OWNER, "较早 ▶️")
-    assert "📜 Tea House — 操作记录\n共 12 条 · 最新在前 · 时间为 UTC" in text
+    assert "📜 Tea House — 操作记录\n共12条 · 最新在前 · 时区：UTC" in text
     for line in (
-        "· 你\n解绑 Hank Li（+86 139****9000），手机号已释放",
-        "· 你\n子账号昵称 Hank → Hank Li（+86 139****9000）",
-        "· 你\n恢复 Hank（+86 139****9000）",
-        "· 你\n暂停 Hank（+86 139****9000）",
-        "· 你\n为 Hank（+86 139****9000）开启IM权限",
-        "· 你\nHank（+86 139****9000）的岗位：Operations → Customer service",
-        "· 你\n创建岗位“Customer service”：首页、订单、售后、客服",
-        "· 你\n新建子账号 Hank（+86 139****9000），岗位：Operations；IM：关闭",
-        "· 你\n+86 139****9000 的验证码验证通过",
-        "· 你\n为 +86 139****9000 发送验证码（已发送到对方聊天）",
-        "· 你\n创建店铺“Tea House”（主账号 +86 138****8000）",
+        "· 您\n解绑 Hank Li（+86 139****9000），手机号已释放",
+        "· 您\n修改子账号昵称：Hank → Hank Li（+86 139****9000）",
+        "· 您\n恢复 Hank（+86 139****9000）",
+        "· 您\n暂停 Hank（+86 139****9000）",
+        "· 您\nIM权限（飞鸽）已开通：Hank（+86 139****9000）",
+        "· 您\n更换 Hank（+86 139****9000）的岗位：Operations → Customer service",
+        "· 您\n创建岗位“Customer service”：首页、订单、售后、客服",
+        "· 您\n新建子账号 Hank（+86 139****9000），岗位：Operations；IM权限（飞鸽）：未开通",
+        "· 您\n+86 139****9000 的验证码验证通过",
+        "· 您\n为 +86 139****9000 发送验证码（已发送到对方聊天）",
+        "· 您\n创建店铺“Tea House”（主账号 +86 138****8000）",
     ):
         assert line in text, line
     assert not re.search(r"\d{6}", text)

@@ -87,7 +87,7 @@ async def test_owner_is_refused_with_nothing_changed(harness: Harness) -> None:
     before = await snapshot(harness)
     await harness.command(OWNER, "/forget")
     refusal = harness.last(OWNER)
-    assert "main account (主账号) of Tea House" in refusal.text
+    assert "main account of Tea House" in refusal.text
     assert "Hand the shop over or delete it first" in refusal.text
     assert refusal.labels == []
     # a forged or old "Delete my data" button is refused too

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from models.tables import PhoneBinding, Shop, User
-from tests.harness import Harness, rows
-from tests.support.flows import make_owner, onboard
-from tests.support.people import HOLDER, OWNER, OWNER_PHONE, STRANGER
+from tests.harness import Harness, Person, rows
+from tests.support.flows import make_owner, onboard, to_code_step, to_confirm_step
+from tests.support.people import HOLDER, HOLDER_PHONE, OWNER, OWNER_PHONE, STRANGER, STRANGER_PHONE
 
 
 async def test_start_asks_for_own_contact_with_a_request_contact_button(harness: Harness) -> None:
@@ -28,7 +30,8 @@ async def test_own_contact_is_linked_in_e164_and_home_is_shown(harness: Harness)
 async def test_someone_elses_contact_is_refused(harness: Harness) -> None:
     await harness.command(OWNER, "/start")
     await harness.contact(OWNER, "8613900139000", user_id=HOLDER.id)
-    assert "someone else's contact" in harness.last(OWNER).text
+    assert "address book can't be verified" in harness.last(OWNER).text
+    assert harness.last(OWNER).reply_keyboard[0][0]["request_contact"] is True
     assert (await rows(harness, User))[0].phone is None
 
 
@@ -151,6 +154,7 @@ async def test_help_depends_on_who_asks(harness: Harness) -> None:
 
 
 async def test_unknown_command_edits_and_stickers_get_polite_answers(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
     await harness.command(OWNER, "/frobnicate")
     assert "don't know that command" in harness.last(OWNER).text
     await harness.sticker(OWNER)
@@ -164,3 +168,158 @@ async def test_forged_callback_data_gets_a_short_answer(harness: Harness) -> Non
     for data in ("lang:set:klingon", "nope", "m:roles:1", "lang:set", "x" * 64):
         await harness.press(OWNER, data)
     assert harness.answers()[-5:] == ["This menu is no longer valid."] * 5
+
+
+# --- newcomers (issue 15, point 9) --------------------------------------------------------------
+
+async def test_any_message_before_linking_gets_the_share_prompt_with_its_button(
+        harness: Harness) -> None:
+    await harness.text(STRANGER, "hello? how do I add my staff")
+    last = harness.last(STRANGER)
+    assert "link your phone number" in last.text
+    assert last.reply_keyboard is not None and last.reply_keyboard[0][0]["request_contact"]
+    for send in (harness.sticker, harness.photo, harness.voice):
+        shown = await send(STRANGER)
+        assert len(shown) == 1
+        assert "tap the <b>📱 Share my phone number</b> button below" not in shown[0].text
+        assert "tap the 📱 Share my phone number button below" in shown[0].text
+        assert shown[0].reply_keyboard[0][0]["request_contact"] is True
+    await harness.text(STRANGER, "+86 139 5555 0006")
+    assert "don't type the number" in harness.last(STRANGER).text
+
+
+async def test_a_sticker_at_the_share_step_says_tap_the_button_in_chinese(harness: Harness) -> None:
+    from tests.harness import Person
+
+    chen = Person(5005, "陈", "zh-hans")
+    await harness.command(chen, "/start")
+    shown = await harness.sticker(chen)
+    assert shown[0].text == "请点击下方 📱 分享我的手机号 按钮（无需输入号码）。"
+    assert shown[0].reply_keyboard is not None
+
+
+async def test_a_saved_contact_without_user_id_is_explained(harness: Harness) -> None:
+    await harness.command(STRANGER, "/start")
+    await harness.send(STRANGER, contact={"phone_number": "+8613600136000", "first_name": "Sam"})
+    last = harness.last(STRANGER)
+    assert "A contact from your address book can't be verified" in last.text
+    assert last.reply_keyboard[0][0]["request_contact"] is True
+    assert (await rows(harness, User))[0].phone is None
+
+
+async def test_start_welcomes_once_then_only_asks_again(harness: Harness) -> None:
+    first = await harness.command(STRANGER, "/start")
+    assert [("Hello, Sam!" in s.text) for s in first] == [True, False]
+    again = await harness.command(STRANGER, "/start")
+    assert len(again) == 1 and "link your phone number" in again[0].text
+    assert again[0].reply_keyboard is not None
+
+
+async def test_start_shows_a_linked_user_the_home_not_the_welcome(harness: Harness) -> None:
+    await onboard(harness, STRANGER, STRANGER_PHONE)
+    shown = await harness.command(STRANGER, "/start")
+    assert len(shown) == 1
+    assert "Hello" not in shown[0].text and "You have no shop yet" in shown[0].text
+
+
+async def test_owner_commands_before_linking_say_to_link_first(harness: Harness) -> None:
+    for command in ("/accounts", "/roles", "/log", "/newaccount", "/timezone"):
+        shown = await harness.command(STRANGER, command)
+        text = " ".join(s.text for s in shown)
+        assert "link your phone number first" in text, command
+        assert "/newshop" not in text, command
+
+
+# --- per-chat command menus -----------------------------------------------------------------------
+
+def chat_menu(harness: Harness, who: Person) -> list[str]:
+    """The commands Telegram would show in ``who``'s chat."""
+    return harness.api.menu(who.id, who.language_code)
+
+
+async def test_the_default_menu_is_a_newcomers(harness: Harness) -> None:
+    assert chat_menu(harness, STRANGER)[:2] == ["start", "newshop"]
+    assert not {"newaccount", "accounts", "roles", "log", "me", "timezone"} & set(
+        chat_menu(harness, STRANGER))
+    zh = harness.api.menu(STRANGER.id, "zh-hans")
+    assert zh == chat_menu(harness, STRANGER)
+    descriptions = harness.api.menus[(("default",), "zh")]
+    assert descriptions[0]["description"] == "开始，或查看可用功能"
+
+
+async def test_menus_follow_what_the_person_is(harness: Harness) -> None:
+    await onboard(harness, OWNER, OWNER_PHONE)
+    assert "newshop" in chat_menu(harness, OWNER)
+    assert "newaccount" not in chat_menu(harness, OWNER)
+    await harness.command(OWNER, "/newshop")
+    await harness.text(OWNER, "Tea House")
+    menu = chat_menu(harness, OWNER)
+    assert {"newaccount", "accounts", "roles", "log", "timezone"} <= set(menu)
+    assert "newshop" not in menu and "me" not in menu
+
+
+async def test_a_new_sub_account_gets_the_staff_menu_and_loses_it_when_unbound(
+        harness: Harness) -> None:
+    await make_owner(harness)
+    await onboard(harness, HOLDER, HOLDER_PHONE)
+    assert "newshop" in chat_menu(harness, HOLDER) and "me" not in chat_menu(harness, HOLDER)
+    await to_code_step(harness)
+    await to_confirm_step(harness)
+    await harness.click(OWNER, "Confirm")
+    menu = chat_menu(harness, HOLDER)
+    assert "me" in menu and "newshop" not in menu and "newaccount" not in menu
+    await harness.command(OWNER, "/accounts")
+    await harness.click(OWNER, "Hank")
+    await harness.click(OWNER, "Unbind")
+    await harness.click(OWNER, "Yes, unbind")
+    menu = chat_menu(harness, HOLDER)
+    assert "newshop" in menu and "me" not in menu
+
+
+async def test_the_chat_menu_is_in_the_persons_language(harness: Harness) -> None:
+    await make_owner(harness)
+    await harness.command(OWNER, "/language")
+    await harness.click(OWNER, "简体中文")
+    menu = harness.api.menus[(("chat", OWNER.id), "")]
+    assert {c["command"]: c["description"] for c in menu}["newaccount"] == "新建子账号"
+
+
+async def test_leaving_then_forget_give_the_default_menu_back(harness: Harness) -> None:
+    from tests.support.domain import add_sub_account
+
+    await make_owner(harness)
+    await onboard(harness, HOLDER, HOLDER_PHONE)
+    await add_sub_account(harness, holder=HOLDER, phone=HOLDER_PHONE)
+    await harness.command(HOLDER, "/start")  # /start sets the menu for what they are
+    assert "me" in chat_menu(harness, HOLDER)
+    await harness.command(HOLDER, "/me")
+    await harness.click(HOLDER, "Leave shop")
+    await harness.click(HOLDER, "Yes, leave")
+    assert "me" not in chat_menu(harness, HOLDER) and "newshop" in chat_menu(harness, HOLDER)
+    await harness.command(HOLDER, "/forget")
+    await harness.click(HOLDER, "Delete my data")
+    assert (("chat", HOLDER.id), "") not in harness.api.menus
+
+
+async def test_the_local_api_answers_command_menus_like_telegram(harness: Harness) -> None:
+    from bot.localapi.core import ApiError
+
+    api = harness.api
+    with pytest.raises(ApiError, match="BOT_COMMAND_INVALID"):
+        api.handle("setMyCommands", {"commands": [{"command": "Bad-Name", "description": "x"}]})
+    with pytest.raises(ApiError, match="description"):
+        api.handle("setMyCommands", {"commands": [{"command": "ok", "description": ""}]})
+    with pytest.raises(ApiError, match="scope"):
+        api.handle("setMyCommands", {"commands": [], "scope": {"type": "planet"}})
+    with pytest.raises(ApiError, match="language code"):
+        api.handle("deleteMyCommands", {"language_code": "zh-Hans"})
+    api.handle("setMyCommands", {"commands": [{"command": "a", "description": "A"}],
+                                 "scope": {"type": "chat", "chat_id": 42}, "language_code": "en"})
+    assert api.handle("getMyCommands", {"scope": {"type": "chat", "chat_id": 42},
+                                        "language_code": "en"}) == [
+        {"command": "a", "description": "A"}]
+    assert api.menu(42, "en") == ["a"]
+    assert api.menu(42, "de") == chat_menu(harness, STRANGER)  # the default for other languages
+    assert api.handle("deleteMyCommands", {"scope": {"type": "chat", "chat_id": 42},
+                                           "language_code": "en"}) is True
+    assert api.menu(42, "en") == chat_menu(harness, STRANGER)

@@ -178,8 +178,9 @@ async def test_the_three_conflicts_and_own_phone(harness: Harness) -> None:
     await h.command(OTHER_OWNER, "/newaccount")
     await h.press(OTHER_OWNER, f"na:role:{other_role}")
     shown = await h.text(OTHER_OWNER, HOLDER_PHONE)
-    assert "— This phone number is bound to another shop: unbind it there first, or use " \
-        "another number." in shown[0].text
+    assert ("This phone number is already a sub-account of another shop. The person can leave "
+            "that shop (/me → 🚪 Leave shop) or that shop can unbind it; or use another "
+            "number.") in shown[0].text
     assert "Step 2 of 6" in shown[0].text
     assert len(await rows(h, SubAccount)) == 1
     assert len(await rows(h, VerificationCode)) == 1
@@ -201,7 +202,7 @@ async def test_seat_cap_is_enforced_and_named(harness: Harness) -> None:
     await to_confirm_step(h)
     await h.click(OWNER, "Confirm")
     await h.command(OWNER, "/newaccount")
-    assert "reached its limit of 1 sub-accounts" in h.last(OWNER).text
+    assert "reached its limit of 1 sub-account." in h.last(OWNER).text
 
 
 # --- delivery ---------------------------------------------------------------------------------
@@ -546,7 +547,7 @@ async def test_two_owners_confirming_the_same_phone_at_once(harness: Harness) ->
     winner, loser = (OWNER, OTHER_OWNER) if accounts[0].shop_id == 1 else (OTHER_OWNER, OWNER)
     assert "Sub-account created" in " ".join(m.text for m in h.messages(winner))
     loser_texts = " ".join(m.text for m in h.messages(loser)[-3:])
-    assert "bound to another shop" in loser_texts
+    assert "a sub-account of another shop" in loser_texts
     assert "was not created" in loser_texts
 
 

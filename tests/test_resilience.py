@@ -115,7 +115,7 @@ async def test_fifty_shops_confirming_the_same_phone_at_once(
     winners = [o for o in owners
                if any("Sub-account created" in m.text for m in h.messages(o))]
     losers = [o for o in owners
-              if any("bound to another shop" in m.text for m in h.messages(o)[-3:])]
+              if any("a sub-account of another shop" in m.text for m in h.messages(o)[-3:])]
     assert len(winners) == 1 and len(losers) == 49
     from models.shops import owned_shop
 

@@ -462,7 +462,7 @@ async def test_delete_in_use_is_refused_with_the_count(harness: Harness) -> None
         await write_sub_account(session, role=ops, holder_id=2003, phone="+8613900139001",
                                 owner_id=OWNER.id, now=harness.clock.now())
     await harness.click(OWNER, "Delete")
-    refusal = "The role “Ops” is used by 2 sub-account(s). Give them another role first."
+    refusal = "The role “Ops” is used by 2 sub-accounts. Give them another role first."
     assert refusal in harness.last(OWNER).text
     assert refusal in harness.answers()[-1]
     assert "used by 2 sub-accounts" in harness.last(OWNER).text
@@ -494,7 +494,7 @@ async def test_delete_refused_for_a_real_sub_account(harness: Harness) -> None:
     assert "used by 1 sub-account" in harness.last(OWNER).text
     await harness.click(OWNER, "Support")
     await harness.click(OWNER, "Delete")
-    assert "is used by 1 sub-account(s)" in harness.last(OWNER).text
+    assert "is used by 1 sub-account." in harness.last(OWNER).text
     assert len(await rows(harness, Role)) == 1
 
 
@@ -696,7 +696,7 @@ async def test_chinese_screens(harness: Harness) -> None:
     await harness.click(OWNER, "全选")
     await harness.click(OWNER, "完成")
     card = harness.last(OWNER).text
-    assert "✅ 岗位 仓管 已创建。" in card and "权限配置（11 个模块）" in card
+    assert "✅ 岗位 仓管 已创建。" in card and "权限配置（11个模块）" in card
     assert "暂无描述" in card
     roles = await rows(harness, Role)
     assert [(r.name, len(r.modules)) for r in roles] == [("仓管", 11)]

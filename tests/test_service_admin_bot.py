@@ -277,9 +277,9 @@ async def test_live_view_and_todays_figures(harness: Harness) -> None:
     await h.click(OWNER, "Live view")
     live = h.last(OWNER).text
     assert "🟢 Online: 1 · ☕ On break: 0 · ⚫ Offline: 0" in live
-    assert "🟢 Hank: 2 of 5 open chat(s)" in live
+    assert "🟢 Hank: 2 of 5 open chats" in live
     assert "Queue: 0" in live
-    assert "Chats: 2 (answered 1, open 2)" in live and "p50 30 s · p90 30 s" in live
+    assert "Chats: 2 (answered 1, open 2)" in live and "p50 30 seconds · p90 30 seconds" in live
     assert "Ratings: 0, average —" in live
     async with deps.sessions() as session:
         await end(session, policy, conversation_id=chats[0], by="customer",
@@ -289,7 +289,7 @@ async def test_live_view_and_todays_figures(harness: Harness) -> None:
         await session.commit()
     await h.click(OWNER, "Refresh")
     live = h.last(OWNER).text
-    assert "Hank: 1 of 5 open chat(s)" in live and "Ratings: 1, average 4.00" in live
+    assert "Hank: 1 of 5 open chats" in live and "Ratings: 1, average 4.00" in live
     assert "Chats: 2 (answered 1, open 1)" in live
 
 

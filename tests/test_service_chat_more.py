@@ -115,7 +115,7 @@ async def test_status_screen_me_button_and_chats(harness: Harness) -> None:
     assert [c.state for c in await rows(h, Conversation)] == ["assigned", "assigned"]
     # someone who is no agent is told why
     await h.command(ANN, "/online")
-    assert "Only the owner" in h.last(ANN).text
+    assert "Only the main account" in h.last(ANN).text
 
 
 async def test_a_sub_account_without_im_cannot_go_online(harness: Harness) -> None:
@@ -124,7 +124,7 @@ async def test_a_sub_account_without_im_cannot_go_online(harness: Harness) -> No
     await onboard(h, OTTO, "+8613900139222")
     await add_sub_account(h, holder=OTTO, phone="+8613900139222", nickname="Otto", im=False)
     await h.command(OTTO, "/online")
-    assert "Only the owner" in h.last(OTTO).text
+    assert "Only the main account" in h.last(OTTO).text
 
 
 async def test_the_flood_limit_is_configurable(harness: Harness) -> None:

@@ -83,6 +83,8 @@ class LocalBotApi:
     #: sent them: what ``copyMessage`` copies from a person's chat
     incoming: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
     bot_user: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
+    #: the command menus (``setMyCommands``): (scope, language code or "") → the commands
+    menus: dict[tuple[tuple[Any, ...], str], list[dict[str, str]]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(5000))
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -205,6 +207,49 @@ class LocalBotApi:
         stored["_copy_of"] = (from_chat, source_id)
         return {"message_id": posted["message_id"]}
 
+    def _setMyCommands(self, params: dict[str, Any]) -> bool:
+        commands = _markup(params.get("commands"))
+        if not isinstance(commands, list):
+            raise ApiError(400, "Bad Request: can't parse commands JSON object")
+        if len(commands) > 100:
+            raise ApiError(400, "Bad Request: too many commands specified")
+        menu = []
+        for command in commands:
+            name = str(command.get("command", "")) if isinstance(command, dict) else ""
+            description = str(command.get("description", "")) if isinstance(command, dict) else ""
+            if not _COMMAND.fullmatch(name):
+                raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(description.strip()) <= 256:
+                raise ApiError(400, "Bad Request: command description is empty or too long")
+            menu.append({"command": name, "description": description})
+        key = (_scope(params.get("scope")), _language_code(params.get("language_code")))
+        if menu:
+            self.menus[key] = menu
+        else:
+            self.menus.pop(key, None)
+        return True
+
+    def _deleteMyCommands(self, params: dict[str, Any]) -> bool:
+        self.menus.pop((_scope(params.get("scope")), _language_code(params.get("language_code"))),
+                       None)
+        return True
+
+    def _getMyCommands(self, params: dict[str, Any]) -> list[dict[str, str]]:
+        key = (_scope(params.get("scope")), _language_code(params.get("language_code")))
+        return list(self.menus.get(key, []))
+
+    def menu(self, chat_id: int, language_code: str | None = None) -> list[str]:
+        """The command names a person sees in their private chat, as Telegram picks them: the
+        chat's own menu, then all private chats', then the default; at each level the menu of
+        the person's language before the one for every language."""
+        code = (language_code or "")[:2].lower()
+        for scope in (("chat", chat_id), ("all_private_chats",), ("default",)):
+            for language in (code, ""):
+                found = self.menus.get((scope, language))
+                if found is not None:
+                    return [c["command"] for c in found]
+        return []
+
     def _deleteMessage(self, params: dict[str, Any]) -> bool:
         chat_id = int(params["chat_id"])
         if self.messages.get(chat_id, {}).pop(int(params["message_id"]), None) is None:
@@ -285,6 +330,33 @@ COPIED = frozenset({"text", "entities", "caption", "caption_entities", "photo", 
 #: what Telegram refuses to copy (service and invoice-like messages)
 UNCOPYABLE = frozenset({"invoice", "giveaway", "giveaway_winners", "paid_media",
                         "successful_payment", "new_chat_members", "left_chat_member"})
+
+
+_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+_SCOPES = {"default", "all_private_chats", "all_group_chats", "all_chat_administrators",
+           "chat", "chat_administrators", "chat_member"}
+
+
+def _scope(value: Any) -> tuple[Any, ...]:
+    """A ``BotCommandScope`` as a key; Telegram's answer to a malformed one."""
+    scope = _markup(value) or {"type": "default"}
+    kind = scope.get("type") if isinstance(scope, dict) else None
+    if kind not in _SCOPES:
+        raise ApiError(400, "Bad Request: unsupported bot command scope type")
+    if kind in ("chat", "chat_administrators", "chat_member"):
+        if "chat_id" not in scope:
+            raise ApiError(400, "Bad Request: chat not found")
+        if kind == "chat_member":
+            return (kind, scope["chat_id"], scope.get("user_id"))
+        return (kind, scope["chat_id"])
+    return (kind,)
+
+
+def _language_code(value: Any) -> str:
+    code = str(value or "")
+    if code and not re.fullmatch(r"[a-z]{2}", code):
+        raise ApiError(400, "Bad Request: invalid language code specified")
+    return code
 
 
 def _shown(text: str, params: dict[str, Any]) -> str:
