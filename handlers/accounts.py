@@ -301,7 +301,8 @@ async def _bulk_role(ctx: Ctx, shop: Shop, role_id: int) -> None:
 async def _confirm(ctx: Ctx, view: AccountView, chosen: dict[int, SubAccount],
                    bulk: dict[str, Any], question: str, yes: str) -> None:
     """The one confirm screen of a bulk change: what, for whom, that each is told."""
-    if not await _keep_view(ctx, view, bulk={**bulk, "ids": list(chosen)}):
+    names_ = [[i, a.nickname] for i, a in chosen.items()]  # to name those gone meanwhile
+    if not await _keep_view(ctx, view, bulk={**bulk, "ids": list(chosen), "names": names_}):
         return
     names = ctx.t("accounts.sep").join(a.nickname for a in chosen.values())
     await ctx.answer()
@@ -329,7 +330,8 @@ async def _bulk_do(ctx: Ctx, shop: Shop) -> None:
     view = await current_view(ctx)
     shop_id, op = shop.id or 0, str(bulk.get("op"))
     ids = [i for i in bulk["ids"] if isinstance(i, int)]
-    names = {a.id or 0: a.nickname for a, _ in await all_accounts(ctx.session, shop_id)}
+    names = {pair[0]: str(pair[1]) for pair in bulk.get("names") or []
+             if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], int)}
     role: Role | None = None
     if op == "role":
         role, outcomes = await bulk_change_role(
