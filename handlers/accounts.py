@@ -45,7 +45,7 @@ from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
 from handlers.i18n import module_names, t
 from handlers.keyboards import button, keyboard, rows_of
-from handlers.router import cb
+from handlers.router import MENU_NS, cb
 from models.accounts import (
     NICKNAME_MAX,
     PAGE_SIZE,
@@ -82,11 +82,16 @@ async def show_accounts(ctx: Ctx, page: int = 0) -> None:
 
 async def accounts_command(ctx: Ctx) -> None:
     """/accounts (the owner menu's "Accounts", and the list after a sub-account is added):
-    the whole list, and what the owner types meanwhile filters it."""
+    the whole list. Opened by the owner (the command or the menu button), the list is open —
+    what they type next filters it; shown at the end of another flow (after Confirm) it leaves
+    no draft behind, and its filter buttons open it."""
     if await ctx.owned_shop_or_explain("accounts.for_owners") is None:
         return
+    query = ctx.update.callback_query
+    asked = query is None or query.data == cb(MENU_NS, "accounts")
     await ctx.router.abandon(ctx)
-    await ctx.start_flow(NAME, BROWSE, {"view": AccountView().data()})
+    if asked:
+        await ctx.start_flow(NAME, BROWSE, {"view": AccountView().data()})
     await show_accounts(ctx)
 
 

@@ -10,7 +10,13 @@ from models.shops import owned_shop
 from models.tables import Draft, SubAccount
 from tests.harness import Harness, Person, rows
 from tests.support.domain import add_sub_account
-from tests.support.flows import make_owner, onboard
+from tests.support.flows import (
+    make_owner,
+    onboard,
+    standard_setup,
+    to_code_step,
+    to_confirm_step,
+)
 from tests.support.people import OWNER
 
 SERVICE = ("home", "orders", "customer_service")
@@ -177,3 +183,19 @@ async def test_filtered_page_domain(harness: Harness) -> None:
                                     size=2)
         assert (found.page, found.pages, found.total) == (2, 3, 5)
         assert [a.id for a, _ in found.rows] == [ids[5]]
+
+
+async def test_the_list_after_confirm_leaves_no_draft_and_its_buttons_open_it(
+    harness: Harness,
+) -> None:
+    await standard_setup(harness)
+    await to_code_step(harness)
+    await to_confirm_step(harness)
+    await harness.click(OWNER, "Confirm")
+    assert "Hank · +86 139****9000" in harness.last(OWNER).labels  # the list after Confirm
+    assert await rows(harness, Draft) == []
+    await harness.click(OWNER, "Status: any")
+    assert [(d.flow, d.step) for d in await rows(harness, Draft)] == [("accounts", "browse")]
+    assert "🔎 Filter: ✅ Authorized ✖️" in harness.last(OWNER).text
+    await harness.text(OWNER, "hank")
+    assert listed(harness) == ["Hank"]
