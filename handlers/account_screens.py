@@ -6,6 +6,7 @@ Not a conversation: /newaccount shows an account's screen too (after a second Co
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -16,10 +17,17 @@ from handlers.keyboards import button, keyboard, pager_row
 from handlers.router import MENU_NS, cb
 from handlers.telegram_io import Undelivered
 from handlers.times import local_date, shop_zone
-from models.accounts import PAGE_SIZE, account_position, accounts_page
+from models.accounts import (
+    PAGE_SIZE,
+    AccountFilter,
+    account_position,
+    filtered_page,
+    seats_used,
+)
+from models.lifecycle.access import AccountState
 from models.phones import mask_phone
-from models.roles import get_role
-from models.tables import AccountStatus, Shop, SubAccount, User
+from models.roles import get_role, list_roles
+from models.tables import AccountStatus, Role, Shop, SubAccount, User
 
 #: the callback namespace of account management
 NS = "a"
@@ -39,34 +47,171 @@ def on_off(ctx: Ctx, enabled: bool) -> str:
     return ctx.t("common.im_on" if enabled else "common.im_off")
 
 
+#: the status filter's values, in the order its button goes through them ("" is any)
+STATES = ("", AccountState.AUTHORIZED.value, AccountState.SUSPENDED.value,
+          AccountState.EXPIRED.value)
+#: the IM filter's values, in the order its button goes through them
+IM_CHOICES = ("", "on", "off")
+#: the longest typed filter kept
+FILTER_MAX = 30
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """How the owner is looking at the list (kept in the /accounts draft): the filter — the
+    text typed, a role, a status, IM — and, when selecting for a bulk change, the selection."""
+
+    text: str = ""
+    role_id: int = 0
+    state: str = ""
+    im: str = ""
+    picking: bool = False
+    selected: tuple[int, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, data: object) -> AccountView:
+        """The view kept in a draft's data (anything unexpected is the default)."""
+        if not isinstance(data, dict):
+            return cls()
+        text, role_id = data.get("text"), data.get("role_id")
+        state, im, selected = data.get("state"), data.get("im"), data.get("selected")
+        return cls(
+            text=text[:FILTER_MAX] if isinstance(text, str) else "",
+            role_id=role_id if isinstance(role_id, int) else 0,
+            state=state if state in STATES and isinstance(state, str) else "",
+            im=im if im in IM_CHOICES and isinstance(im, str) else "",
+            picking=data.get("picking") is True,
+            selected=tuple(i for i in selected if isinstance(i, int))
+            if isinstance(selected, list) else (),
+        )
+
+    def data(self) -> dict[str, Any]:
+        """The view as draft data."""
+        return {"text": self.text, "role_id": self.role_id, "state": self.state, "im": self.im,
+                "picking": self.picking, "selected": list(self.selected)}
+
+    def where(self) -> AccountFilter:
+        """The filter as the domain takes it."""
+        return AccountFilter(
+            text=self.text, role_id=self.role_id or None,
+            state=AccountState(self.state) if self.state else None,
+            im=None if not self.im else self.im == "on",
+        )
+
+    def cleared(self) -> AccountView:
+        """The same view with no filter (the selection is kept)."""
+        return replace(self, text="", role_id=0, state="", im="")
+
+
+def filter_line(ctx: Ctx, view: AccountView, role_name: str | None) -> str:
+    """What is filtered, in words ("Filter: “0022” · Suspended")."""
+    parts = []
+    if view.text:
+        parts.append(ctx.t("accounts.filter_text", text=view.text))
+    if role_name is not None:
+        parts.append(ctx.t("accounts.filter_role", role=role_name))
+    if view.state:
+        parts.append(ctx.t(f"accounts.filter_state_{view.state}"))
+    if view.im:
+        parts.append(ctx.t(f"accounts.filter_im_{view.im}"))
+    return ctx.t("accounts.filter_line", what=ctx.t("accounts.filter_sep").join(parts))
+
+
 async def list_screen(
-    ctx: Ctx, shop: Shop, page: int, notice: str | None = None
+    ctx: Ctx, shop: Shop, page: int, notice: str | None = None,
+    view: AccountView | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
-    """The shop's sub-accounts, one page (clamped to the pages there are)."""
-    listed = await accounts_page(ctx.session, shop.id or 0, page)
+    """The shop's sub-accounts that ``view`` shows, one page (clamped to the pages there are),
+    with the filter buttons, and the selection's buttons while selecting."""
+    view = view or AccountView()
+    where = view.where()
+    listed = await filtered_page(ctx.session, shop.id or 0, page, where)
     rows, total, page, pages = listed.rows, listed.total, listed.page, listed.pages
+    used = await seats_used(ctx.session, shop.id or 0) if where.active else total
+    role_name = None
+    if view.role_id:
+        role_name = next((r.name for r in await _roles(ctx, shop) if r.id == view.role_id),
+                         None)
     lines = [notice, ""] if notice else []
-    lines.append(ctx.t("accounts.title", shop=shop.name, used=total, cap=shop.max_sub_accounts))
+    lines.append(ctx.t("accounts.title", shop=shop.name, used=used, cap=shop.max_sub_accounts))
+    if where.active:
+        lines.append(filter_line(ctx, view, role_name))
+        lines.append(ctx.t("accounts.filter_shown", shown=total, total=used))
+    if view.picking:
+        lines.append(ctx.t("accounts.selected", n=len(view.selected)))
     if pages > 1:
         lines.append(ctx.t("accounts.page", page=page + 1, pages=pages))
     lines.append("")
     if not rows:
-        lines.append(ctx.t("accounts.empty"))
+        lines.append(ctx.t("accounts.filter_none" if where.active else "accounts.empty"))
     for number, (account, role) in enumerate(rows, start=page * PAGE_SIZE + 1):
         lines.append(ctx.t(
             "accounts.row", n=number, nickname=account.nickname, phone=mask_phone(account.phone),
             role=role.name, im=on_off(ctx, account.im_enabled), status=status_text(ctx, account),
         ))
     if rows:
-        lines += ["", ctx.t("accounts.open_hint")]
-    account_rows = [[button(_account_label(account), cb(NS, "op", account.id))]
-                    for account, _ in rows]
+        lines += ["", ctx.t("accounts.pick_hint" if view.picking else "accounts.open_hint")]
+    if used:
+        lines.append(ctx.t("accounts.filter_hint"))
+    if view.picking:
+        chosen = set(view.selected)
+        account_rows = [[button(("☑️ " if account.id in chosen else "☐ ")
+                                + _account_label(account), cb(NS, "tg", account.id))]
+                        for account, _ in rows]
+    else:
+        account_rows = [[button(_account_label(account), cb(NS, "op", account.id))]
+                        for account, _ in rows]
     nav = pager_row(page, pages, previous=ctx.t("accounts.prev"), following=ctx.t("accounts.next"),
                     data=lambda to: cb(NS, "pg", to))
+    markup_rows: list[list[InlineKeyboardButton]] = [*account_rows, nav]
+    if used:
+        markup_rows += _filter_rows(ctx, view, role_name, where.active)
+        markup_rows += _selection_rows(ctx, view, total)
     extra: list[InlineKeyboardButton] = []
-    if ctx.router.has_menu("newaccount") and total < shop.max_sub_accounts:
+    if ctx.router.has_menu("newaccount") and used < shop.max_sub_accounts and not view.picking:
         extra.append(button(ctx.t("home.menu_newaccount"), cb(MENU_NS, "newaccount")))
-    return "\n".join(lines), keyboard(*account_rows, nav, extra)
+    return "\n".join(lines), keyboard(*markup_rows, extra)
+
+
+async def _roles(ctx: Ctx, shop: Shop) -> list[Role]:
+    return [role for role, _ in await list_roles(ctx.session, shop.id or 0)]
+
+
+def _filter_rows(
+    ctx: Ctx, view: AccountView, role_name: str | None, active: bool
+) -> list[list[InlineKeyboardButton]]:
+    """🧩 role · status · IM (each says what it filters now), and ✖️ to clear the filter."""
+    state = ctx.label(f"accounts.filter_state_{view.state}") if view.state \
+        else ctx.label("accounts.filter_any_state")
+    im = ctx.label(f"accounts.filter_im_{view.im}") if view.im \
+        else ctx.label("accounts.filter_any_im")
+    rows = [[
+        button(ctx.label("accounts.filter_role_button", role=role_name
+                         or ctx.label("accounts.filter_any_role")), cb(NS, "fr")),
+        button(ctx.label("accounts.filter_state_button", what=state), cb(NS, "fs")),
+        button(ctx.label("accounts.filter_im_button", what=im), cb(NS, "fi")),
+    ]]
+    if active:
+        rows.append([button(ctx.label("accounts.filter_clear"), cb(NS, "fx"))])
+    return rows
+
+
+def _selection_rows(ctx: Ctx, view: AccountView, shown: int) -> list[list[InlineKeyboardButton]]:
+    """☑️ Select (not selecting), or the bulk actions on the selection (selecting)."""
+    if not view.picking:
+        return [[button(ctx.label("accounts.pick_start"), cb(NS, "sm"))]]
+    n = len(view.selected)
+    rows = []
+    if n:
+        rows.append([button(ctx.label("accounts.bulk_suspend", n=n), cb(NS, "bk", "suspend")),
+                     button(ctx.label("accounts.bulk_resume", n=n), cb(NS, "bk", "resume"))])
+        rows.append([button(ctx.label("accounts.bulk_role", n=n), cb(NS, "bk", "role"))])
+    pick = [button(ctx.label("accounts.pick_all", n=shown), cb(NS, "ta"))] if shown else []
+    if n:
+        pick.append(button(ctx.label("accounts.pick_none"), cb(NS, "tn")))
+    rows.append(pick)
+    rows.append([button(ctx.label("accounts.pick_done"), cb(NS, "sm"))])
+    return rows
 
 
 def _account_label(account: SubAccount) -> str:

@@ -11,15 +11,30 @@ Callback data, namespace ``a`` (ids are re-checked against the presser's shop ev
 ``a:sr:<acc>:<role>`` set role · ``a:rn:<acc>`` rename · ``a:rx:<acc>`` cancel rename ·
 ``a:im:<acc>:<0|1>`` IM off / on · ``a:su:<acc>:<0|1>`` resume / suspend ·
 ``a:ub:<acc>`` ask to unbind · ``a:uy:<acc>`` unbind.
+
+The list is filtered while /accounts is open (its draft, step ``browse``, keeps the view): a
+typed text (a part of a nickname, or the last digits of a phone) · ``a:fr`` role choice ·
+``a:fo:<role>`` role (0: any) · ``a:fs`` / ``a:fi`` the next status / IM value · ``a:fx`` clear.
+A selection for bulk changes: ``a:sm`` start / stop selecting · ``a:tg:<acc>`` (un)select ·
+``a:ta`` select all shown · ``a:tn`` none · ``a:bk:<suspend|resume|role>`` ask ·
+``a:bp:<role>`` the role for all · ``a:by`` confirm · ``a:bn`` back. The bulk changes run in
+``models.bulk`` (one transaction, an outcome per account); each holder changed is told once.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
 
 from handlers import service_relay
 from handlers.account_screens import (
+    FILTER_MAX,
+    IM_CHOICES,
     NS,
+    STATES,
+    AccountView,
     details_screen,
     list_screen,
     outcome,
@@ -30,11 +45,12 @@ from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
 from handlers.i18n import module_names, t
 from handlers.keyboards import button, keyboard, rows_of
-from handlers.router import cb
+from handlers.router import MENU_NS, cb
 from models.accounts import (
     NICKNAME_MAX,
     PAGE_SIZE,
     account_position,
+    all_accounts,
     change_role,
     get_account,
     holder_of,
@@ -43,41 +59,364 @@ from models.accounts import (
     set_suspended,
     unbind,
 )
+from models.bulk import Outcome, Result, bulk_change_role, bulk_set_suspended
 from models.errors import DomainError
 from models.phones import mask_phone
 from models.roles import get_role, list_roles
-from models.tables import Shop, SubAccount
+from models.tables import Role, Shop, SubAccount
 
 NAME = "accounts"
 RENAME = "rename"
+BROWSE = "browse"
 
 
 # --- the list ----------------------------------------------------------------------------------
 
 
 async def show_accounts(ctx: Ctx, page: int = 0) -> None:
-    """Send the shop's account list as a new message."""
+    """Send the shop's account list (as the owner's view has it) as a new message."""
     shop = await ctx.owned_shop()
-    text, markup = await list_screen(ctx, shop, page)
+    text, markup = await list_screen(ctx, shop, page, view=await current_view(ctx))
     await ctx.reply(text, markup)
 
 
 async def accounts_command(ctx: Ctx) -> None:
-    """/accounts (the owner menu's "Accounts", and the list after a sub-account is added)."""
+    """/accounts (the owner menu's "Accounts", and the list after a sub-account is added):
+    the whole list. Opened by the owner (the command or the menu button), the list is open —
+    what they type next filters it; shown at the end of another flow (after Confirm) it leaves
+    no draft behind, and its filter buttons open it."""
     if await ctx.owned_shop_or_explain("accounts.for_owners") is None:
         return
+    query = ctx.update.callback_query
+    asked = query is None or query.data == cb(MENU_NS, "accounts")
     await ctx.router.abandon(ctx)
+    if asked:
+        await ctx.start_flow(NAME, BROWSE, {"view": AccountView().data()})
     await show_accounts(ctx)
+
+
+async def current_view(ctx: Ctx) -> AccountView:
+    """The owner's view of the list: the one kept in the /accounts draft, or the whole list."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != NAME:
+        return AccountView()
+    return AccountView.of(draft.data.get("view"))
+
+
+async def _keep_view(ctx: Ctx, view: AccountView, **data: Any) -> bool:
+    """Keep ``view`` in the /accounts draft (starting it if the owner is in no flow); ``False``
+    (and a "no longer valid" toast) when the owner has gone on to another flow meanwhile,
+    which a list's button must not discard."""
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow != NAME:
+        await ctx.stale()
+        return False
+    step = draft.step if draft is not None else BROWSE
+    await ctx.goto(NAME, step, {"view": view.data(), **data})
+    return True
+
+
+async def _show_view(ctx: Ctx, shop: Shop, view: AccountView, page: int = 0,
+                     notice: str | None = None) -> None:
+    """Keep the view and show the list as it has it (answering the press)."""
+    if not await _keep_view(ctx, view, bulk=None, page=page):
+        return
+    await ctx.answer()
+    text, markup = await list_screen(ctx, shop, page, notice, view=view)
+    await ctx.show(text, markup)
+
+
+def clean_filter(raw: str) -> str:
+    """A typed filter: one line, spaces folded, at most ``FILTER_MAX`` characters."""
+    folded = " ".join(unicodedata.normalize("NFC", raw).split())
+    return folded[:FILTER_MAX]
+
+
+async def ask_filter(ctx: Ctx) -> None:
+    """The browse step asked again (after a restart): the list as the view has it."""
+    await show_accounts(ctx)
+
+
+async def on_filter(ctx: Ctx, text: str) -> None:
+    """A text typed while /accounts is open: the list filtered by it (a part of a nickname or
+    the last digits of a phone), as a new message; the typed text replaces the previous one."""
+    shop = await ctx.shop_or_none()
+    if shop is None:
+        await ctx.end_flow()
+        await ctx.reply(ctx.t("errors.no_shop"))
+        return
+    view = replace(await current_view(ctx), text=clean_filter(text))
+    await ctx.goto(NAME, BROWSE, {"view": view.data(), "bulk": None})
+    text_, markup = await list_screen(ctx, shop, 0, view=view)
+    await ctx.reply(text_, markup)
 
 
 # --- button actions ----------------------------------------------------------------------------
 
 
 async def _page(ctx: Ctx, shop: Shop, page: int) -> None:
-    """Button: show a page of the list."""
+    """Button: show a page of the list (as the owner's view has it)."""
+    draft = await ctx.load_draft()
+    if draft is not None and (draft.flow, draft.step) == (NAME, BROWSE):
+        await ctx.goto(NAME, BROWSE, {"page": page})
     await ctx.answer()
-    text, markup = await list_screen(ctx, shop, page)
+    text, markup = await list_screen(ctx, shop, page, view=await current_view(ctx))
     await ctx.show(text, markup)
+
+
+async def _filter_roles(ctx: Ctx, shop: Shop) -> None:
+    """Button: the roles to filter by (and "any role")."""
+    view = await current_view(ctx)
+    roles = await list_roles(ctx.session, shop.id or 0)
+    await ctx.answer()
+    rows = rows_of([
+        button(("✓ " if role.id == view.role_id else "") + role.name, cb(NS, "fo", role.id))
+        for role, _ in roles
+    ])
+    await ctx.show(ctx.t("accounts.filter_choose_role"), keyboard(
+        *rows,
+        [button(("✓ " if not view.role_id else "") + ctx.label("accounts.filter_any_role"),
+                cb(NS, "fo", 0))],
+    ))
+
+
+async def _filter_role(ctx: Ctx, shop: Shop, role_id: int) -> None:
+    """Button: show only the accounts with this role (0: any role)."""
+    if role_id:
+        await get_role(ctx.session, shop.id or 0, role_id)
+    await _show_view(ctx, shop, replace(await current_view(ctx), role_id=role_id))
+
+
+async def _filter_state(ctx: Ctx, shop: Shop) -> None:
+    """Button: the next status to filter by (any → authorized → suspended → expired)."""
+    view = await current_view(ctx)
+    state = STATES[(STATES.index(view.state) + 1) % len(STATES)]
+    await _show_view(ctx, shop, replace(view, state=state))
+
+
+async def _filter_im(ctx: Ctx, shop: Shop) -> None:
+    """Button: the next IM value to filter by (any → on → off)."""
+    view = await current_view(ctx)
+    im = IM_CHOICES[(IM_CHOICES.index(view.im) + 1) % len(IM_CHOICES)]
+    await _show_view(ctx, shop, replace(view, im=im))
+
+
+async def _filter_clear(ctx: Ctx, shop: Shop) -> None:
+    """Button ✖️: the whole list again (a selection is kept)."""
+    await _show_view(ctx, shop, (await current_view(ctx)).cleared())
+
+
+# --- the selection and the bulk changes ------------------------------------------------------
+
+
+async def _page_of(ctx: Ctx) -> int:
+    """The page the list was on (for a toggle, which redraws it in place)."""
+    draft = await ctx.load_draft()
+    page = draft.data.get("page") if draft is not None and draft.flow == NAME else 0
+    return page if isinstance(page, int) else 0
+
+
+async def _pick_mode(ctx: Ctx, shop: Shop) -> None:
+    """Button: start selecting accounts for a bulk change, or stop (the selection is dropped)."""
+    view = await current_view(ctx)
+    await _show_view(ctx, shop, replace(view, picking=not view.picking, selected=()))
+
+
+async def _toggle(ctx: Ctx, shop: Shop, account_id: int) -> None:
+    """Button ☐ / ☑️: select or unselect one account (the list stays on its page)."""
+    account = await get_account(ctx.session, shop.id or 0, account_id)
+    view = await current_view(ctx)
+    chosen = list(view.selected)
+    if account.id in chosen:
+        chosen.remove(account.id)
+    else:
+        chosen.append(account.id or 0)
+    page = await _page_for(ctx, shop, view, account_id)
+    await _show_view(ctx, shop, replace(view, picking=True, selected=tuple(chosen)), page)
+
+
+async def _page_for(ctx: Ctx, shop: Shop, view: AccountView, account_id: int) -> int:
+    """The page of the view's list that shows ``account_id`` (0 when it shows it not)."""
+    where = view.where()
+    shown = [a.id for a, _ in await all_accounts(ctx.session, shop.id or 0) if where.matches(a)]
+    return shown.index(account_id) // PAGE_SIZE if account_id in shown else 0
+
+
+async def _pick_all(ctx: Ctx, shop: Shop) -> None:
+    """Button: select every account the list shows (all its pages), keeping earlier picks."""
+    view = await current_view(ctx)
+    where = view.where()
+    shown = [a.id or 0 for a, _ in await all_accounts(ctx.session, shop.id or 0)
+             if where.matches(a)]
+    chosen = list(view.selected) + [i for i in shown if i not in view.selected]
+    await _show_view(ctx, shop, replace(view, picking=True, selected=tuple(chosen)))
+
+
+async def _pick_none(ctx: Ctx, shop: Shop) -> None:
+    """Button: clear the selection."""
+    await _show_view(ctx, shop, replace(await current_view(ctx), selected=()))
+
+
+async def _selection(ctx: Ctx, shop: Shop, view: AccountView) -> dict[int, SubAccount]:
+    """The selected accounts still in the shop, by id, in the order picked."""
+    found = {a.id or 0: a for a, _ in await all_accounts(ctx.session, shop.id or 0)}
+    return {i: found[i] for i in view.selected if i in found}
+
+
+def plural(ctx: Ctx, key: str, n: int, /, **params: Any) -> str:
+    """``<key>_one`` or ``<key>_other`` with ``{n}`` (English has the two forms)."""
+    return ctx.t(f"{key}_{'one' if n == 1 else 'other'}", n=n, **params)
+
+
+async def _bulk_ask(ctx: Ctx, shop: Shop, op: str) -> None:
+    """Button: Suspend / Resume (asks to confirm) or Change role (asks for the role) for the
+    whole selection."""
+    view = await current_view(ctx)
+    chosen = await _selection(ctx, shop, view)
+    if not chosen or op not in ("suspend", "resume", "role"):
+        await ctx.stale()
+        return
+    if op == "role":
+        roles = await list_roles(ctx.session, shop.id or 0)
+        if not await _keep_view(ctx, view, bulk=None):
+            return
+        await ctx.answer()
+        rows = rows_of([button(role.name, cb(NS, "bp", role.id)) for role, _ in roles])
+        await ctx.show(plural(ctx, "accounts.bulk_choose_role", len(chosen)), keyboard(
+            *rows, [button(ctx.t("common.cancel_button"), cb(NS, "bn"))]))
+        return
+    await _confirm(ctx, view, chosen, {"op": op},
+                   plural(ctx, f"accounts.bulk_confirm_{op}", len(chosen)),
+                   ctx.label(f"accounts.bulk_yes_{op}", n=len(chosen)))
+
+
+async def _bulk_role(ctx: Ctx, shop: Shop, role_id: int) -> None:
+    """Button: the role for the whole selection; asks to confirm."""
+    role = await get_role(ctx.session, shop.id or 0, role_id)
+    view = await current_view(ctx)
+    chosen = await _selection(ctx, shop, view)
+    if not chosen:
+        await ctx.stale()
+        return
+    await _confirm(ctx, view, chosen, {"op": "role", "role_id": role.id},
+                   plural(ctx, "accounts.bulk_confirm_role", len(chosen), role=role.name),
+                   ctx.label("accounts.bulk_yes_role", n=len(chosen)))
+
+
+async def _confirm(ctx: Ctx, view: AccountView, chosen: dict[int, SubAccount],
+                   bulk: dict[str, Any], question: str, yes: str) -> None:
+    """The one confirm screen of a bulk change: what, for whom, that each is told."""
+    names_ = [[i, a.nickname] for i, a in chosen.items()]  # to name those gone meanwhile
+    if not await _keep_view(ctx, view, bulk={**bulk, "ids": list(chosen), "names": names_}):
+        return
+    names = ctx.t("accounts.sep").join(a.nickname for a in chosen.values())
+    await ctx.answer()
+    await ctx.show(
+        "\n\n".join([question, ctx.t("accounts.bulk_who", names=names),
+                      ctx.t("accounts.bulk_told")]),
+        keyboard([button(yes, cb(NS, "by")),
+                  button(ctx.t("common.cancel_button"), cb(NS, "bn"))]),
+    )
+
+
+async def _bulk_back(ctx: Ctx, shop: Shop) -> None:
+    """Button: back from the bulk change's role choice or confirm screen, nothing changed."""
+    await _show_view(ctx, shop, await current_view(ctx), await _page_of(ctx))
+
+
+async def _bulk_do(ctx: Ctx, shop: Shop) -> None:
+    """Button: confirmed. Make the change for every account confirmed, tell each one changed,
+    and show the list with what happened to each."""
+    draft = await ctx.load_draft()
+    bulk = draft.data.get("bulk") if draft is not None and draft.flow == NAME else None
+    if not isinstance(bulk, dict) or not isinstance(bulk.get("ids"), list):
+        await ctx.stale()  # confirmed already, or the screen is an old one
+        return
+    view = await current_view(ctx)
+    shop_id, op = shop.id or 0, str(bulk.get("op"))
+    ids = [i for i in bulk["ids"] if isinstance(i, int)]
+    names = {pair[0]: str(pair[1]) for pair in bulk.get("names") or []
+             if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], int)}
+    role: Role | None = None
+    if op == "role":
+        role, outcomes = await bulk_change_role(
+            ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_ids=ids,
+            role_id=int(bulk.get("role_id") or 0), now=ctx.now())
+    elif op in ("suspend", "resume"):
+        outcomes = await bulk_set_suspended(
+            ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_ids=ids,
+            suspended=op == "suspend", now=ctx.now())
+    else:
+        await ctx.stale()
+        return
+    moved = []
+    if op == "suspend":
+        for o in outcomes:
+            if o.result is Result.CHANGED and o.account is not None:
+                moved += await service_relay.release(ctx, shop_id=shop_id,
+                                                     user_id=o.account.holder_id,
+                                                     reason="suspended")
+    await ctx.goto(NAME, BROWSE, {"view": replace(view, picking=False, selected=()).data(),
+                                  "bulk": None})
+    await ctx.answer()
+    missed = await _tell_changed(ctx, shop, op, role, outcomes)
+    notice = _bulk_outcome(ctx, op, role, outcomes, names, missed)
+    text, markup = await list_screen(ctx, shop, 0, notice,
+                                     view=replace(view, picking=False, selected=()))
+    await ctx.show(text, markup)
+    await service_relay.announce_from(ctx, moved)
+
+
+async def _tell_changed(ctx: Ctx, shop: Shop, op: str, role: Role | None,
+                        outcomes: list[Outcome]) -> list[str]:
+    """Tell every holder whose account changed, one message each; the nicknames of those who
+    could not be told."""
+    missed = []
+    for o in outcomes:
+        if o.result is not Result.CHANGED or o.account is None:
+            continue
+        holder = await holder_of(ctx.session, o.account)
+        if op == "role" and role is not None:
+            locale = ctx.deps.locale_of(holder)
+            modules = module_names(ctx.policy, role.modules, locale, t(locale, "accounts.sep"))
+            warning = await tell_holder(ctx, holder, o.account.nickname, "accounts.notify_role",
+                                        shop=shop.name, role=role.name, before=o.before or "",
+                                        modules=modules)
+        else:
+            key = "accounts.notify_suspended" if op == "suspend" else "accounts.notify_resumed"
+            warning = await tell_holder(ctx, holder, o.account.nickname, key, shop=shop.name)
+        if warning is not None:
+            missed.append(o.account.nickname)
+    return missed
+
+
+def _bulk_outcome(ctx: Ctx, op: str, role: Role | None, outcomes: list[Outcome],
+                  names: dict[int, str], missed: list[str]) -> str:
+    """The result line of a bulk change, and what happened to the accounts it did not change."""
+    sep = ctx.t("accounts.sep")
+
+    def named(result: Result) -> list[Outcome]:
+        return [o for o in outcomes if o.result is result]
+
+    def who(group: list[Outcome]) -> str:
+        return sep.join(o.account.nickname if o.account is not None
+                        else names.get(o.account_id, f"#{o.account_id}") for o in group)
+
+    changed = named(Result.CHANGED)
+    lines = [plural(ctx, f"accounts.bulk_done_{op}", len(outcomes), done=len(changed),
+                    role=role.name if role is not None else "")]
+    if unchanged := named(Result.UNCHANGED):
+        lines.append(ctx.t(f"accounts.bulk_unchanged_{op}", names=who(unchanged),
+                           role=role.name if role is not None else ""))
+    if gone := named(Result.GONE):
+        lines.append(ctx.t("accounts.bulk_gone", names=who(gone)))
+    for o in named(Result.REFUSED):
+        assert o.error is not None
+        lines.append(ctx.t("accounts.bulk_refused", names=who([o]),
+                           why=ctx.label(f"errors.{o.error.key}", **o.error.params)))
+    if missed:
+        lines.append(ctx.t("accounts.bulk_not_told", names=sep.join(missed)))
+    return "\n".join(lines)
 
 
 async def _open(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -196,10 +535,23 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
 async def _rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
     """Button: start renaming the account."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
-    await ctx.router.abandon(ctx)
-    await ctx.start_flow(NAME, RENAME, {"account_id": account.id})
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow == NAME:  # the list's view is kept for afterwards
+        await ctx.goto(NAME, RENAME, {"account_id": account.id})
+    else:
+        await ctx.router.abandon(ctx)
+        await ctx.start_flow(NAME, RENAME, {"account_id": account.id})
     await ctx.answer()
     await ask_nickname(ctx)
+
+
+async def _end_rename(ctx: Ctx) -> None:
+    """Leave the rename step: back to the list's view if /accounts was open, else no flow."""
+    draft = await ctx.load_draft()
+    if draft is not None and draft.flow == NAME and "view" in draft.data:
+        await ctx.goto(NAME, BROWSE, {"account_id": None})
+    else:
+        await ctx.end_flow()
 
 
 async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -209,7 +561,7 @@ async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
     notice = None
     if draft is not None and (draft.flow, draft.step) == (NAME, RENAME) \
             and draft.data.get("account_id") == account_id:
-        await ctx.end_flow()
+        await _end_rename(ctx)
         notice = ctx.t("accounts.rename_cancelled")
     await ctx.answer()
     await show_details(ctx, shop, account, notice)
@@ -217,6 +569,19 @@ async def _cancel_rename(ctx: Ctx, shop: Shop, account_id: int) -> None:
 
 _ACTIONS: dict[str, Callable[..., Awaitable[None]]] = {
     "pg": _page,
+    "fr": _filter_roles,
+    "fo": _filter_role,
+    "fs": _filter_state,
+    "fi": _filter_im,
+    "fx": _filter_clear,
+    "sm": _pick_mode,
+    "tg": _toggle,
+    "ta": _pick_all,
+    "tn": _pick_none,
+    "bk": _bulk_ask,
+    "bp": _bulk_role,
+    "by": _bulk_do,
+    "bn": _bulk_back,
     "op": _open,
     "rl": _choose_role,
     "sr": _set_role,
@@ -235,7 +600,7 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     if shop is None:
         await ctx.stale()
         return
-    values = [int(a) for a in args]
+    values: list[Any] = [a if action == "bk" else int(a) for a in args]
     try:
         await _ACTIONS[action](ctx, shop, *values)
     except DomainError as exc:
@@ -295,7 +660,7 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
                                        account_id=account.id or 0, nickname=text, now=ctx.now())
     except DomainError as exc:
         if exc.key == "nothing_changed":
-            await ctx.end_flow()
+            await _end_rename(ctx)
             text_, markup = await details_screen(ctx, shop, account, ctx.error_text(exc))
             await ctx.reply(text_, markup)
             return
@@ -304,7 +669,7 @@ async def on_nickname(ctx: Ctx, text: str) -> None:
         await ctx.reply(ctx.error_text(exc))
         await ask_nickname(ctx)
         return
-    await ctx.end_flow()
+    await _end_rename(ctx)
     name = account.nickname
     holder = await holder_of(ctx.session, account)
     warning = await tell_holder(ctx, holder, name, "accounts.notify_renamed", shop=shop.name,
@@ -320,9 +685,11 @@ FLOW = Flow(
     buttons={
         "pg": ("int",), "op": ("int",), "rl": ("int",), "sr": ("int", "int"), "rn": ("int",),
         "rx": ("int",), "im": ("int", "int"), "su": ("int", "int"), "ub": ("int",),
-        "uy": ("int",),
+        "uy": ("int",), "fr": (), "fo": ("int",), "fs": (), "fi": (), "fx": (), "sm": (),
+        "tg": ("int",), "ta": (), "tn": (), "bk": ("key",), "bp": ("int",), "by": (), "bn": (),
     },
     on_button=on_button,
     commands=(Command("accounts", accounts_command, who="owner", menu_key="accounts"),),
-    steps={RENAME: Step(ask=ask_nickname, on_text=on_nickname)},
+    steps={RENAME: Step(ask=ask_nickname, on_text=on_nickname),
+           BROWSE: Step(ask=ask_filter, on_text=on_filter)},
 )

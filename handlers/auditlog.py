@@ -1,33 +1,50 @@
-"""/log: the shop's audit events, newest first, paged, in the owner's language.
+"""/log: the shop's audit events, newest first, paged, in the owner's language; filtered by
+account or role, codes shown or hidden, each code's events folded into its "new account"
+entry, and 📤 Export (the events as a CSV document in the chat, ``models.export``).
 
 Each event is told from its detail dict through a text per action (``log.actions.<action>``
 with the dot as ``_``); only the placeholders a text names are filled in, so nothing else of
 the detail is ever shown (codes are never recorded; phones are masked, and masked again if a
 raw number ever slipped in). An action without a text gets a generic line.
 
-Callback data, namespace ``lg``: ``lg:pg:<page>``.
+Folding: the events of the codes sent to a phone are shown as one line inside the entry of
+the sub-account that phone became ("🔑 3 codes, 1 declined"); codes that led to no account are
+one line per phone ("Codes for +86 137****0022: …; no sub-account added"), where its last one
+happened. With codes hidden neither is shown.
+
+Callback data, namespace ``lg``: ``lg:pg:<page>`` (no filter) · ``lg:v:<page>:<acc>:<role>:
+<codes>`` a page of a view (0: no account / role filter; codes 1 shown, 0 hidden) ·
+``lg:fa|fr:<acc>:<role>:<codes>`` choose the account / role · ``lg:ex:<acc>:<role>:<codes>``
+export. The filter is in the buttons: /log keeps no draft.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
-from telegram import InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 
 from handlers.context import Ctx
 from handlers.flow import Command, Flow
 from handlers.i18n import label, module_names, placeholders, template
-from handlers.keyboards import keyboard, pager_row
+from handlers.keyboards import button, keyboard, pager_row, rows_of
 from handlers.router import cb
 from handlers.service_common import agent_names
+from handlers.telegram_io import with_retry
 from handlers.times import shop_zone, when, zone_name
 from models import audit
+from models.accounts import all_accounts
+from models.export import full_phones, log_to_csv, shop_events
 from models.paging import paging
 from models.phones import mask_phone
 from models.privacy import ACTOR_DELETED, SUBJECT_DELETED, personal_keys
-from models.tables import AuditEvent, Shop, User
+from models.roles import list_roles
+from models.tables import AuditEvent, Shop, SubAccount, User
 
 NS = "lg"
 PAGE_SIZE = 10
@@ -151,30 +168,230 @@ def who(ctx: Ctx, shop: Shop, event: AuditEvent, users: dict[int, User]) -> str:
     return ctx.t("log.someone", id=event.actor_id)
 
 
-async def log_screen(ctx: Ctx, shop: Shop, page: int) -> tuple[str, InlineKeyboardMarkup]:
-    """One page of the shop's log (clamped to the pages there are)."""
+@dataclass(frozen=True)
+class LogView:
+    """What the log shows: one account's events, or one role's (its own, and its accounts'),
+    or all of them; with the codes' lines or without."""
+
+    account_id: int = 0
+    role_id: int = 0
+    codes: bool = True
+
+    def args(self) -> tuple[int, int, int]:
+        """The view as callback arguments."""
+        return self.account_id, self.role_id, int(self.codes)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.account_id or self.role_id) or not self.codes
+
+
+@dataclass
+class Entry:
+    """One entry of the log: an event, with the code events folded into it (``codes``), or a
+    line of codes that led to no account (``attempt``: ``event`` is its last code event)."""
+
+    event: AuditEvent
+    codes: list[AuditEvent] = field(default_factory=list)
+    attempt: bool = False
+
+
+def _phone(event: AuditEvent) -> str:
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    return safe_phone(detail.get("phone")) if detail.get("phone") else ""
+
+
+def _is_code(event: AuditEvent) -> bool:
+    return event.action.startswith("code.")
+
+
+def fold(events: list[AuditEvent]) -> list[Entry]:
+    """The entries of ``events`` (oldest first), newest first: each phone's code events go
+    into the next "new account" entry of that phone; those left are one line per phone."""
+    pending: dict[str, list[AuditEvent]] = {}
+    entries: list[Entry] = []
+    for event in events:
+        phone = _phone(event)
+        if _is_code(event) and phone:
+            pending.setdefault(phone, []).append(event)
+        elif event.action == "account.created" and phone:
+            entries.append(Entry(event, pending.pop(phone, [])))
+        else:
+            entries.append(Entry(event))
+    entries += [Entry(codes[-1], codes, attempt=True) for codes in pending.values()]
+    entries.sort(key=lambda e: e.event.id or 0, reverse=True)
+    return entries
+
+
+def codes_summary(ctx: Ctx, codes: list[AuditEvent]) -> str:
+    """"3 codes, 1 declined, 2 wrong entries" (plain text)."""
+    issued = len({e.object_id for e in codes})
+    parts = [ctx.label("log.codes_one" if issued == 1 else "log.codes_other", n=issued)]
+    for outcome in ("declined", "expired", "cancelled", "locked", "undeliverable"):
+        n = sum(1 for e in codes if e.action == f"code.{outcome}")
+        if n:
+            parts.append(ctx.label(f"log.codes_{outcome}", n=n))
+    wrong = sum(1 for e in codes if e.action == "code.failed")
+    if wrong:
+        parts.append(ctx.label("log.codes_failed_one" if wrong == 1 else "log.codes_failed_other",
+                               n=wrong))
+    return ctx.label("log.codes_sep").join(parts)
+
+
+async def _selected(
+    ctx: Ctx, shop: Shop, view: LogView
+) -> tuple[list[AuditEvent], str | None, str | None]:
+    """The shop's events the view shows (oldest first), and the names of the account and the
+    role it is filtered by (``None``: not filtered, or gone)."""
     shop_id = shop.id or 0
-    total = await audit.count(ctx.session, shop_id)
+    events = await shop_events(ctx.session, shop_id)
+    if not view.codes:
+        events = [e for e in events if not _is_code(e)]
+    if not (view.account_id or view.role_id):
+        return events, None, None
+    accounts = await all_accounts(ctx.session, shop_id)
+    if view.account_id:
+        chosen = [(a, r) for a, r in accounts if a.id == view.account_id]
+    else:
+        chosen = [(a, r) for a, r in accounts if a.role_id == view.role_id]
+    ids = {str(a.id) for a, _ in chosen}
+    phones = {mask_phone(a.phone) for a, _ in chosen}
+    role_name = next((r.name for r, _ in await list_roles(ctx.session, shop_id)
+                      if r.id == view.role_id), None) if view.role_id else None
+
+    def shown(event: AuditEvent) -> bool:
+        if view.role_id and event.object_type == "role":
+            return event.object_id == str(view.role_id)
+        if event.object_type == "account" and event.object_id in ids:
+            return True
+        return (_is_code(event) or event.action == "account.created") and _phone(event) in phones
+
+    account_name = chosen[0][0].nickname if view.account_id and chosen else None
+    return [e for e in events if shown(e)], account_name, role_name
+
+
+def _filter_line(ctx: Ctx, view: LogView, account: str | None, role: str | None) -> str:
+    parts = []
+    if view.account_id:
+        parts.append(ctx.t("log.filter_account", name=account or MISSING))
+    if view.role_id:
+        parts.append(ctx.t("log.filter_role", name=role or MISSING))
+    if not view.codes:
+        parts.append(ctx.t("log.filter_no_codes"))
+    return ctx.t("log.filter_line", what=ctx.t("log.filter_sep").join(parts))
+
+
+def _entry_text(ctx: Ctx, shop: Shop, entry: Entry, users: dict[int, User],
+                agents: Mapping[int, str], tz: tzinfo) -> str:
+    event = entry.event
+    if entry.attempt:
+        what = ctx.t("log.codes_attempt", phone=_phone(event),
+                     summary=codes_summary(ctx, entry.codes))
+    else:
+        what = describe(ctx, event, agents)
+        if entry.codes:
+            what += "\n" + ctx.t("log.codes_folded", summary=codes_summary(ctx, entry.codes))
+    return ctx.t("log.event", time=when(ctx.locale, event.created_at, now=ctx.now(), tz=tz),
+                 who=who(ctx, shop, event, users), what_html=what)
+
+
+async def log_screen(
+    ctx: Ctx, shop: Shop, page: int, view: LogView | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
+    """One page of the shop's log as ``view`` shows it (clamped to the pages there are)."""
+    view = view or LogView()
+    events, account, role = await _selected(ctx, shop, view)
+    entries = fold(events)
+    total = len(entries)
     page, pages = paging(page, total, PAGE_SIZE)
-    events = await audit.recent(ctx.session, shop_id, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    chunk = entries[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+    shown = [e.event for e in chunk]
+    users = await audit.actors(ctx.session, shown)
+    agents = await agent_names(ctx, shop) if any(
+        e.action.startswith("service.") for e in shown) else {}
+    default = ctx.deps.default_time_zone
+    tz = shop_zone(shop, default)
+    lines = [ctx.t("log.title", shop=shop.name, count=total, zone=zone_name(shop, default))]
+    if view.active:
+        lines.append(_filter_line(ctx, view, account, role))
+    if pages > 1:
+        lines.append(ctx.t("log.page", page=page + 1, pages=pages))
+    if not chunk:
+        lines += ["", ctx.t("log.filter_empty" if view.active else "log.empty")]
+    for entry in chunk:
+        lines += ["", _entry_text(ctx, shop, entry, users, agents, tz)]
+    args = view.args()
+    nav = pager_row(page, pages, previous=ctx.t("log.newer"), following=ctx.t("log.older"),
+                    data=lambda to: cb(NS, "v", to, *args))
+    codes = LogView(view.account_id, view.role_id, not view.codes)
+    rows: list[list[InlineKeyboardButton]] = [nav, [
+        button(ctx.label("log.filter_account_button"), cb(NS, "fa", *args)),
+        button(ctx.label("log.filter_role_button"), cb(NS, "fr", *args)),
+        button(ctx.label("log.codes_hide" if view.codes else "log.codes_show"),
+               cb(NS, "v", 0, *codes.args())),
+    ]]
+    if view.active:
+        rows.append([button(ctx.label("log.filter_clear"), cb(NS, "v", 0, 0, 0, 1))])
+    if events:
+        rows.append([button(ctx.label("log.export_button"), cb(NS, "ex", *args))])
+    return "\n".join(lines), keyboard(*rows)
+
+
+async def _choose(ctx: Ctx, shop: Shop, view: LogView, what: str) -> None:
+    """The accounts (``fa``) or roles (``fr``) to filter the log by, and "all"."""
+    shop_id, codes = shop.id or 0, int(view.codes)
+    if what == "fa":
+        options = [(a.nickname, cb(NS, "v", 0, a.id, 0, codes), a.id == view.account_id)
+                   for a, _ in await all_accounts(ctx.session, shop_id)]
+        prompt, every = "log.choose_account", "log.every_account"
+    else:
+        options = [(r.name, cb(NS, "v", 0, 0, r.id, codes), r.id == view.role_id)
+                   for r, _ in await list_roles(ctx.session, shop_id)]
+        prompt, every = "log.choose_role", "log.every_role"
+    buttons = [button(("✓ " if on else "") + name, data) for name, data, on in options]
+    await ctx.answer()
+    await ctx.show(ctx.t(prompt), keyboard(
+        *rows_of(buttons), [button(ctx.label(every), cb(NS, "v", 0, 0, 0, codes))]))
+
+
+def _plain(text: str) -> str:
+    """A text of the catalogue as plain text (tags dropped, entities read)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+async def export(ctx: Ctx, shop: Shop, view: LogView) -> None:
+    """📤 Export: the events the view shows, one row each (newest first), as a CSV document
+    sent in the chat (``models.export``'s writer; phones as the accounts export has them)."""
+    events, account, role = await _selected(ctx, shop, view)
+    events.reverse()
     users = await audit.actors(ctx.session, events)
     agents = await agent_names(ctx, shop) if any(
         e.action.startswith("service.") for e in events) else {}
-    default = ctx.deps.default_time_zone
-    tz, now = shop_zone(shop, default), ctx.now()
-    lines = [ctx.t("log.title", shop=shop.name, count=total, zone=zone_name(shop, default))]
-    if pages > 1:
-        lines.append(ctx.t("log.page", page=page + 1, pages=pages))
-    if not events:
-        lines += ["", ctx.t("log.empty")]
+    rows = []
     for event in events:
-        lines += ["", ctx.t(
-            "log.event", time=when(ctx.locale, event.created_at, now=now, tz=tz),
-            who=who(ctx, shop, event, users), what_html=describe(ctx, event, agents),
-        )]
-    nav = pager_row(page, pages, previous=ctx.t("log.newer"), following=ctx.t("log.older"),
-                    data=lambda to: cb(NS, "pg", to))
-    return "\n".join(lines), keyboard(nav)
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        rows.append({
+            "id": event.id, "time": event.created_at, "who": _plain(who(ctx, shop, event, users)),
+            "action": event.action,
+            "object": f"{event.object_type}:{event.object_id}" if event.object_id
+            else event.object_type,
+            "phone": _phone(event), "nickname": detail.get("nickname"),
+            "role": detail.get("role") or (detail.get("name") if event.object_type == "role"
+                                           else None),
+            "what": _plain(describe(ctx, event, agents)),
+        })
+    accounts: list[SubAccount] = [a for a, _ in await all_accounts(ctx.session, shop.id or 0)]
+    body = log_to_csv(rows, full_phones(accounts))
+    stamp = ctx.now().strftime("%Y%m%d-%H%M")
+    caption = ctx.t("log.export_caption", shop=shop.name, count=len(rows))
+    if view.active:
+        caption += "\n" + _filter_line(ctx, view, account, role)
+    await ctx.answer(ctx.label("log.export_toast"))
+    await ctx.commit()
+    document = InputFile(("\ufeff" + body).encode("utf-8"),
+                         filename=f"activity-log-{shop.id}-{stamp}.csv")
+    await with_retry(lambda: ctx.context.bot.send_document(
+        ctx.chat_id, document, caption=caption, parse_mode="HTML"))
 
 
 async def open_log(ctx: Ctx) -> None:
@@ -192,21 +409,33 @@ async def log_command(ctx: Ctx) -> None:
     await open_log(ctx)
 
 
-async def on_button(ctx: Ctx, _action: str, args: list[str]) -> None:
-    """``lg:pg:<page>`` — only the shop's owner pages through its log."""
+async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
+    """The ``lg:`` buttons — only the shop's owner pages through, filters and exports its
+    log; a view naming another shop's account or role shows nothing of it."""
     shop = await ctx.shop_or_none()
     if shop is None:
         await ctx.stale()
         return
-    await ctx.answer()
-    text, markup = await log_screen(ctx, shop, int(args[0]))
-    await ctx.show(text, markup)
+    values = [int(a) for a in args]
+    if action in ("pg", "v"):
+        page, rest = values[0], values[1:]
+        view = LogView(rest[0], rest[1], rest[2] != 0) if rest else LogView()
+        await ctx.answer()
+        text, markup = await log_screen(ctx, shop, page, view)
+        await ctx.show(text, markup)
+        return
+    view = LogView(values[0], values[1], values[2] != 0)
+    if action == "ex":
+        await export(ctx, shop, view)
+    else:
+        await _choose(ctx, shop, view, action)
 
 
 FLOW = Flow(
     name="log",
     namespace=NS,
-    buttons={"pg": ("int",)},
+    buttons={"pg": ("int",), "v": ("int", "int", "int", "int"), "fa": ("int", "int", "int"),
+             "fr": ("int", "int", "int"), "ex": ("int", "int", "int")},
     on_button=on_button,
     commands=(Command("log", log_command, who="owner", menu_key="log"),),
 )

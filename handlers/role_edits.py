@@ -8,20 +8,24 @@ from __future__ import annotations
 import html
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton
 
 from handlers.context import Ctx
+from handlers.i18n import label, module_names
 from handlers.keyboards import button, keyboard
 from handlers.role_screens import show_list, show_role, with_notice
 from handlers.router import cb
+from handlers.telegram_io import Undelivered
 from models.errors import DomainError
 from models.roles import (
     ROLE_DESCRIPTION_MAX,
     ROLE_NAME_MAX,
     get_role,
     rename_role,
+    role_holders,
     set_description,
     set_modules,
 )
@@ -114,6 +118,7 @@ async def apply_edit(
     if found is None:
         return
     shop, role = found
+    before = RoleShape(role.name, list(role.modules))
     try:
         role = await change(shop.id or 0, role.id or 0)
     except DomainError as exc:
@@ -124,7 +129,64 @@ async def apply_edit(
             raise
         await ask_again(ctx, notice=why(ctx, exc))
         return
-    await finish_edit(ctx, shop, role, done(role))
+    told = await tell_holders(ctx, shop, role, before)
+    await finish_edit(ctx, shop, role, "\n".join(filter(None, [done(role), told])))
+
+
+@dataclass(frozen=True)
+class RoleShape:
+    """What the holders of a role see of it: its name and its modules."""
+
+    name: str
+    modules: list[str]
+
+
+def _module_changes(ctx: Ctx, locale: str, before: list[str], after: list[str]) -> str:
+    """"added X; removed Y" in ``locale`` (plain text)."""
+    sep = label(locale, "roles.separator")
+    added = [m for m in after if m not in before]
+    removed = [m for m in before if m not in after]
+    parts = []
+    if added:
+        parts.append(label(locale, "roles.notice_added",
+                           modules=module_names(ctx.policy, added, locale, sep)))
+    if removed:
+        parts.append(label(locale, "roles.notice_removed",
+                           modules=module_names(ctx.policy, removed, locale, sep)))
+    return label(locale, "roles.notice_sep").join(parts)
+
+
+async def tell_holders(ctx: Ctx, shop: Shop, role: Role, before: RoleShape) -> str:
+    """Tell every holder of ``role`` (suspended ones too) what changed of what they see of it
+    — its name, its modules or both — in one message each, in their language; what the
+    owner's screen says about it (empty when the change is one holders do not see)."""
+    renamed = role.name != before.name
+    after = list(role.modules)
+    remodelled = after != before.modules
+    if not (renamed or remodelled):
+        return ""
+    holders = await role_holders(ctx.session, shop.id or 0, role.id or 0)
+    if not holders:
+        return ""
+    key = ("roles.notice_both" if renamed and remodelled
+           else "roles.notice_renamed" if renamed else "roles.notice_modules")
+    missed: list[str] = []
+    for account, user in holders:
+        locale = ctx.deps.locale_of(user)
+        sent = await ctx.notify(
+            user, key, shop=shop.name, before=before.name, name=role.name,
+            changes=_module_changes(ctx, locale, before.modules, after),
+            modules=module_names(ctx.policy, after, locale, label(locale, "roles.separator")),
+        )
+        if isinstance(sent, Undelivered):
+            missed.append(account.nickname)
+    told = len(holders) - len(missed)
+    lines = [ctx.t("roles.holders_told_one" if told == 1 else "roles.holders_told_other",
+                   n=told)] if told else []
+    if missed:
+        lines.append(ctx.t("roles.holders_not_told", names=ctx.label("roles.separator")
+                           .join(missed)))
+    return "\n".join(lines)
 
 
 async def on_rename(ctx: Ctx, text: str) -> None:

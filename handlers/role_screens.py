@@ -33,6 +33,21 @@ def modules_text(ctx: Ctx, keys: list[str]) -> str:
                         empty=ctx.t("roles.no_modules"))
 
 
+#: at most this many module names on a line of the role list; the rest are counted
+LIST_MODULES = 4
+
+
+def modules_short(ctx: Ctx, keys: list[str], limit: int = LIST_MODULES) -> str:
+    """The modules' names for the role list (plain text): all of them when they are few,
+    else the first ``limit`` and how many more ("Products, Orders, … and 3 more")."""
+    known = ctx.policy.sorted_modules(keys)
+    ordered = known + [k for k in keys if k not in known]
+    if len(ordered) <= limit:
+        return modules_text(ctx, ordered)
+    first = module_names(ctx.policy, ordered[:limit], ctx.locale, ctx.label("roles.separator"))
+    return ctx.label("roles.modules_more", names=first, n=len(ordered) - limit)
+
+
 def with_notice(notice: str, text: str) -> str:
     """Put a notice (a refusal or a result) above a screen."""
     return f"{notice}\n\n{text}" if notice else text
@@ -54,7 +69,7 @@ async def show_list(ctx: Ctx, page: int, *, notice: str = "", fresh: bool = Fals
         for index, (role, used) in enumerate(chunk, start=page * PAGE_SIZE + 1):
             lines.append(ctx.t(
                 "roles.list_item", index=index, name=role.name,
-                modules_html=counted(ctx, "modules", len(role.modules)),
+                modules=modules_short(ctx, list(role.modules)),
                 accounts_html=counted(ctx, "accounts", used),
             ))
         if pages > 1:

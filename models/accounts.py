@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import audit
 from models.codes import lock_code, move_code
 from models.errors import DomainError
+from models.lifecycle.access import AccountState, account_state
 from models.paging import paging
 from models.phones import mask_phone
 from models.roles import get_role
@@ -210,6 +212,65 @@ async def accounts_page(
             return await accounts_page(session, shop_id, last, size=size)
     page, pages = paging(page, total, size)
     return AccountsPage([(a, r) for a, r, _n in rows], total, page, pages)
+
+
+@dataclass(frozen=True)
+class AccountFilter:
+    """Which of a shop's sub-accounts a list shows: all of them by default.
+
+    ``text`` matches a part of the nickname (case-insensitive, full-width forms folded) or,
+    when it is digits, the end of the phone number ("0022" finds +86 137 0000 0022); ``state``
+    is what ``account_state`` shows (authorized / suspended / expired); ``im`` on or off.
+    """
+
+    text: str = ""
+    role_id: int | None = None
+    state: AccountState | None = None
+    im: bool | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is filtered out."""
+        return bool(self.text) or any(v is not None for v in (self.role_id, self.state, self.im))
+
+    def matches(self, account: SubAccount) -> bool:
+        """Whether ``account`` is shown."""
+        if self.role_id is not None and account.role_id != self.role_id:
+            return False
+        if self.state is not None and account_state(account) != self.state:
+            return False
+        if self.im is not None and account.im_enabled != self.im:
+            return False
+        wanted = fold(self.text)
+        if not wanted:
+            return True
+        if wanted in fold(account.nickname):
+            return True
+        return wanted.isdigit() and account.phone.endswith(wanted)
+
+
+def fold(text: str) -> str:
+    """Text as filters compare it: NFKC (full-width digits and letters folded), case-folded,
+    spaces trimmed."""
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+async def filtered_page(
+    session: AsyncSession, shop_id: int, page: int, where: AccountFilter, *,
+    size: int = PAGE_SIZE,
+) -> AccountsPage:
+    """Page ``page`` of the shop's sub-accounts that ``where`` shows (clamped to the pages
+    there are), oldest first; ``total`` counts the accounts shown, not the shop's seats.
+
+    Without a filter this is ``accounts_page`` (one query). With one, the shop's accounts are
+    read and filtered here (a shop has at most its seat cap of them), so that a nickname is
+    matched the same way on SQLite and PostgreSQL, whatever its script.
+    """
+    if not where.active:
+        return await accounts_page(session, shop_id, page, size=size)
+    shown = [(a, r) for a, r in await all_accounts(session, shop_id) if where.matches(a)]
+    page, pages = paging(page, len(shown), size)
+    return AccountsPage(shown[page * size:(page + 1) * size], len(shown), page, pages)
 
 
 async def all_accounts(session: AsyncSession, shop_id: int) -> list[tuple[SubAccount, Role]]:

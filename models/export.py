@@ -1,8 +1,13 @@
-"""Operator read-outs: the shop list and a shop's sub-accounts for its other systems.
+"""Read-outs: the shop list and a shop's sub-accounts for its other systems (the CLI), and a
+shop's activity log (/log's 📤 Export, a CSV document in the owner's chat).
 
-The queries take an ``AsyncSession`` and return plain values; ``to_csv``/``to_json`` are pure.
-Exported phones are E.164 and NOT masked: the export is the shop's own data, for its own
-systems. Times are ISO 8601 in UTC (``2025-01-31T09:30:00Z``).
+The queries take an ``AsyncSession`` and return plain values; the writers are pure and share
+one CSV writer (``write_csv``: RFC 4180, CRLF). Exported phones of the shop's sub-accounts are
+E.164 and NOT masked: the export is the shop's own data, for its own systems; a log row names
+the phone as the log recorded it (masked) unless it is the phone of one of the shop's current
+sub-accounts, which is then written in full like the accounts export. No code, hash, salt or
+token is ever exported (the log never records them). Times are ISO 8601 in UTC
+(``2025-01-31T09:30:00Z``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +25,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.accounts import all_accounts
-from models.tables import Shop, SubAccount, User
+from models.phones import mask_phone
+from models.tables import AuditEvent, Shop, SubAccount, User
 
 #: the columns of an exported sub-account, in CSV order
 FIELDS = (
     "id", "phone", "nickname", "role", "modules", "im", "status", "created_at", "updated_at",
 )
+#: the columns of an exported log event, in CSV order
+LOG_FIELDS = ("id", "time", "who", "action", "object", "phone", "nickname", "role", "what")
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,15 @@ async def shop_summaries(session: AsyncSession) -> list[ShopSummary]:
     ]
 
 
+async def shop_events(session: AsyncSession, shop_id: int) -> list[AuditEvent]:
+    """Every audit event of the shop, oldest first (for /log's filters, folding and export;
+    the retention purge bounds how many a shop keeps)."""
+    result = await session.exec(
+        select(AuditEvent).where(col(AuditEvent.shop_id) == shop_id).order_by(col(AuditEvent.id))
+    )
+    return list(result.all())
+
+
 async def export_shop(session: AsyncSession, shop_id: int) -> dict[str, Any] | None:
     """The shop and every one of its sub-accounts as plain values; ``None`` if no such shop.
 
@@ -102,15 +120,48 @@ def to_json(export: dict[str, Any]) -> str:
     return json.dumps(export, ensure_ascii=False, indent=2) + "\n"
 
 
-def to_csv(accounts: list[dict[str, Any]]) -> str:
-    """The accounts as CSV (RFC 4180, CRLF): a header row, modules ``;``-joined, im true/false."""
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """The one CSV writer (RFC 4180, CRLF): a header row, then the rows."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(FIELDS)
-    for row in accounts:
-        writer.writerow([
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_csv(accounts: list[dict[str, Any]]) -> str:
+    """The accounts as CSV (RFC 4180, CRLF): a header row, modules ``;``-joined, im true/false."""
+    return write_csv(FIELDS, (
+        [
             row["id"], row["phone"], row["nickname"], row["role"], ";".join(row["modules"]),
             "true" if row["im"] else "false", row["status"], row["created_at"],
             row["updated_at"],
-        ])
-    return out.getvalue()
+        ]
+        for row in accounts
+    ))
+
+
+def full_phones(accounts: Iterable[SubAccount]) -> dict[str, str]:
+    """The shop's current sub-accounts' phones (E.164) by their masked form, for a log
+    export to write them as the accounts export does (a masked form two of them share is
+    left masked: it could be either)."""
+    found: dict[str, str | None] = {}
+    for account in accounts:
+        masked = mask_phone(account.phone)
+        found[masked] = None if masked in found else account.phone
+    return {masked: phone for masked, phone in found.items() if phone is not None}
+
+
+def log_to_csv(events: Iterable[dict[str, Any]], phones: dict[str, str]) -> str:
+    """Log events (plain values, newest first, as /log tells them: ``id``, ``time`` a
+    datetime, ``who``, ``action``, ``object``, ``phone`` as recorded, ``nickname``, ``role``,
+    ``what``) as CSV; a phone of a current sub-account (``phones``, by its masked form) is
+    written in full."""
+    return write_csv(LOG_FIELDS, (
+        [
+            row["id"], iso_utc(row["time"]), row["who"], row["action"], row["object"],
+            phones.get(str(row["phone"] or ""), row["phone"] or ""), row["nickname"] or "",
+            row["role"] or "", row["what"],
+        ]
+        for row in events
+    ))

@@ -21,7 +21,7 @@ from models import audit
 from models.errors import DomainError
 from models.policy import Policy
 from models.savepoint import savepoint
-from models.tables import Role, SubAccount
+from models.tables import Role, SubAccount, User
 from models.text import clean_line, drop_controls, drop_format, visible
 
 ROLE_NAME_MAX = 30
@@ -109,6 +109,20 @@ async def role_usage(session: AsyncSession, role_id: int) -> int:
         select(func.count()).select_from(SubAccount).where(SubAccount.role_id == role_id)
     )
     return int(result.one())
+
+
+async def role_holders(
+    session: AsyncSession, shop_id: int, role_id: int
+) -> list[tuple[SubAccount, User]]:
+    """Every sub-account of the shop holding the role (suspended ones too) with its holder,
+    oldest first: the people to tell when the role's name or modules change."""
+    result = await session.exec(
+        select(SubAccount, User)
+        .join(User, col(User.id) == SubAccount.holder_id)
+        .where(col(SubAccount.shop_id) == shop_id, col(SubAccount.role_id) == role_id)
+        .order_by(col(SubAccount.id))
+    )
+    return [(account, user) for account, user in result.all()]
 
 
 #: the role (other than ``exclude_id``; 0 excludes none) holding a name key in a shop

@@ -111,4 +111,4 @@ async def test_paging_in_chinese(harness: Harness) -> None:
     await h.command(OWNER, "/service")
     await h.press(OWNER, "sv:el")
     shown = h.last(OWNER)
-    assert "第 1 / 2 页" in shown.text and "下一页 ▶️" in shown.labels
+    assert "第1/2页" in shown.text and "下一页 ▶️" in shown.labels
