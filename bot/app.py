@@ -82,6 +82,7 @@ def build_application(
         clock=clock or SystemClock(),
         router=router,
         service_policy=settings.service.policy(),
+        lifecycle=settings.lifecycle.policy(),
         default_locale=settings.i18n.default_locale,
     )
     application.bot_data["deps"] = deps

@@ -9,6 +9,7 @@ this package is the code-expiry job, ``handlers.expiry`` (planned by ``bot.sched
 from __future__ import annotations
 
 from handlers import (
+    access,
     accounts,
     auditlog,
     cancel,
@@ -39,6 +40,7 @@ FLOWS: tuple[Flow, ...] = (
     home.FLOW,  # the owner's home menu on /start
     newaccount.FLOW,  # /newaccount: role → phone → code → nickname → IM → confirm
     accounts.FLOW,  # /accounts: the sub-accounts, rename
+    access.FLOW,  # /accounts → an account → Access end (访问期限); the Extend buttons
     roles.FLOW,  # /roles: the role list and one role
     role_editor.FLOW,  # creating and editing a role (also nested in /newaccount)
     service_admin.FLOW,  # /service: the customer-service card, its entries (绑定页面)

@@ -31,6 +31,7 @@ from models.accounts import membership_of
 from models.clock import Clock
 from models.drafts import DraftState, clear_draft, get_draft, save_draft
 from models.errors import DomainError
+from models.lifecycle.policy import LifecyclePolicy
 from models.policy import Policy
 from models.service.policy import ServicePolicy
 from models.tables import Shop, User
@@ -56,6 +57,8 @@ class Deps:
     default_locale: str = "en"
     #: a new shop's customer-service settings (``[service]``)
     service_policy: ServicePolicy = field(default_factory=ServicePolicy)
+    #: owner transfer, time-limited access and access reviews (``[lifecycle]``)
+    lifecycle: LifecyclePolicy = field(default_factory=LifecyclePolicy)
 
     def locale_of(self, user: User | None) -> str:
         """A user's language, or the default."""
