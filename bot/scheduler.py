@@ -37,6 +37,7 @@ from bot.config import RetentionSettings, Settings
 from handlers.access_screens import run_access, schedule_access
 from handlers.context import Deps, deps_of
 from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
+from handlers.review import run_reviews, schedule_reviews
 from handlers.service_levels import run_service_levels, schedule_service_levels
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
@@ -77,6 +78,9 @@ async def run_access_and_reviews(bot: Bot, deps: Deps, bot_data: dict[Any, Any],
     access_next = await run_access(bot, deps, bot_data)
     schedule_access(job_queue, access_next)
     log.info("access reconciled; next deadline at %s", access_next or "— (none)")
+    review_next = await run_reviews(bot, deps, bot_data)
+    schedule_reviews(job_queue, review_next, deps.clock.now())
+    log.info("access reviews reconciled; next deadline at %s", review_next or "— (none)")
 
 
 async def purge(deps: Deps, retention: RetentionSettings) -> Purged:

@@ -22,6 +22,7 @@ from handlers import (
     newaccount,
     newshop,
     onboarding,
+    review,
     role_editor,
     roles,
     service_admin,
@@ -47,6 +48,7 @@ FLOWS: tuple[Flow, ...] = (
     service_groups.FLOW,  # /service → groups (客服分组)
     service_settings.FLOW,  # /service → settings
     service_live.FLOW,  # /service → live view and today's figures
+    review.FLOW,  # /review: access reviews (权限复核), their settings; the review job
     auditlog.FLOW,  # /log
     holder.FLOW,  # /me, "Leave shop"; /start's home for a holder
     holder_code.FLOW,  # the holder's code message: "Not me"
