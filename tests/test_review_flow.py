@@ -274,3 +274,19 @@ def test_every_lifecycle_action_has_its_own_text_in_both_languages(locale: str) 
         assert "keep" not in text, (action, text)
         seen.add(text)
     assert len(seen) == len(LIFECYCLE_ACTIONS)
+
+
+async def test_a_long_review_is_paged_and_decisions_keep_the_page(harness: Harness) -> None:
+    h = harness
+    await make_owner(h)
+    for n in range(1, 8):
+        person, phone = Person(6100 + n, f"Staff{n}", "en"), f"+86139001391{n:02d}"
+        await onboard(h, person, phone)
+        await add_sub_account(h, holder=person, phone=phone)
+    await review_due(h)
+    first = h.last(OWNER)
+    assert "Page 1 of 2" in first.text and "Staff6" not in first.text
+    shown = await h.click(OWNER, "Next")
+    assert "Page 2 of 2" in shown[-1].text and "6. Staff6" in shown[-1].text
+    shown = await h.click(OWNER, "Keep Staff7")
+    assert "Page 2 of 2" in shown[-1].text and "Still to decide: 6 of 7" in shown[-1].text
