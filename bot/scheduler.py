@@ -20,7 +20,9 @@ sends codes a dead process committed but never sent. Each due item is claimed in
 (``models.codes.expire_due`` and ``claim_undelivered``: ``FOR UPDATE SKIP LOCKED`` and a
 conditional update), so it is handled by one process only, and by a survivor within a poll
 interval when the process that planned it died. The retention job runs in every process: its
-deletes are idempotent, and a second run finds nothing left to delete.
+deletes are idempotent, and a second run finds nothing left to delete. The notices a duty owes
+go through the outbox (``models.outbox``, ``handlers.outbox``): the expiry run and the
+service-level pass first send those a stopped process left behind.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from handlers.context import Deps, deps_of
 from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
 from handlers.review import run_reviews, schedule_reviews
 from handlers.service_levels import run_service_levels, schedule_service_levels
+from handlers.transfer_expiry import expire_transfers, schedule_transfer_expiry
 from models.clock import as_aware
 from models.retention import Purged, purge_expired
 
@@ -66,6 +69,8 @@ async def reconcile(application: Application) -> datetime | None:  # type: ignor
     service_next = await run_service_levels(application.bot, deps, application.bot_data)
     schedule_service_levels(application.job_queue, service_next)
     log.info("service levels reconciled; next deadline at %s", service_next or "— (none)")
+    transfer_next = await reconcile_transfers(application.bot, deps, application.job_queue)
+    log.info("owner transfers reconciled; next expiry at %s", transfer_next or "— (none pending)")
     await run_access_and_reviews(application.bot, deps, application.bot_data,
                                  application.job_queue)
     return upcoming
@@ -143,5 +148,20 @@ async def duty_poll(context: ContextTypes.DEFAULT_TYPE) -> None:
     upcoming = await expire_and_notify(context.bot, deps)
     if upcoming is not None:
         schedule_expiry(context.job_queue, upcoming)
+    await reconcile_transfers(context.bot, deps, context.job_queue)
     await run_access_and_reviews(context.bot, deps, context.application.bot_data,
                                  context.job_queue)
+
+
+# --- owner transfers (主账号更换) ------------------------------------------------------------
+
+
+async def reconcile_transfers(bot: Bot, deps: Deps, job_queue: JobQueue | None) -> datetime | None:  # type: ignore[type-arg]
+    """Owner transfers: expire those past their deadline (both people told, each transfer once,
+    whichever process gets there first) and plan the job for the next deadline. Run at start-up
+    and at every duty poll, so a restart past a deadline, or a deadline set by another process,
+    is still handled."""
+    upcoming = await expire_transfers(bot, deps)
+    if upcoming is not None:
+        schedule_transfer_expiry(job_queue, upcoming)
+    return upcoming

@@ -31,6 +31,7 @@ from handlers import (
     service_groups,
     service_live,
     service_settings,
+    transfer,
 )
 from handlers import help as help_
 from handlers.flow import Flow
@@ -50,6 +51,7 @@ FLOWS: tuple[Flow, ...] = (
     service_live.FLOW,  # /service → live view and today's figures
     review.FLOW,  # /review: access reviews (权限复核), their settings; the review job
     auditlog.FLOW,  # /log
+    transfer.FLOW,  # /transfer: 主账号更换 — target → what the owner becomes → type the name
     holder.FLOW,  # /me, "Leave shop"; /start's home for a holder
     holder_code.FLOW,  # the holder's code message: "Not me"
     service_chat.FLOW,  # /start <entry token>: the customer's chat with a shop (客服); before invite.FLOW, which claims any other payload

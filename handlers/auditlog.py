@@ -135,6 +135,9 @@ def describe(ctx: Ctx, event: AuditEvent, agents: Mapping[int, str] | None = Non
     """What happened, in the reader's language (HTML); ``agents`` names the shop's
     customer-service agents by id."""
     key = "log.actions." + event.action.replace(".", "_")
+    if event.action == "transfer.requested" and isinstance(event.detail, dict) \
+            and event.detail.get("old_owner_leaves"):
+        key += "_leave"  # the old owner was to leave the shop: no role to name
     text = template(ctx.locale, key) if re.fullmatch(r"[a-z_.]{1,40}", event.action) else None
     if text is None:
         obj = f"{event.object_type} #{event.object_id}" if event.object_id else event.object_type

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot
 from telegram.ext import ContextTypes, JobQueue
 
@@ -24,10 +25,12 @@ from handlers.code_messages import (
 from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
 from handlers.i18n import t
-from handlers.telegram_io import edit_safely, send_safely
-from models import codes
+from handlers.outbox import notice, send_overdue, send_owed
+from handlers.telegram_io import send_safely
+from models import codes, outbox
+from models.outbox import Notice
 from models.phones import mask_phone
-from models.tables import Role, Shop, User
+from models.tables import Role, Shop, User, VerificationCode
 
 EXPIRY_JOB = "code-expiry"
 
@@ -37,31 +40,45 @@ def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # 
     run_by(job_queue, expiry_job, EXPIRY_JOB, deadline)
 
 
+async def expiry_notices(session: AsyncSession, deps: Deps,
+                         code: VerificationCode) -> list[Notice]:
+    """What an expiry owes: the holder's code message edited, the owner told (with Resend)."""
+    owed = []
+    edit = await holder_end_edit(session, deps, code, "holder_code.expired")
+    if edit is not None:
+        chat_id, message_id, text = edit
+        owed.append(notice(f"code.expired:{code.id}:holder", chat_id, text,
+                           message_id=message_id))
+    owner = await session.get(User, code.owner_id)
+    if owner is not None:
+        locale = deps.locale_of(owner)
+        owed.append(notice(
+            f"code.expired:{code.id}:owner", owner.id,
+            t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
+            resend_keyboard(locale, "newaccount.resend_new")))
+    return owed
+
+
 async def expire_and_notify(bot: Bot, deps: Deps) -> datetime | None:
     """End every live code past its deadline (pending, or verified and not confirmed), tell
-    owners and holders; the next deadline."""
+    owners and holders; the next deadline.
+
+    The notices go through the outbox (``models.outbox``): written in the transaction that
+    expires the codes, sent after its commit, each deleted once sent. Notices a dead process
+    owed (their lease passed) are sent first.
+    """
+    await send_overdue(bot, deps)
     while True:
         async with deps.sessions() as session:
             now = deps.clock.now()
             expired = await codes.expire_due(session, now=now)
+            owed: list[Notice] = []
             for code in expired:
                 await back_to_code_step(session, code, now)
+                owed += await expiry_notices(session, deps, code)
+            rows = outbox.enqueue(session, owed, now=now)
             await session.commit()
-            notices = []
-            for code in expired:
-                owner = await session.get(User, code.owner_id)
-                edit = await holder_end_edit(session, deps, code, "holder_code.expired")
-                notices.append((code, owner, edit))
-        for code, owner, edit in notices:
-            if edit is not None:
-                await edit_safely(bot, *edit)
-            if owner is None:
-                continue
-            locale = deps.locale_of(owner)
-            await send_safely(
-                bot, owner.id, t(locale, "newaccount.expired_notice", phone=mask_phone(code.phone)),
-                resend_keyboard(locale, "newaccount.resend_new"),
-            )
+            await send_owed(bot, session, rows)
         if len(expired) < 500:
             break
     async with deps.sessions() as session:

@@ -17,6 +17,7 @@ from telegram.ext import ContextTypes, JobQueue
 from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
 from handlers.i18n import t
+from handlers.outbox import notice, send_overdue, send_owed
 from handlers.service_relay import (
     after_end,
     agent_nickname,
@@ -26,7 +27,8 @@ from handlers.service_relay import (
     relay_state,
     service_policy,
 )
-from handlers.telegram_io import send_safely
+from models import outbox
+from models.outbox import Notice
 from models.service.levels import close_idle, due_service_levels, next_deadline
 from models.service.tables import Agent
 from models.tables import User
@@ -36,21 +38,25 @@ log = logging.getLogger(__name__)
 
 async def run_service_levels(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> datetime | None:
     """One pass: everything due by the injected clock, then the next deadline."""
+    await send_overdue(bot, deps)  # what a stopped process owed (every 5 s, on any database)
     policy, now = service_policy(deps), deps.clock.now()
     state = relay_state(bot_data)
     async with deps.sessions() as session:
         due = await due_service_levels(session, policy, now=now)
         ended = await close_idle(session, policy, now=now)
-        await session.commit()
+        # the nudges and alerts go through the outbox (handlers/outbox.py): written with the
+        # claim, sent after its commit, sent by another process if this one dies in between
+        owed: list[Notice] = []
         for nudge in due.nudges:
             names = await names_of(session, nudge.conversation_id)
             agent_user = await session.get(User, nudge.agent_user_id)
             if names is None:
                 continue
             locale = deps.locale_of(agent_user)
-            await send_safely(bot, nudge.agent_user_id, t(
+            owed.append(notice(f"service.nudge:{nudge.conversation_id}", nudge.agent_user_id, t(
                 locale, "ag.nudge_first" if nudge.first_response else "ag.nudge",
-                customer=customer_name(names), shop=names.shop.name))
+                customer=customer_name(names), shop=names.shop.name)))
+        moved = []
         for alert in due.alerts:
             names = await names_of(session, alert.conversation_id)
             owner = await session.get(User, alert.owner_id)
@@ -59,16 +65,22 @@ async def run_service_levels(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> 
             locale = deps.locale_of(owner)
             agent = await session.get(Agent, alert.agent_id or 0)
             nickname = await agent_nickname(session, agent, locale) if agent else "—"
-            await send_safely(bot, alert.owner_id, t(
+            owed.append(notice(f"service.alert:{alert.conversation_id}", alert.owner_id, t(
                 locale, "ag.alert_moved" if alert.moved else "ag.alert",
-                customer=customer_name(names), agent=nickname, shop=names.shop.name))
+                customer=customer_name(names), agent=nickname, shop=names.shop.name)))
             if alert.moved is not None:
                 if alert.agent_user_id is not None and alert.agent_user_id != alert.owner_id:
                     agent_user = await session.get(User, alert.agent_user_id)
-                    await send_safely(bot, alert.agent_user_id, t(
-                        deps.locale_of(agent_user), "ag.rerouted",
-                        customer=customer_name(names), shop=names.shop.name))
-                await announce(bot, deps, session, [alert.moved], now=now, state=state)
+                    owed.append(notice(
+                        f"service.rerouted:{alert.conversation_id}", alert.agent_user_id, t(
+                            deps.locale_of(agent_user), "ag.rerouted",
+                            customer=customer_name(names), shop=names.shop.name)))
+                moved.append(alert.moved)
+        rows = outbox.enqueue(session, owed, now=now)
+        await session.commit()
+        await send_owed(bot, session, rows)
+        if moved:
+            await announce(bot, deps, session, moved, now=now, state=state)
         for one in ended:
             await after_end(bot, deps, session, one, now=now, state=state)
         upcoming = await next_deadline(session)

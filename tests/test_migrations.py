@@ -18,7 +18,7 @@ TABLES = {"app_user", "shop", "phone_binding", "role", "sub_account", "verificat
           "audit_event", "draft", "alembic_version", "code_phone_lock", "phone_lookup",
           "service_settings", "service_agent", "service_group", "service_group_member",
           "service_entry", "service_conversation", "service_message", "service_rating",
-          "owner_transfer", "review_round", "review_item", "app_setting"}
+          "owner_transfer", "review_round", "review_item", "app_setting", "outbox"}
 
 
 def _diff(connection: Connection) -> list[object]:
