@@ -16,6 +16,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import ContextTypes, JobQueue
 
@@ -23,9 +24,11 @@ from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
 from handlers.i18n import label, t
 from handlers.keyboards import button, keyboard
+from handlers.outbox import notice as outbox_notice
+from handlers.outbox import send_overdue, send_owed
 from handlers.router import cb
 from handlers.service_relay import announce, relay_state, service_policy
-from handlers.telegram_io import send_safely
+from models import outbox
 from models.lifecycle.access import (
     NO_END,
     TERMS,
@@ -37,6 +40,7 @@ from models.lifecycle.access import (
     next_access_deadline,
     zone,
 )
+from models.outbox import Notice
 from models.service.agents import release_agent
 from models.service.results import Placement
 from models.tables import Shop, SubAccount, User
@@ -140,47 +144,62 @@ def plan_for(job_queue: JobQueue | None, account: SubAccount) -> None:  # type: 
     schedule_access(job_queue, account.access_remind_at or account.access_until)
 
 
-async def _tell_owner(bot: Bot, deps: Deps, owner: User | None, shop: Shop | None,
-                      notice: AccessNotice, key: str, extra: str = "") -> None:
+async def _owner_notice(session: AsyncSession, deps: Deps, notice: AccessNotice, key: str,
+                        topic: str, moved: int = 0) -> list[Notice]:
+    """What the owner is told of a reminder or an expiry, with the Extend buttons."""
+    owner = await session.get(User, notice.owner_id)
+    shop = await session.get(Shop, notice.shop_id)
     if owner is None or shop is None:
-        return
+        return []
     locale = deps.locale_of(owner)
     text = t(locale, key, nickname=notice.nickname, phone=notice.masked_phone, shop=shop.name,
              end=end_text(locale, notice.until, shop.time_zone))
-    await send_safely(bot, owner.id, f"{text}\n{extra}" if extra else text,
-                      extend_keyboard(locale, notice.account_id))
+    if moved:
+        text += "\n" + plural(locale, "access.expired_moved", moved)
+    return [outbox_notice(f"{topic}:{notice.account_id}", owner.id, text,
+                          extend_keyboard(locale, notice.account_id))]
+
+
+async def _holder_notice(session: AsyncSession, deps: Deps, notice: AccessNotice
+                         ) -> list[Notice]:
+    holder = await session.get(User, notice.holder_id)
+    shop = await session.get(Shop, notice.shop_id)
+    if holder is None or shop is None:
+        return []
+    return [outbox_notice(f"access.expired_holder:{notice.account_id}", holder.id,
+                          t(deps.locale_of(holder), "access.expired_holder", shop=shop.name))]
 
 
 async def run_access(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> datetime | None:
     """Remind owners of the ends that are near and expire the ends that have come (chats
-    re-routed, holder and owner told); the next deadline."""
+    re-routed, holder and owner told); the next deadline.
+
+    The notices go through the outbox (``models.outbox``): written in the transaction that
+    claims the reminders and expires the accounts, sent after its commit; those a stopped
+    process owed are sent first (``send_overdue``)."""
+    await send_overdue(bot, deps)
     while True:
         now = deps.clock.now()
         async with deps.sessions() as session:
             reminders = await due_access_reminders(session, now=now, limit=_BATCH)
             expired = await expire_due_access(session, now=now, limit=_BATCH)
-            moved: dict[int, list[Placement]] = {}
+            owed: list[Notice] = []
+            for notice in reminders:
+                owed += await _owner_notice(session, deps, notice, "access.reminder",
+                                            "access.reminder")
+            moved: list[Placement] = []
             for notice in expired:
-                moved[notice.account_id] = await release_agent(
+                released = await release_agent(
                     session, service_policy(deps), shop_id=notice.shop_id,
                     user_id=notice.holder_id, reason="expired", actor_id=None, now=now)
+                moved += released
+                owed += await _holder_notice(session, deps, notice)
+                owed += await _owner_notice(session, deps, notice, "access.expired_owner",
+                                            "access.expired", len(released))
+            rows = outbox.enqueue(session, owed, now=now)
             await session.commit()
-            for notice in reminders:
-                await _tell_owner(bot, deps, await session.get(User, notice.owner_id),
-                                  await session.get(Shop, notice.shop_id), notice,
-                                  "access.reminder")
-            for notice in expired:
-                shop = await session.get(Shop, notice.shop_id)
-                holder = await session.get(User, notice.holder_id)
-                if holder is not None and shop is not None:
-                    await send_safely(bot, holder.id, t(deps.locale_of(holder),
-                                                        "access.expired_holder", shop=shop.name))
-                owner = await session.get(User, notice.owner_id)
-                count = len(moved[notice.account_id])
-                extra = plural(deps.locale_of(owner), "access.expired_moved", count) if count else ""
-                await _tell_owner(bot, deps, owner, shop, notice, "access.expired_owner", extra)
-                await announce(bot, deps, session, moved[notice.account_id], now=now,
-                               state=relay_state(bot_data))
+            await send_owed(bot, session, rows)
+            await announce(bot, deps, session, moved, now=now, state=relay_state(bot_data))
         if reminders or expired:
             log.info("access: %s reminder(s), %s expired", len(reminders), len(expired))
         if len(reminders) < _BATCH and len(expired) < _BATCH:

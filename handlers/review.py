@@ -41,8 +41,10 @@ from handlers.deadlines import run_by
 from handlers.flow import Command, Flow
 from handlers.i18n import label, t
 from handlers.keyboards import button, keyboard, pager_row
+from handlers.outbox import notice as outbox_notice
+from handlers.outbox import send_overdue, send_owed
 from handlers.router import cb
-from handlers.telegram_io import send_safely
+from models import outbox
 from models.errors import DomainError
 from models.lifecycle.policy import LifecyclePolicy, NoResponse
 from models.lifecycle.review_decisions import (
@@ -52,6 +54,9 @@ from models.lifecycle.review_decisions import (
     review_page,
 )
 from models.lifecycle.reviews import (
+    NoResponseApplied,
+    ReviewReminder,
+    StartedReview,
     apply_no_response,
     due_review_reminders,
     next_review_deadline,
@@ -62,6 +67,7 @@ from models.lifecycle.reviews import (
     start_due_reviews,
 )
 from models.lifecycle.tables import ReviewDecision, ReviewItem
+from models.outbox import Notice
 from models.service.agents import release_agent
 from models.service.results import Placement
 from models.tables import Shop, SubAccount, User
@@ -393,68 +399,89 @@ def schedule_reviews(job_queue: JobQueue | None, deadline: datetime | None,  # t
     run_by(job_queue, review_job, REVIEW_JOB, min(deadline, latest) if deadline else latest)
 
 
-async def _tell(bot: Bot, user: User | None, text: str,
-                markup: InlineKeyboardMarkup | None = None) -> None:
-    if user is not None:
-        await send_safely(bot, user.id, text, markup)
+async def _applied_notices(session: AsyncSession, deps: Deps, done: NoResponseApplied
+                           ) -> list[Notice]:
+    """The owner told what the rule did; each suspended holder told why."""
+    shop = await session.get(Shop, done.shop_id)
+    owner = await session.get(User, done.owner_id)
+    if shop is None:
+        return []
+    owed = []
+    locale = deps.locale_of(owner)
+    if done.rule == NoResponse.KEEP:
+        text = t(locale, "review.no_response_kept", shop=shop.name,
+                 left=plural(locale, "review.accounts", done.kept))
+    elif done.suspended:
+        names = label(locale, "accounts.sep").join(n for _a, _h, n in done.suspended)
+        text = t(locale, "review.no_response_suspended", shop=shop.name, names=names,
+                 left=plural(locale, "review.accounts", len(done.suspended)))
+    else:
+        text = t(locale, "review.no_response_none", shop=shop.name)
+    if owner is not None:
+        owed.append(outbox_notice(f"review.no_response:{done.round_id}", owner.id, text))
+    for account_id, holder_id, _nickname in done.suspended:
+        holder = await session.get(User, holder_id)
+        if holder is not None:
+            owed.append(outbox_notice(
+                f"review.holder_suspended:{account_id}", holder.id,
+                t(deps.locale_of(holder), "review.holder_suspended", shop=shop.name)))
+    return owed
+
+
+async def _started_notices(session: AsyncSession, deps: Deps, begun: StartedReview
+                           ) -> list[Notice]:
+    """The owner gets the new round's first page."""
+    shop = await session.get(Shop, begun.shop_id)
+    owner = await session.get(User, begun.owner_id)
+    if shop is None or owner is None:
+        return []
+    locale = deps.locale_of(owner)
+    text, markup = await review_screen(session, locale, deps.lifecycle, shop, begun.round_id,
+                                       0, t(locale, "review.intro", shop=shop.name))
+    return [outbox_notice(f"review.started:{begun.round_id}", owner.id, text, markup)]
+
+
+async def _reminder_notices(session: AsyncSession, deps: Deps, due: ReviewReminder
+                            ) -> list[Notice]:
+    shop = await session.get(Shop, due.shop_id)
+    owner = await session.get(User, due.owner_id)
+    if shop is None or owner is None:
+        return []
+    locale = deps.locale_of(owner)
+    text = t(locale, "review.reminder", shop=shop.name, deadline=_day(due.deadline_at),
+             left=plural(locale, "review.accounts", due.undecided),
+             rule=rule_text(locale, no_response_rule(shop, deps.lifecycle)))
+    markup = keyboard([button(label(locale, "review.open"), cb(NS, "pg", due.round_id, 0))])
+    return [outbox_notice(f"review.reminder:{due.round_id}", owner.id, text, markup)]
 
 
 async def run_reviews(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> datetime | None:
     """Close the rounds whose time ran out (the shop's rule), start the rounds due, remind the
-    owners who have not finished; the next deadline."""
+    owners who have not finished; the next deadline. The notices go through the outbox
+    (written in the transaction of the change, sent after its commit)."""
     policy, now = deps.lifecycle, deps.clock.now()
+    await send_overdue(bot, deps)
     async with deps.sessions() as session:
         applied = await apply_no_response(session, policy=policy, now=now)
         moved: list[Placement] = []
+        owed: list[Notice] = []
         for done in applied:
             for _account_id, holder_id, _nickname in done.suspended:
                 moved += await release_agent(
                     session, service_relay.service_policy(deps), shop_id=done.shop_id,
                     user_id=holder_id, reason="suspended", actor_id=None, now=now)
+            owed += await _applied_notices(session, deps, done)
         started = await start_due_reviews(session, policy=policy, now=now)
+        for begun in started:
+            owed += await _started_notices(session, deps, begun)
         reminders = await due_review_reminders(session, now=now)
+        for due in reminders:
+            owed += await _reminder_notices(session, deps, due)
+        rows = outbox.enqueue(session, owed, now=now)
         await session.commit()
-        for done in applied:
-            shop = await session.get(Shop, done.shop_id)
-            owner = await session.get(User, done.owner_id)
-            if shop is None:
-                continue
-            locale = deps.locale_of(owner)
-            if done.rule == NoResponse.KEEP:
-                text = t(locale, "review.no_response_kept", shop=shop.name,
-                         left=plural(locale, "review.accounts", done.kept))
-            elif done.suspended:
-                names = label(locale, "accounts.sep").join(n for _a, _h, n in done.suspended)
-                text = t(locale, "review.no_response_suspended", shop=shop.name, names=names,
-                         left=plural(locale, "review.accounts", len(done.suspended)))
-            else:
-                text = t(locale, "review.no_response_none", shop=shop.name)
-            await _tell(bot, owner, text)
-            for _account_id, holder_id, _nickname in done.suspended:
-                holder = await session.get(User, holder_id)
-                await _tell(bot, holder, t(deps.locale_of(holder), "review.holder_suspended", shop=shop.name))
+        await send_owed(bot, session, rows)
         await service_relay.announce(bot, deps, session, moved, now=now,
                                      state=service_relay.relay_state(bot_data))
-        for begun in started:
-            shop = await session.get(Shop, begun.shop_id)
-            owner = await session.get(User, begun.owner_id)
-            if shop is None:
-                continue
-            locale = deps.locale_of(owner)
-            text, markup = await review_screen(session, locale, policy, shop, begun.round_id, 0,
-                                               t(locale, "review.intro", shop=shop.name))
-            await _tell(bot, owner, text, markup)
-        for due in reminders:
-            shop = await session.get(Shop, due.shop_id)
-            owner = await session.get(User, due.owner_id)
-            if shop is None:
-                continue
-            locale = deps.locale_of(owner)
-            await _tell(bot, owner, t(
-                locale, "review.reminder", shop=shop.name, deadline=_day(due.deadline_at),
-                left=plural(locale, "review.accounts", due.undecided),
-                rule=rule_text(locale, no_response_rule(shop, policy))),
-                keyboard([button(label(locale, "review.open"), cb(NS, "pg", due.round_id, 0))]))
         upcoming = await next_review_deadline(session, policy)
     if applied or started or reminders:
         log.info("reviews: %s started, %s reminded, %s closed unanswered", len(started),

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.access_screens import ACCESS_JOB
+from handlers import outbox as outbox_handlers
+from handlers.access_screens import ACCESS_JOB, run_access
+from models.outbox import LEASE, OutboxNotice
 from models.tables import AuditEvent, SubAccount
 from tests.harness import Harness, Person, rows
 from tests.service_chat_world import (
@@ -275,3 +278,39 @@ async def test_foreign_stale_and_outdated_buttons(harness: Harness) -> None:
     h.clock.advance(2 * 86400)
     await h.press(OWNER, shown[-1].button("Confirm"))
     assert "is already over" in h.answers()[-1]
+
+
+# --- the notices are durable (the outbox) ------------------------------------------------------
+
+
+class Crash(Exception):
+    """The process dies here (kill -9 between the commit and the send)."""
+
+
+async def test_an_expiry_crashed_before_its_notices_tells_both_once_after_the_lease(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = harness
+    deps = h.app.bot_data["deps"]
+    await setup_hank(h)
+    await give_days(h, "1 day")
+    h.clock.advance(2 * 86400)
+
+    async def crash(*_args: object, **_kw: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(outbox_handlers, "send_safely", crash)
+    with pytest.raises(Crash):
+        await run_access(h.app.bot, deps, h.app.bot_data)
+    monkeypatch.undo()
+    assert (await hank(h)).expired_at is not None  # committed
+    assert sorted(n.topic.split(":")[0] for n in await rows(h, OutboxNotice)) == [
+        "access.expired", "access.expired_holder"]
+    assert count(h, HOLDER, ENDED) == 0
+    await run_access(h.app.bot, deps, h.app.bot_data)  # within the lease: not sent twice
+    assert count(h, HOLDER, ENDED) == 0
+    h.clock.advance(LEASE.total_seconds() + 1)
+    await run_access(h.app.bot, deps, h.app.bot_data)
+    assert count(h, HOLDER, ENDED) == 1
+    assert count(h, OWNER, "The sub-account is suspended and shown as expired") == 1
+    assert await rows(h, OutboxNotice) == []
