@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import make_url
 from telegram import Bot
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from bot.config import RetentionSettings, Settings
+from handlers.access_screens import run_access, schedule_access
 from handlers.context import Deps, deps_of
 from handlers.expiry import deliver_undelivered, expire_and_notify, schedule_expiry
+from handlers.review import run_reviews, schedule_reviews
 from handlers.service_levels import run_service_levels, schedule_service_levels
 from handlers.transfer_expiry import expire_transfers, schedule_transfer_expiry
 from models.clock import as_aware
@@ -68,7 +71,21 @@ async def reconcile(application: Application) -> datetime | None:  # type: ignor
     log.info("service levels reconciled; next deadline at %s", service_next or "— (none)")
     transfer_next = await reconcile_transfers(application.bot, deps, application.job_queue)
     log.info("owner transfers reconciled; next expiry at %s", transfer_next or "— (none pending)")
+    await run_access_and_reviews(application.bot, deps, application.bot_data,
+                                 application.job_queue)
     return upcoming
+
+
+async def run_access_and_reviews(bot: Bot, deps: Deps, bot_data: dict[Any, Any],
+                                 job_queue: JobQueue | None) -> None:  # type: ignore[type-arg]
+    """Time-limited access and access reviews (docs/lifecycle.md): what fell due while the bot
+    was down (or what another process planned) now, the rest planned at its time."""
+    access_next = await run_access(bot, deps, bot_data)
+    schedule_access(job_queue, access_next)
+    log.info("access reconciled; next deadline at %s", access_next or "— (none)")
+    review_next = await run_reviews(bot, deps, bot_data)
+    schedule_reviews(job_queue, review_next, deps.clock.now())
+    log.info("access reviews reconciled; next deadline at %s", review_next or "— (none)")
 
 
 async def purge(deps: Deps, retention: RetentionSettings) -> Purged:
@@ -132,6 +149,8 @@ async def duty_poll(context: ContextTypes.DEFAULT_TYPE) -> None:
     if upcoming is not None:
         schedule_expiry(context.job_queue, upcoming)
     await reconcile_transfers(context.bot, deps, context.job_queue)
+    await run_access_and_reviews(context.bot, deps, context.application.bot_data,
+                                 context.job_queue)
 
 
 # --- owner transfers (主账号更换) ------------------------------------------------------------

@@ -9,6 +9,7 @@ this package is the code-expiry job, ``handlers.expiry`` (planned by ``bot.sched
 from __future__ import annotations
 
 from handlers import (
+    access,
     accounts,
     auditlog,
     cancel,
@@ -21,6 +22,7 @@ from handlers import (
     newaccount,
     newshop,
     onboarding,
+    review,
     role_editor,
     roles,
     service_admin,
@@ -40,12 +42,14 @@ FLOWS: tuple[Flow, ...] = (
     home.FLOW,  # the owner's home menu on /start
     newaccount.FLOW,  # /newaccount: role → phone → code → nickname → IM → confirm
     accounts.FLOW,  # /accounts: the sub-accounts, rename
+    access.FLOW,  # /accounts → an account → Access end (访问期限); the Extend buttons
     roles.FLOW,  # /roles: the role list and one role
     role_editor.FLOW,  # creating and editing a role (also nested in /newaccount)
     service_admin.FLOW,  # /service: the customer-service card, its entries (绑定页面)
     service_groups.FLOW,  # /service → groups (客服分组)
     service_settings.FLOW,  # /service → settings
     service_live.FLOW,  # /service → live view and today's figures
+    review.FLOW,  # /review: access reviews (权限复核), their settings; the review job
     auditlog.FLOW,  # /log
     transfer.FLOW,  # /transfer: 主账号更换 — target → what the owner becomes → type the name
     holder.FLOW,  # /me, "Leave shop"; /start's home for a holder

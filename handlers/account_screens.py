@@ -11,12 +11,13 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from handlers.access_screens import access_button
 from handlers.context import Ctx
 from handlers.i18n import module_names
 from handlers.keyboards import button, keyboard, pager_row
 from handlers.router import MENU_NS, cb
 from handlers.telegram_io import Undelivered
-from handlers.times import local_date, shop_zone
+from handlers.times import local_date, shop_zone, zone_name
 from models.accounts import (
     PAGE_SIZE,
     AccountFilter,
@@ -24,7 +25,7 @@ from models.accounts import (
     filtered_page,
     seats_used,
 )
-from models.lifecycle.access import AccountState
+from models.lifecycle.access import AccountState, account_state
 from models.phones import mask_phone
 from models.roles import get_role, list_roles
 from models.tables import AccountStatus, Role, Shop, SubAccount, User
@@ -37,8 +38,11 @@ NS = "a"
 
 
 def status_text(ctx: Ctx, account: SubAccount) -> str:
-    """已授权 / 已暂停, in the reader's language."""
-    suspended = account.status == AccountStatus.SUSPENDED.value
+    """已授权 / 已暂停 / 已到期, in the reader's language."""
+    state = account_state(account)
+    if state == AccountState.EXPIRED:
+        return ctx.t("access.status_expired")
+    suspended = state == AccountState.SUSPENDED
     return ctx.t("accounts.status_suspended" if suspended else "accounts.status_authorized")
 
 
@@ -216,7 +220,8 @@ def _selection_rows(ctx: Ctx, view: AccountView, shown: int) -> list[list[Inline
 
 def _account_label(account: SubAccount) -> str:
     """A button label (plain text, not HTML)."""
-    mark = "⏸ " if account.status == AccountStatus.SUSPENDED.value else ""
+    mark = {AccountState.SUSPENDED: "⏸ ", AccountState.EXPIRED: "⌛ "}.get(
+        account_state(account), "")
     return f"{mark}{account.nickname} · {mask_phone(account.phone)}"
 
 
@@ -244,6 +249,7 @@ async def details_screen(
                 cb(NS, "im", acc, 0 if account.im_enabled else 1)),
          button(ctx.t("accounts.resume" if suspended else "accounts.suspend"),
                 cb(NS, "su", acc, 0 if suspended else 1))],
+        [access_button(ctx.locale, account, zone_name(shop, ctx.deps.default_time_zone))],
         [button(ctx.t("accounts.unbind"), cb(NS, "ub", acc))],
         [button(ctx.t("accounts.back_to_list"), cb(NS, "pg", page))],
     )

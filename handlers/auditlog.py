@@ -110,6 +110,27 @@ def _service_detail(ctx: Ctx, event: AuditEvent, detail: dict[str, Any],
     return shown
 
 
+_ISO_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
+
+
+def _lifecycle_detail(ctx: Ctx, detail: dict[str, Any]) -> dict[str, Any]:
+    """An access or review event's detail as its text wants it: the no-response rule and the
+    review period in words, a moment as ``2027-03-31 00:00``."""
+    shown = dict(detail)
+    if shown.get("rule") in ("keep", "suspend"):
+        shown["rule"] = label(ctx.locale, f"review.rule_{shown['rule']}")
+    days = shown.get("days")
+    if isinstance(days, int):
+        shown["days"] = label(ctx.locale, "review.period_off") if days <= 0 else label(
+            ctx.locale, "review.period_every",
+            period=label(ctx.locale, "review.days_one" if days == 1 else "review.days_many",
+                         n=days))
+    for name in ("until", "before"):
+        if isinstance(shown.get(name), str) and _ISO_MINUTE.match(shown[name]):
+            shown[name] = shown[name].replace("T", " ")
+    return shown
+
+
 def _param(ctx: Ctx, detail: dict[str, Any], name: str) -> str:
     """One placeholder of an action's text, from the event's detail."""
     if name == "changes":
@@ -142,6 +163,8 @@ def describe(ctx: Ctx, event: AuditEvent, agents: Mapping[int, str] | None = Non
     detail = event.detail if isinstance(event.detail, dict) else {}
     if event.action.startswith("service."):
         detail = _service_detail(ctx, event, detail, agents or {})
+    elif event.action.startswith(("review.", "account.access", "account.expired", "shop.")):
+        detail = _lifecycle_detail(ctx, detail)
     names = placeholders(text)
     params = {name: _param(ctx, detail, name) for name in names}
     if detail.get(SUBJECT_DELETED):  # a forgotten person: named as such, their phone a dash

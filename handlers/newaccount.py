@@ -14,6 +14,7 @@ from typing import Any
 
 from telegram import Message
 
+from handlers.access_screens import choice_rows
 from handlers.account_screens import details_screen
 from handlers.code_messages import OWNER_FLOW as NAME
 from handlers.code_messages import OWNER_NS as NS
@@ -46,6 +47,7 @@ from handlers.newaccount_code import (
 )
 from handlers.router import MENU_NS, cb
 from handlers.telegram_io import Undelivered
+from handlers.times import zone_name as zone_name_of
 from models.accounts import (
     NICKNAME_MAX,
     account_for_code,
@@ -274,7 +276,7 @@ def access_label(ctx: Ctx, raw: object) -> str:
     if not raw or raw == NO_END:
         return ctx.t("newaccount.access_none")
     if isinstance(raw, str) and raw in TERMS:
-        return ctx.t(f"newaccount.access_{raw}")
+        return ctx.t(f"access.choice_{raw}")
     return str(raw)
 
 
@@ -282,10 +284,9 @@ async def ask_access(ctx: Ctx, *, notice: str = "") -> None:
     """The access end: none, 1 / 7 / 30 days, or a date typed as YYYY-MM-DD."""
     if await data_at(ctx, "access") is None:
         return
-    terms = [button(ctx.t(f"newaccount.access_{key}"), cb(NS, "end", key)) for key in TERMS]
+    choices = choice_rows(ctx.locale, lambda key: cb(NS, "end", key))
     await show_card(ctx, ctx.t("newaccount.ask_access"), keyboard(
-        [button(ctx.t("newaccount.access_none_button"), cb(NS, "end", NO_END))], terms,
-        [button(ctx.t("common.back"), cb(NS, "back"))],
+        *choices, [button(ctx.t("common.back"), cb(NS, "back"))],
     ), notice=notice)
 
 
@@ -293,7 +294,8 @@ async def on_access(ctx: Ctx, text: str) -> None:
     """A date typed (or a term): checked now, kept as typed, back to the summary."""
     shop = await ctx.owned_shop()
     try:
-        parse_access_end(text, now=ctx.now(), time_zone=shop.time_zone)
+        parse_access_end(text, now=ctx.now(),
+                         time_zone=zone_name_of(shop, ctx.deps.default_time_zone))
     except DomainError as exc:
         await ask_access(ctx, notice=why(ctx, exc, text))
         return
@@ -311,7 +313,7 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     card = await current_card(ctx)
     try:  # the end chosen is checked again: a date may have passed since
         until = parse_access_end(str(data.get("access") or NO_END), now=ctx.now(),
-                                 time_zone=shop.time_zone)
+                                 time_zone=zone_name_of(shop, ctx.deps.default_time_zone))
     except DomainError as exc:
         await ctx.answer()
         await ask_confirm(ctx, notice=why(ctx, exc))

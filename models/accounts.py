@@ -393,11 +393,15 @@ async def set_suspended(
     session: AsyncSession, *, shop_id: int, actor_id: int, account_id: int, suspended: bool,
     now: datetime,
 ) -> SubAccount:
-    """Suspend (freeze, reversible; the phone stays bound) or resume a sub-account."""
+    """Suspend (freeze, reversible; the phone stays bound) or resume a sub-account. An
+    account whose access has expired is not resumed: a new end (or none) authorizes it again
+    (``models.lifecycle.access.set_access``)."""
     account = await get_account(session, shop_id, account_id)
     target = AccountStatus.SUSPENDED if suspended else AccountStatus.AUTHORIZED
     if account.status == target.value:
         raise DomainError("nothing_changed")
+    if not suspended and account.expired_at is not None:
+        raise DomainError("account_expired_extend_first")
     account.status = target.value
     _changed(session, account, actor_id=actor_id,
              action="account.suspended" if suspended else "account.resumed", now=now)

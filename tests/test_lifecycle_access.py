@@ -222,14 +222,45 @@ async def test_an_expired_account_given_a_new_end_is_authorized_again(world: Wor
 async def test_an_account_resumed_by_hand_past_its_end_expires_again(world: World) -> None:
     await give(world, world.hank, NOW + timedelta(days=1))
     late = NOW + timedelta(days=2)
+    async with world.session() as s:  # suspended by hand before its end: not expired
+        await set_suspended(s, shop_id=world.shop_id, actor_id=OLIVIA, account_id=world.hank,
+                            suspended=True, now=NOW)
+        await s.commit()
     async with world.session() as s:
-        await expire_due_access(s, now=late)
+        assert await expire_due_access(s, now=late) == []
         await set_suspended(s, shop_id=world.shop_id, actor_id=OLIVIA, account_id=world.hank,
                             suspended=False, now=late)
         await s.commit()
     async with world.session() as s:
-        assert await next_access_deadline(s) == NOW + timedelta(days=1)  # due at once
+        deadline = await next_access_deadline(s)
+        assert deadline is not None and deadline <= late  # due at once
         assert [n.account_id for n in await expire_due_access(s, now=late)] == [world.hank]
+
+
+async def test_resuming_an_expired_account_is_refused_until_it_is_extended(
+    world: World,
+) -> None:
+    await give(world, world.hank, NOW + timedelta(days=1))
+    late = NOW + timedelta(days=2)
+    async with world.session() as s:
+        await expire_due_access(s, now=late)
+        await s.commit()
+    async with world.session() as s:
+        with pytest.raises(DomainError) as refused:
+            await set_suspended(s, shop_id=world.shop_id, actor_id=OLIVIA,
+                                account_id=world.hank, suspended=False, now=late)
+        assert refused.value.key == "account_expired_extend_first"
+        await s.rollback()
+    hank = await account(world, world.hank)
+    assert account_state(hank) == AccountState.EXPIRED
+    assert [e.action for e in await events_of(world, "account.resumed")] == []
+    await give(world, world.hank, late + timedelta(days=7), at=late)
+    assert account_state(await account(world, world.hank)) == AccountState.AUTHORIZED
+
+
+async def events_of(w: World, action: str) -> list[object]:
+    async with w.session() as s:
+        return list(await events(s, w.shop_id, action))
 
 
 # --- activity and time zone -------------------------------------------------------------------

@@ -136,6 +136,7 @@ async def test_log_and_code_times_are_in_the_shops_zone(harness: Harness) -> Non
     assert "(until 23:55)" in holder_text
     assert "(until 23:55)" in harness.last(OWNER).text
     assert holder_code(harness)
+    await harness.command(OWNER, "/cancel")  # /log would first ask to discard the add
     await harness.command(OWNER, "/log")
     log = harness.last(OWNER).text
     assert "times in Asia/Shanghai" in log

@@ -189,13 +189,14 @@ async def set_agent_cap(
 
 async def release_agent(
     session: AsyncSession, policy: ServicePolicy, *, shop_id: int, user_id: int, reason: str,
-    actor_id: int, now: datetime,
+    actor_id: int | None, now: datetime,
 ) -> list[Placement]:
     """Permissions take effect at once (IM off, suspended, unbound, left the shop, the owner
     opting out): the user gets no new chats and their open ones go back to routing. Returns
     where each went, so the handler can tell the customers and copy the history. Call it in
     the transaction of the change (before an unbind deletes the account); a user who is no
-    agent moves nothing."""
+    agent moves nothing. ``actor_id`` is ``None`` when the system acts (an access that
+    expired, an unanswered review)."""
     agent = await agent_for(session, shop_id=shop_id, user_id=user_id)
     if agent is None or agent.id is None:
         return []
