@@ -60,14 +60,16 @@ async def test_the_review_comes_every_review_days_and_is_answered_item_by_item(
 ) -> None:
     h = harness
     await two_staff(h)
+    started = h.clock.now().strftime("%Y-%m-%d")  # the holders linked their phones today
     await review_due(h, 89)
     assert sent(h, OWNER, "access review") == 0
     await review_due(h, 1)
     review = h.last(OWNER)
     assert "Time for the access review of Tea House" in review.text
     assert "Still to decide: 2 of 2" in review.text
-    assert "1. Hank · +86 139****9000\n     Operations · IM on · ✅ Authorized · last active: never" \
-        in review.text
+    # last active: the day each holder last used the bot
+    assert ("1. Hank · +86 139****9000\n     Operations · IM on · ✅ Authorized · "
+            f"last active: {started}") in review.text
     assert "2. Mia · +86 139****9222" in review.text and "13900139222" not in review.text
     assert review.labels == ["✅ Keep Hank", "⏸ Suspend", "🗑 Unbind", "✅ Keep Mia", "⏸ Suspend",
                              "🗑 Unbind", "✅ Keep all remaining (2)", "⚙️ Review settings"]

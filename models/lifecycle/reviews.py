@@ -27,7 +27,7 @@ from models.lifecycle.common import decision, lock_shop
 from models.lifecycle.policy import LifecyclePolicy, NoResponse
 from models.lifecycle.tables import ReviewDecision, ReviewItem, ReviewOutcome, ReviewRound
 from models.phones import mask_phone
-from models.tables import AccountStatus, Role, Shop, SubAccount
+from models.tables import AccountStatus, Role, Shop, SubAccount, User
 
 MAX_REVIEW_DAYS = 3650
 #: a round still open, an item still undecided
@@ -113,17 +113,25 @@ class StartedReview:
     deadline_at: datetime
 
 
+def _last_activity(account: SubAccount, holder: User | None) -> datetime | None:
+    """When the holder last used the bot: the later of what the account noted and when the
+    holder was last seen (``User.seen_at``, kept to the day by every update)."""
+    moments = [m for m in (account.last_activity_at, holder.seen_at if holder else None) if m]
+    return max(moments) if moments else None
+
+
 async def _snapshot(session: AsyncSession, round_: ReviewRound) -> int:
     rows = (await session.exec(
-        select(SubAccount, Role).join(Role, col(Role.id) == SubAccount.role_id)
+        select(SubAccount, Role, User).join(Role, col(Role.id) == SubAccount.role_id)
+        .outerjoin(User, col(User.id) == SubAccount.holder_id)
         .where(col(SubAccount.shop_id) == round_.shop_id).order_by(col(SubAccount.id))
     )).all()
-    for account, role in rows:
+    for account, role, holder in rows:
         session.add(ReviewItem(
             round_id=round_.id or 0, account_id=account.id or 0, nickname=account.nickname,
             phone_masked=mask_phone(account.phone), role_name=role.name,
             im_enabled=account.im_enabled, status=account_state(account).value,
-            last_activity_at=account.last_activity_at,
+            last_activity_at=_last_activity(account, holder),
         ))
     return len(rows)
 
