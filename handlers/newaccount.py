@@ -251,7 +251,7 @@ async def ask_confirm(ctx: Ctx, *, notice: str = "") -> None:
             modules=role_modules(ctx.locale, ctx.deps, role),
             phone=mask_phone(str(data.get("phone"))),
             nickname=str(data.get("nickname")),
-            im=ctx.t("newaccount.im_state_on" if im else "newaccount.im_state_off"),
+            im=ctx.t("common.im_on" if im else "common.im_off"),
             access=access_label(ctx, data.get("access")),
         ),
         keyboard(
@@ -352,7 +352,7 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
         sent = await ctx.notify(
             holder, "holder_code.added", shop=shop.name, role=role.name,
             modules=role_modules(locale, ctx.deps, role),
-            im=t(locale, "common.on" if account.im_enabled else "common.off"),
+            im=t(locale, "common.im_on" if account.im_enabled else "common.im_off"),
         )
         if sent is Undelivered.FAILED:
             warning = ctx.t("newaccount.holder_not_told_failed", nickname=account.nickname)

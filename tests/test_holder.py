@@ -42,8 +42,7 @@ async def test_im_enabled_holder_sees_the_customer_service_entry(harness: Harnes
     await setup_hank(harness, im=True)
     await harness.command(HOLDER, "/me")
     text = harness.last(HOLDER).text
-    assert ("💬 Customer service (客服服务 · 飞鸽 IM): you can chat with the shop's customers."
-            in text)
+    assert "💬 IM permission: on — you can chat with the shop's customers." in text
     assert "IM permission: off" not in text
 
 
@@ -153,7 +152,7 @@ async def test_me_in_chinese_and_owner_told_in_their_language(harness: Harness) 
     text = harness.last(chen).text
     assert "Tea House — 我的子账号" in text and "昵称：小陈" in text
     assert "授权状态：✅ 已授权" in text and "可见模块：首页、商品、订单" in text
-    assert "💬 客服服务（飞鸽 IM）：您可以与店铺顾客聊天。" in text
+    assert "💬 IM权限（飞鸽）：已开通，您可以与店铺顾客聊天。" in text
     await harness.click(chen, "退出店铺")
     await harness.click(chen, "确定退出")
     assert "您已退出 Tea House" in harness.last(chen).text

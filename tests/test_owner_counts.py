@@ -133,8 +133,8 @@ async def test_back_and_the_summary_edits_return_to_the_summary(harness: Harness
     summary = card(h, OWNER)
     assert "Step 6 of 6" in summary.text and "Role: <b>Warehouse" not in summary.text
     assert "Role: Warehouse" in summary.text
-    await h.click(OWNER, "IM: on — turn off")
-    assert "IM: off" in card(h, OWNER).text
+    await h.click(OWNER, "IM permission: on — turn off")
+    assert "IM permission: off" in card(h, OWNER).text
     # everything happened on the one card
     assert card(h, OWNER).message_id == card_id
     await h.click(OWNER, "Confirm")

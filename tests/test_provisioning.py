@@ -69,7 +69,7 @@ async def test_happy_path_ends_in_an_authorized_sub_account(harness: Harness) ->
     await h.click(OWNER, "On (recommended)")
     summary = h.last(OWNER).text
     for part in ("Customer service", "Home, Orders, Customer service", "+86 139****9000",
-                 "Nickname: Hank", "IM: on"):
+                 "Nickname: Hank", "IM permission: on"):
         assert part in summary
     await h.click(OWNER, "Confirm")
 
@@ -87,6 +87,7 @@ async def test_happy_path_ends_in_an_authorized_sub_account(harness: Harness) ->
                for t in owner_texts)
     assert "You are now a sub-account of Tea House" in h.last(HOLDER).text
     assert "Modules: Home, Orders, Customer service" in h.last(HOLDER).text
+    assert "IM permission: on" in h.last(HOLDER).text
     actions = [e.action for e in await rows(h, AuditEvent)]
     assert actions[-3:] == ["code.issued", "code.verified", "account.created"]
     audit_text = str([e.detail for e in await rows(h, AuditEvent)])
@@ -123,12 +124,15 @@ async def test_chinese_owner_and_holder_see_chinese(harness: Harness) -> None:
     assert code
     await h.text(owner, code.group(1))
     await h.click(owner, "使用“李”")
-    await h.click(owner, "开启")
+    assert h.last(owner).labels[:2] == ["💬 开通（推荐）", "🚫 暂不开通"]
+    await h.click(owner, "开通")
+    assert "IM权限（飞鸽）：已开通" in h.last(owner).text
     assert "✅ 确认新建" in h.last(owner).labels
     await h.click(owner, "确认新建")
     assert "已授权" in " ".join(m.text for m in h.messages(owner))
     assert "您已成为" in h.last(holder).text
     assert "模块：首页、订单、客服" in h.last(holder).text
+    assert "IM权限（飞鸽）：已开通" in h.last(holder).text
 
 
 # --- the phone step ---------------------------------------------------------------------------
