@@ -123,7 +123,7 @@ def _lifecycle_detail(ctx: Ctx, detail: dict[str, Any]) -> dict[str, Any]:
     if isinstance(days, int):
         shown["days"] = label(ctx.locale, "review.period_off") if days <= 0 else label(
             ctx.locale, "review.period_every",
-            period=label(ctx.locale, "review.days_one" if days == 1 else "review.days_many",
+            period=label(ctx.locale, "review.days_one" if days == 1 else "review.days_other",
                          n=days))
     for name in ("until", "before"):
         if isinstance(shown.get(name), str) and _ISO_MINUTE.match(shown[name]):
