@@ -61,7 +61,8 @@ async def shop_of(h: Harness, count: int) -> dict[int, int]:
 
 def listed(h: Harness, who: Person = OWNER) -> list[str]:
     """The nicknames on the account buttons of the latest list."""
-    return [label.split(" · ")[0].lstrip("⏸☐☑️ ") for label in h.last(who).labels
+    # without the marks of a suspended or expired account and of a selection
+    return [label.split(" · ")[0].lstrip("⏸⌛☐☑️ ") for label in h.last(who).labels
             if " · +86" in label]
 
 
