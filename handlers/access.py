@@ -33,7 +33,7 @@ from handlers.access_screens import (
     zone_name,
 )
 from handlers.account_screens import NS as ACCOUNTS_NS
-from handlers.account_screens import outcome, show_details, tell_holder
+from handlers.account_screens import drafted_account, outcome, show_details, tell_holder
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
@@ -190,24 +190,9 @@ async def _stop_typing(ctx: Ctx, shop: Shop, account_id: int) -> None:
     await _card(ctx, shop, account, notice)
 
 
-async def _target(ctx: Ctx) -> tuple[Shop, SubAccount] | None:
-    """The shop and account the date step is for; ends the step if either is gone."""
-    draft = await ctx.load_draft()
-    raw = draft.data.get("account_id") if draft is not None else None
-    shop = await ctx.shop_or_none()
-    if shop is not None and isinstance(raw, int):
-        try:
-            return shop, await get_account(ctx.session, shop.id or 0, raw)
-        except DomainError:
-            pass
-    await ctx.end_flow()
-    await ctx.reply(ctx.t("errors.account_not_found"))
-    return None
-
-
 async def ask_date(ctx: Ctx) -> None:
     """Ask for the last day, as YYYY-MM-DD."""
-    target = await _target(ctx)
+    target = await drafted_account(ctx)
     if target is None:
         return
     shop, account = target
@@ -221,7 +206,7 @@ async def ask_date(ctx: Ctx) -> None:
 
 async def on_date(ctx: Ctx, text: str) -> None:
     """A typed end: a bad one is explained and asked for again; a good one asks to confirm."""
-    target = await _target(ctx)
+    target = await drafted_account(ctx)
     if target is None:
         return
     shop, account = target

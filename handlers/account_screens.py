@@ -23,8 +23,10 @@ from models.accounts import (
     AccountFilter,
     account_position,
     filtered_page,
+    get_account,
     seats_used,
 )
+from models.errors import DomainError
 from models.lifecycle.access import AccountState, account_state
 from models.phones import mask_phone
 from models.roles import get_role, list_roles
@@ -35,6 +37,22 @@ NS = "a"
 
 
 # --- small helpers -----------------------------------------------------------------------------
+
+
+async def drafted_account(ctx: Ctx) -> tuple[Shop, SubAccount] | None:
+    """The shop and the account a step's draft names (``account_id``: a rename, a typed access
+    end); ends the flow, saying so, if either is gone."""
+    draft = await ctx.load_draft()
+    raw = draft.data.get("account_id") if draft is not None else None
+    shop = await ctx.shop_or_none()
+    if shop is not None and isinstance(raw, int):
+        try:
+            return shop, await get_account(ctx.session, shop.id or 0, raw)
+        except DomainError:
+            pass
+    await ctx.end_flow()
+    await ctx.reply(ctx.t("errors.account_not_found"))
+    return None
 
 
 def status_text(ctx: Ctx, account: SubAccount) -> str:

@@ -36,6 +36,7 @@ from handlers.account_screens import (
     STATES,
     AccountView,
     details_screen,
+    drafted_account,
     list_screen,
     outcome,
     show_details,
@@ -620,24 +621,9 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
 # --- rename: a step kept in the draft (survives a restart) ------------------------------------
 
 
-async def _rename_target(ctx: Ctx) -> tuple[Shop, SubAccount] | None:
-    """The shop and account the rename draft names; ends the flow if either is gone."""
-    draft = await ctx.load_draft()
-    raw = draft.data.get("account_id") if draft is not None else None
-    shop = await ctx.shop_or_none()
-    if shop is not None and isinstance(raw, int):
-        try:
-            return shop, await get_account(ctx.session, shop.id or 0, raw)
-        except DomainError:
-            pass
-    await ctx.end_flow()
-    await ctx.reply(ctx.t("errors.account_not_found"))
-    return None
-
-
 async def ask_nickname(ctx: Ctx) -> None:
     """Ask for the account's new nickname (1–30 characters)."""
-    target = await _rename_target(ctx)
+    target = await drafted_account(ctx)
     if target is None:
         return
     _, account = target
@@ -650,7 +636,7 @@ async def ask_nickname(ctx: Ctx) -> None:
 
 async def on_nickname(ctx: Ctx, text: str) -> None:
     """Rename the account; a bad nickname is explained and asked for again."""
-    target = await _rename_target(ctx)
+    target = await drafted_account(ctx)
     if target is None:
         return
     shop, account = target
