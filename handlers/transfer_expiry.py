@@ -5,7 +5,9 @@ itself for the next deadline.
 The deadlines live in the database, so ``bot.scheduler`` also runs it at start-up and at every
 duty poll (several processes): a restart past a deadline still expires the transfer. Each
 transfer is moved to ``expired`` by a conditional update and returned only by the run whose
-update did it, so each expiry is told once, whichever process or run gets there first.
+update did it, so each expiry is told once, whichever process or run gets there first. The
+notices go through the outbox (``models.outbox``): written in the transaction that expires the
+transfers, sent after its commit; a process that dies in between leaves them to another.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import logging
 from datetime import datetime
 
 from telegram import Bot
-from telegram.error import TelegramError
 from telegram.ext import ContextTypes, JobQueue
 
 from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
 from handlers.i18n import t
-from handlers.telegram_io import send_safely
-from handlers.transfer_screens import parties
+from handlers.outbox import notice, send_overdue, send_owed
+from handlers.transfer_screens import Parties, parties
+from models import outbox
 from models.lifecycle.transfer import expire_due_transfers, next_transfer_deadline
+from models.outbox import Notice
 
 log = logging.getLogger(__name__)
 
@@ -36,31 +39,32 @@ def schedule_transfer_expiry(job_queue: JobQueue | None, deadline: datetime) -> 
     run_by(job_queue, transfer_expiry_job, TRANSFER_JOB, deadline)
 
 
-async def _tell(bot: Bot, user_id: int, text: str) -> None:
-    """One notice; a failure is logged and the others still go out."""
-    try:
-        await send_safely(bot, user_id, text)
-    except TelegramError as exc:
-        log.warning("could not tell user %s about an expired transfer (%s)", user_id,
-                    type(exc).__name__)
+def expiry_notices(deps: Deps, found: Parties) -> list[Notice]:
+    """What an expired transfer owes: both people told."""
+    owed = []
+    if found.owner is not None:
+        owed.append(notice(f"transfer.expired:{found.transfer.id}:owner", found.owner.id, t(
+            deps.locale_of(found.owner), "transfer.expired_owner", nickname=found.nickname,
+            shop=found.shop_name)))
+    if found.target is not None:
+        owed.append(notice(f"transfer.expired:{found.transfer.id}:target", found.target.id, t(
+            deps.locale_of(found.target), "transfer.expired_target", shop=found.shop_name)))
+    return owed
 
 
 async def expire_transfers(bot: Bot, deps: Deps) -> datetime | None:
     """End every pending transfer past its deadline and tell both people; the next deadline."""
+    await send_overdue(bot, deps)
     while True:
         async with deps.sessions() as session:
-            expired = await expire_due_transfers(session, now=deps.clock.now(), limit=BATCH)
+            now = deps.clock.now()
+            expired = await expire_due_transfers(session, now=now, limit=BATCH)
+            owed: list[Notice] = []
+            for transfer in expired:
+                owed += expiry_notices(deps, await parties(session, transfer))
+            rows = outbox.enqueue(session, owed, now=now)
             await session.commit()  # ended: no other run or process tells them again
-            notices = [await parties(session, transfer) for transfer in expired]
-        for found in notices:
-            if found.owner is not None:
-                await _tell(bot, found.owner.id, t(
-                    deps.locale_of(found.owner), "transfer.expired_owner",
-                    nickname=found.nickname, shop=found.shop_name))
-            if found.target is not None:
-                await _tell(bot, found.target.id, t(
-                    deps.locale_of(found.target), "transfer.expired_target",
-                    shop=found.shop_name))
+            await send_owed(bot, session, rows)
         if expired:
             log.info("owner transfers: %s expired", len(expired))
         if len(expired) < BATCH:

@@ -448,3 +448,37 @@ async def test_two_expiry_runs_at_once_tell_each_transfer_once(harness: Harness)
     sent = [c.params["text"] for c in h.api.methods("sendMessage")[before:]]
     assert len(sent) == 2 and sum("has expired" in str(text) for text in sent) == 2
     assert [e.action for e in await rows(h, AuditEvent)].count("transfer.expired") == 1
+
+
+async def test_an_expiry_crashed_before_its_notices_tells_both_once_after_the_lease(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The expiry's notices are owed in the outbox: a process that dies between the commit and
+    the sends leaves them to the next run once the lease has passed — told once, not lost."""
+    from handlers import outbox as outbox_handlers
+    from models.outbox import LEASE
+
+    h = harness
+    deps = h.app.bot_data["deps"]
+    await setup_hank(h)
+    await ask_hank(h)
+    h.clock.advance(24 * 3600)
+
+    class Crash(Exception):
+        pass
+
+    async def crash(*_args: Any, **_kw: Any) -> None:
+        raise Crash
+
+    monkeypatch.setattr(outbox_handlers, "send_safely", crash)
+    with pytest.raises(Crash):
+        await expire_transfers(h.app.bot, deps)
+    monkeypatch.undo()
+    assert (await transfers(h))[0].status == TransferStatus.EXPIRED
+    owner_told = "Hank did not answer in time"
+    assert not any(owner_told in m.text for m in h.messages(OWNER))
+    h.clock.advance(LEASE.total_seconds() + 1)
+    await expire_transfers(h.app.bot, deps)
+    await expire_transfers(h.app.bot, deps)
+    assert sum(owner_told in m.text for m in h.messages(OWNER)) == 1
+    assert sum("has expired" in m.text for m in h.messages(HOLDER)) == 1
