@@ -33,6 +33,7 @@ from handlers.flow import Command, Flow, Step
 from handlers.keyboards import button, keyboard, pager_row, rows_of
 from handlers.router import cb
 from handlers.telegram_io import Undelivered
+from handlers.times import shop_zone
 from handlers.transfer_expiry import schedule_transfer_expiry
 from handlers.transfer_screens import (
     NS,
@@ -226,7 +227,9 @@ async def ask_confirm(ctx: Ctx) -> None:
     await ctx.show(
         ctx.t("transfer.summary", nickname=account.nickname, phone=mask_phone(account.phone),
               old_html=old_owner_text(ctx.locale, role if isinstance(role, Role) else None),
-              hours=hours_text(ctx.locale, hours), until=until_text(until), shop=shop.name),
+              hours=hours_text(ctx.locale, hours),
+              until=until_text(until, shop_zone(shop, ctx.deps.default_time_zone)),
+              shop=shop.name),
         keyboard([button(ctx.t("transfer.back"), cb(NS, "bk")),
                   button(ctx.t("transfer.cancel"), cb(NS, "x"))]),
     )
@@ -273,7 +276,7 @@ async def on_name(ctx: Ctx, text: str) -> None:
         raise
     await ctx.end_flow()
     schedule_transfer_expiry(ctx.context.job_queue, transfer.expires_at)
-    found = await parties(ctx.session, transfer)
+    found = await parties(ctx.session, transfer, ctx.deps.default_time_zone)
     warning = None
     if found.target is not None:
         locale = ctx.deps.locale_of(found.target)
@@ -291,7 +294,7 @@ def _request_params(locale: str, found: Any) -> dict[str, Any]:
     """``transfer.request``'s parameters (``ctx.notify`` formats the text itself)."""
     return {"owner": found.owner_name, "shop": found.shop_name, "nickname": found.nickname,
             "old_html": old_owner_text(locale, found.role, owner=found.owner_name),
-            "until": until_text(found.transfer.expires_at)}
+            "until": until_text(found.transfer.expires_at, found.tz)}
 
 
 async def _cancel(ctx: Ctx, shop: Shop) -> None:
@@ -308,7 +311,7 @@ async def _show_pending(ctx: Ctx, shop: Shop) -> bool:
     transfer = await pending_transfer(ctx.session, shop.id or 0)
     if transfer is None:
         return False
-    found = await parties(ctx.session, transfer)
+    found = await parties(ctx.session, transfer, ctx.deps.default_time_zone)
     await ctx.show(waiting_text(ctx.locale, found), withdraw_markup(ctx.locale, transfer.id or 0))
     return True
 
@@ -327,7 +330,7 @@ def _with(text: str, warning: str | None) -> str:
 async def _withdraw(ctx: Ctx, transfer_id: int) -> None:
     transfer = await withdraw_transfer(ctx.session, transfer_id=transfer_id,
                                        owner_id=ctx.user_id, now=ctx.now())
-    found = await parties(ctx.session, transfer)
+    found = await parties(ctx.session, transfer, ctx.deps.default_time_zone)
     await ctx.answer()
     told = await _told(ctx, found.target, "transfer.withdrawn_target", owner=found.owner_name,
                        shop=found.shop_name)
@@ -338,7 +341,7 @@ async def _withdraw(ctx: Ctx, transfer_id: int) -> None:
 async def _decline(ctx: Ctx, transfer_id: int) -> None:
     transfer = await decline_transfer(ctx.session, transfer_id=transfer_id,
                                       holder_id=ctx.user_id, now=ctx.now())
-    found = await parties(ctx.session, transfer)
+    found = await parties(ctx.session, transfer, ctx.deps.default_time_zone)
     await ctx.answer()
     told = await _told(ctx, found.owner, "transfer.declined_owner", nickname=found.nickname,
                        shop=found.shop_name)
@@ -388,7 +391,7 @@ async def transfer_command(ctx: Ctx) -> None:
     if shop is None:
         asked = await pending_for_target(ctx.session, ctx.user_id)
         if asked is not None:
-            found = await parties(ctx.session, asked)
+            found = await parties(ctx.session, asked, ctx.deps.default_time_zone)
             await ctx.router.abandon(ctx)
             await ctx.reply(request_text(ctx.locale, found),
                             request_markup(ctx.locale, asked.id or 0))

@@ -61,7 +61,8 @@ async def expire_transfers(bot: Bot, deps: Deps) -> datetime | None:
             expired = await expire_due_transfers(session, now=now, limit=BATCH)
             owed: list[Notice] = []
             for transfer in expired:
-                owed += expiry_notices(deps, await parties(session, transfer))
+                found = await parties(session, transfer, deps.default_time_zone)
+                owed += expiry_notices(deps, found)
             rows = outbox.enqueue(session, owed, now=now)
             await session.commit()  # ended: no other run or process tells them again
             await send_owed(bot, session, rows)

@@ -8,7 +8,7 @@ Not a conversation: the job tells both people without an update of theirs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,6 +17,7 @@ from telegram import InlineKeyboardMarkup
 from handlers.i18n import label, t
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
+from handlers.times import local_date, local_time, shop_zone
 from models.lifecycle.tables import OwnerTransfer, TransferStatus
 from models.phones import mask_phone
 from models.tables import Role, Shop, SubAccount, User
@@ -25,9 +26,10 @@ from models.tables import Role, Shop, SubAccount, User
 NS = "tr"
 
 
-def until_text(moment: datetime) -> str:
-    """A transfer's deadline as both people see it (UTC, as /log shows times)."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+def until_text(moment: datetime, tz: tzinfo) -> str:
+    """A transfer's deadline as both people see it, in the shop's time zone: ``2026-12-02
+    16:47`` (``… 08:47 UTC`` where that zone is UTC)."""
+    return f"{local_date(moment, tz)} {local_time(moment, tz)}"
 
 
 def hours_text(locale: str, hours: int) -> str:
@@ -69,14 +71,18 @@ class Parties:
     phone: str
     #: the role the old owner is to get (None: they leave, or it was deleted)
     role: Role | None
+    #: the shop's time zone (its deadline is shown in it)
+    tz: tzinfo
 
     @property
     def owner_name(self) -> str:
         return (self.owner.first_name if self.owner is not None else "") or "—"
 
 
-async def parties(session: AsyncSession, transfer: OwnerTransfer) -> Parties:
-    """Who and what ``transfer`` concerns, as they are now."""
+async def parties(session: AsyncSession, transfer: OwnerTransfer,
+                  default_zone: str = "UTC") -> Parties:
+    """Who and what ``transfer`` concerns, as they are now (times in the shop's zone, else
+    ``default_zone``)."""
     shop = await session.get(Shop, transfer.shop_id)
     owner = await session.get(User, transfer.from_user_id)
     target = await session.get(User, transfer.to_user_id)
@@ -90,7 +96,7 @@ async def parties(session: AsyncSession, transfer: OwnerTransfer) -> Parties:
     if transfer.old_owner_role_id is not None and not transfer.old_owner_leaves:
         role = await session.get(Role, transfer.old_owner_role_id)
     return Parties(transfer, shop.name if shop is not None else "—", owner, target, nickname,
-                   phone, role)
+                   phone, role, shop_zone(shop, default_zone))
 
 
 def request_text(locale: str, found: Parties) -> str:
@@ -98,13 +104,13 @@ def request_text(locale: str, found: Parties) -> str:
     return t(locale, "transfer.request", owner=found.owner_name, shop=found.shop_name,
              nickname=found.nickname,
              old_html=old_owner_text(locale, found.role, owner=found.owner_name),
-             until=until_text(found.transfer.expires_at))
+             until=until_text(found.transfer.expires_at, found.tz))
 
 
 def waiting_text(locale: str, found: Parties) -> str:
     """The owner's card of a pending transfer (HTML)."""
     return t(locale, "transfer.waiting", shop=found.shop_name, nickname=found.nickname,
-             phone=found.phone, until=until_text(found.transfer.expires_at),
+             phone=found.phone, until=until_text(found.transfer.expires_at, found.tz),
              old_html=old_owner_text(locale, found.role))
 
 

@@ -482,3 +482,20 @@ async def test_an_expiry_crashed_before_its_notices_tells_both_once_after_the_le
     await expire_transfers(h.app.bot, deps)
     assert sum(owner_told in m.text for m in h.messages(OWNER)) == 1
     assert sum("has expired" in m.text for m in h.messages(HOLDER)) == 1
+
+
+async def test_the_deadline_is_shown_in_the_shops_time_zone(harness: Harness) -> None:
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    h = harness
+    await setup_hank(h)
+    await h.command(OWNER, "/timezone")
+    await h.click(OWNER, "Asia/Shanghai")
+    await ask_hank(h)
+    [transfer] = await transfers(h)
+    local = transfer.expires_at.replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+    until = local.strftime("%Y-%m-%d %H:%M")
+    assert f"valid until {until}." in h.last(HOLDER).text
+    assert f"They have until {until} to accept" in h.last(OWNER).text
+    assert "UTC" not in h.last(HOLDER).text
