@@ -10,7 +10,7 @@ these are declarations, read by the router of each application.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -64,9 +64,15 @@ class Command:
 
     name: str
     run: Handler
-    who: Audience
+    #: who it is for: one audience, or several (customer service: owners and staff)
+    who: Audience | tuple[Audience, ...]
     #: also a button of the owner's home menu (label ``home.menu_<key>``, data ``m:<key>``)
     menu_key: str | None = None
+
+    def is_for(self, who: Collection[str]) -> bool:
+        """Whether someone who is ``who`` (``handlers.menus.audience``) sees this command."""
+        audiences = (self.who,) if isinstance(self.who, str) else self.who
+        return any(a in who for a in audiences)
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ class Router:
         """The command menu in ``locale`` for people who are ``who`` (registered with
         setMyCommands: the default menu is everyone's; ``handlers.menus`` sets each chat's)."""
         return [BotCommand(c.name, t(locale, f"commands.{c.name}"))
-                for c in self._commands.values() if c.who in who]
+                for c in self._commands.values() if c.is_for(who)]
 
     async def help_lines(self, ctx: Ctx) -> list[str]:
         """/help: a line per command this user can use now (``help.<name>``; before the phone
@@ -159,7 +159,7 @@ class Router:
         who = await audience(ctx.session, ctx.user, await ctx.shop_or_none())
         lines = []
         for command in self._commands.values():
-            if command.who not in who:
+            if not command.is_for(who):
                 continue
             key = f"help.{command.name}"
             if not linked and template(ctx.locale, f"{key}_link") is not None:

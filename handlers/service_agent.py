@@ -15,7 +15,7 @@ from __future__ import annotations
 from telegram import Message
 
 from handlers.context import Ctx
-from handlers.flow import Command, Flow, Step
+from handlers.flow import Audience, Command, Flow, Step
 from handlers.service_agent_actions import (
     STATUS_KEYS,
     change_status,
@@ -176,6 +176,9 @@ async def chats_command(ctx: Ctx) -> None:
     await chats_screen(ctx)
 
 
+#: the agent's commands are for those who may answer customers: owners and their staff
+AGENTS: tuple[Audience, ...] = ("owner", "staff")
+
 FLOW = Flow(
     name=AGENT_FLOW,
     namespace=AGENT_NS,
@@ -184,10 +187,10 @@ FLOW = Flow(
     on_button=on_button,
     steps={AGENT_STEP: Step(ask=ask, on_message=on_message)},
     commands=(
-        Command("status", status_command, who="everyone"),
-        Command("online", online, who="everyone"),
-        Command("break", on_break, who="everyone"),
-        Command("offline", offline, who="everyone"),
-        Command("chats", chats_command, who="everyone"),
+        Command("status", status_command, who=AGENTS),
+        Command("online", online, who=AGENTS),
+        Command("break", on_break, who=AGENTS),
+        Command("offline", offline, who=AGENTS),
+        Command("chats", chats_command, who=AGENTS),
     ),
 )

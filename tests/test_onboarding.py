@@ -247,6 +247,23 @@ async def test_the_default_menu_is_a_newcomers(harness: Harness) -> None:
     assert descriptions[0]["description"] == "开始，或查看可用功能"
 
 
+AGENT_COMMANDS = {"status", "online", "break", "offline", "chats"}
+
+
+async def test_the_customer_service_commands_are_in_owners_and_staffs_menus_only(
+        harness: Harness) -> None:
+    assert not AGENT_COMMANDS & set(chat_menu(harness, STRANGER))  # a newcomer, a customer
+    await onboard(harness, STRANGER, "+8613700137000")
+    assert not AGENT_COMMANDS & set(chat_menu(harness, STRANGER))  # linked, neither
+    await make_owner(harness)
+    assert AGENT_COMMANDS <= set(chat_menu(harness, OWNER))
+    await onboard(harness, HOLDER, HOLDER_PHONE)
+    await to_code_step(harness)
+    await to_confirm_step(harness)
+    await harness.click(OWNER, "Confirm")
+    assert AGENT_COMMANDS <= set(chat_menu(harness, HOLDER))
+
+
 async def test_menus_follow_what_the_person_is(harness: Harness) -> None:
     await onboard(harness, OWNER, OWNER_PHONE)
     assert "newshop" in chat_menu(harness, OWNER)
