@@ -292,3 +292,15 @@ async def test_a_long_review_is_paged_and_decisions_keep_the_page(harness: Harne
     assert "Page 2 of 2" in shown[-1].text and "6. Staff6" in shown[-1].text
     shown = await h.click(OWNER, "Keep Staff7")
     assert "Page 2 of 2" in shown[-1].text and "Still to decide: 6 of 7" in shown[-1].text
+
+
+async def test_the_review_in_chinese_says_im_in_the_glossarys_words(harness: Harness) -> None:
+    h = harness
+    await two_staff(h)
+    await h.command(OWNER, "/language")
+    await h.click(OWNER, "简体中文")
+    await review_due(h, 90)
+    review = h.last(OWNER).text
+    assert "权限复核" in review
+    assert "IM权限（飞鸽）：已开通" in review and "IM权限（飞鸽）：未开通" in review
+    assert "IM：" not in review
