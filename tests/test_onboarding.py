@@ -256,12 +256,12 @@ async def test_the_customer_service_commands_are_in_owners_and_staffs_menus_only
     await onboard(harness, STRANGER, "+8613700137000")
     assert not AGENT_COMMANDS & set(chat_menu(harness, STRANGER))  # linked, neither
     await make_owner(harness)
-    assert AGENT_COMMANDS <= set(chat_menu(harness, OWNER))
+    assert set(chat_menu(harness, OWNER)) >= AGENT_COMMANDS
     await onboard(harness, HOLDER, HOLDER_PHONE)
     await to_code_step(harness)
     await to_confirm_step(harness)
     await harness.click(OWNER, "Confirm")
-    assert AGENT_COMMANDS <= set(chat_menu(harness, HOLDER))
+    assert set(chat_menu(harness, HOLDER)) >= AGENT_COMMANDS
 
 
 async def test_menus_follow_what_the_person_is(harness: Harness) -> None:
