@@ -196,7 +196,9 @@ async def owner_adds_alice_by_invite(page: Page, owner: Chat, alice: Chat) -> st
     chooser = page.locator("#chooser")
     await expect(chooser).to_be_visible()
     await chooser.locator(f'button[data-person="{alice.person}"]').click()
-    await alice.sees(said(EN, "holder_code.invite_welcome"))
+    # the welcome names the main account, the shop and the role before asking for the contact
+    await alice.sees(said(EN, "holder_code.invite_welcome", owner="王芳", shop=SHOP,
+                          role=preset_name(ZH)))
     await alice.taps_key(label(EN, "onboarding.share_button"))
     message = await alice.sees(opening(EN, "holder_code.message"))
     found = re.search(r"\b(\d{6})\b", await message.inner_text())
