@@ -30,7 +30,6 @@ from handlers.access_screens import (
     current_text,
     end_text,
     plan_for,
-    zone_name,
 )
 from handlers.account_screens import NS as ACCOUNTS_NS
 from handlers.account_screens import drafted_account, outcome, show_details, tell_holder
@@ -38,7 +37,7 @@ from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
-from handlers.times import zone_name as zone_name_of
+from handlers.times import zone_name
 from models.accounts import get_account, holder_of
 from models.errors import DomainError
 from models.lifecycle.access import NO_END, account_state, parse_access_end, set_access
@@ -74,10 +73,15 @@ def _until(key: str) -> datetime | None:
 # --- the card and the confirm ------------------------------------------------------------------
 
 
+
+def _zone(ctx: Ctx, shop: Shop) -> str:
+    """The time zone the shop's access ends are written and typed in."""
+    return zone_name(shop, ctx.deps.default_time_zone)
+
 async def _card(ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None) -> None:
     acc = account.id or 0
     text = ctx.t("access.card", nickname=account.nickname, phone=mask_phone(account.phone),
-                 current=current_text(ctx.locale, account, zone_name_of(shop, ctx.deps.default_time_zone)))
+                 current=current_text(ctx.locale, account, _zone(ctx, shop)))
     rows = choice_rows(ctx.locale, lambda key: cb(NS, "ch", acc, key))
     await ctx.show(
         f"{notice}\n\n{text}" if notice else text,
@@ -90,11 +94,11 @@ def _confirm(ctx: Ctx, shop: Shop, account: SubAccount, until: datetime | None
              ) -> tuple[str, InlineKeyboardMarkup]:
     acc = account.id or 0
     params = {"nickname": account.nickname, "phone": mask_phone(account.phone),
-              "current": current_text(ctx.locale, account, zone_name_of(shop, ctx.deps.default_time_zone))}
+              "current": current_text(ctx.locale, account, _zone(ctx, shop))}
     if until is None:
         text = ctx.t("access.confirm_none", **params)
     else:
-        text = ctx.t("access.confirm_until", end=end_text(ctx.locale, until, zone_name_of(shop, ctx.deps.default_time_zone)),
+        text = ctx.t("access.confirm_until", end=end_text(ctx.locale, until, _zone(ctx, shop)),
                      **params)
     if account_state(account) == State.EXPIRED:
         text += "\n" + ctx.t("access.confirm_resume")
@@ -115,7 +119,7 @@ async def _choose(ctx: Ctx, shop: Shop, account_id: int, key: str) -> None:
     if key not in CHOICES:
         raise DomainError("stale_button")
     account = await get_account(ctx.session, shop.id or 0, account_id)
-    until = parse_access_end(key, now=ctx.now(), time_zone=zone_name_of(shop, ctx.deps.default_time_zone))
+    until = parse_access_end(key, now=ctx.now(), time_zone=_zone(ctx, shop))
     text, markup = _confirm(ctx, shop, account, until)
     await ctx.answer()
     await ctx.show(text, markup)
@@ -146,7 +150,7 @@ async def _apply(ctx: Ctx, shop: Shop, account_id: int, key: str) -> None:
     plan_for(ctx.context.job_queue, account)
     holder = await holder_of(ctx.session, account)
     hl = ctx.deps.locale_of(holder)
-    end = end_text(hl, until, zone_name_of(shop, ctx.deps.default_time_zone)) if until is not None else ""
+    end = end_text(hl, until, _zone(ctx, shop)) if until is not None else ""
     await ctx.answer()
     if change.resumed:
         warning = await tell_holder(ctx, holder, account.nickname, "access.notify_resumed",
@@ -159,7 +163,7 @@ async def _apply(ctx: Ctx, shop: Shop, account_id: int, key: str) -> None:
                                      shop=shop.name, end=end)
     done = (ctx.t("access.done_none", nickname=account.nickname) if until is None else
             ctx.t("access.done_until", nickname=account.nickname,
-                  end=end_text(ctx.locale, until, zone_name_of(shop, ctx.deps.default_time_zone))))
+                  end=end_text(ctx.locale, until, _zone(ctx, shop))))
     if change.resumed:
         done = ctx.t("access.done_resumed", nickname=account.nickname) + "\n" + done
     await show_details(ctx, shop, account, outcome(done, warning))
@@ -199,7 +203,7 @@ async def ask_date(ctx: Ctx) -> None:
     example = (ctx.now() + timedelta(days=30)).strftime("%Y-%m-%d")
     await ctx.reply(
         ctx.t("access.ask_date", nickname=account.nickname, example=example,
-              zone=zone_name(zone_name_of(shop, ctx.deps.default_time_zone))),
+              zone=_zone(ctx, shop)),
         keyboard([button(ctx.label("common.cancel_button"), cb(NS, "cx", account.id))]),
     )
 
@@ -211,7 +215,7 @@ async def on_date(ctx: Ctx, text: str) -> None:
         return
     shop, account = target
     try:
-        until = parse_access_end(text, now=ctx.now(), time_zone=zone_name_of(shop, ctx.deps.default_time_zone))
+        until = parse_access_end(text, now=ctx.now(), time_zone=_zone(ctx, shop))
     except DomainError as exc:
         if exc.key not in _DATE_ERRORS:
             raise

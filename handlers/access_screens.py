@@ -13,7 +13,7 @@ duty poll too; each reminder and expiry is claimed once (``models.lifecycle.acce
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +28,7 @@ from handlers.outbox import notice as outbox_notice
 from handlers.outbox import send_overdue, send_owed
 from handlers.router import cb
 from handlers.service_relay import announce, relay_state, service_policy
+from handlers.times import local
 from handlers.times import zone_name as zone_name_of
 from models import outbox
 from models.lifecycle.access import (
@@ -61,36 +62,31 @@ _BATCH = 200
 # --- how an end is written ---------------------------------------------------------------------
 
 
-def zone_name(time_zone: str | None) -> str:
-    """The shop's time zone as shown (UTC when it has none)."""
-    return time_zone or "UTC"
+def _local(until: datetime, time_zone: str) -> datetime:
+    return local(until, zone(time_zone))
 
 
-def _local(until: datetime, time_zone: str | None) -> datetime:
-    return until.replace(tzinfo=UTC).astimezone(zone(time_zone))
-
-
-def end_short(until: datetime, time_zone: str | None) -> str:
+def end_short(until: datetime, time_zone: str) -> str:
     """An end in few characters (a button): the last day ``2027-03-31`` when the access ends
     at the end of a day in the shop's time zone, else ``2027-03-02 12:00``."""
-    local = _local(until, time_zone)
-    if (local.hour, local.minute, local.second) == (0, 0, 0):
-        return (local - timedelta(days=1)).strftime("%Y-%m-%d")
-    return local.strftime("%Y-%m-%d %H:%M")
+    shown = _local(until, time_zone)
+    if (shown.hour, shown.minute, shown.second) == (0, 0, 0):
+        return (shown - timedelta(days=1)).strftime("%Y-%m-%d")
+    return shown.strftime("%Y-%m-%d %H:%M")
 
 
-def end_text(locale: str, until: datetime, time_zone: str | None) -> str:
-    """An end in a sentence: "at the end of 2027-03-31 (UTC)", "on 2027-03-02 at 12:00 (UTC)"."""
-    local = _local(until, time_zone)
-    name = zone_name(time_zone)
-    if (local.hour, local.minute, local.second) == (0, 0, 0):
-        day = (local - timedelta(days=1)).strftime("%Y-%m-%d")
-        return t(locale, "access.at_day_end", date=day, zone=name)
-    return t(locale, "access.at_time", date=local.strftime("%Y-%m-%d"),
-             time=local.strftime("%H:%M"), zone=name)
+def end_text(locale: str, until: datetime, time_zone: str) -> str:
+    """An end in a sentence, ``time_zone`` the shop's (``handlers.times.zone_name``): "at the
+    end of 2027-03-31 (UTC)", "on 2027-03-02 at 12:00 (UTC)"."""
+    shown = _local(until, time_zone)
+    if (shown.hour, shown.minute, shown.second) == (0, 0, 0):
+        day = (shown - timedelta(days=1)).strftime("%Y-%m-%d")
+        return t(locale, "access.at_day_end", date=day, zone=time_zone)
+    return t(locale, "access.at_time", date=shown.strftime("%Y-%m-%d"),
+             time=shown.strftime("%H:%M"), zone=time_zone)
 
 
-def current_text(locale: str, account: SubAccount, time_zone: str | None) -> str:
+def current_text(locale: str, account: SubAccount, time_zone: str) -> str:
     """The account's end as it is now: none, when it ends, or when it expired."""
     if account.access_until is None:
         return t(locale, "access.current_none")
@@ -100,7 +96,7 @@ def current_text(locale: str, account: SubAccount, time_zone: str | None) -> str
     return t(locale, "access.current_until", end=end)
 
 
-def access_button(locale: str, account: SubAccount, time_zone: str | None) -> InlineKeyboardButton:
+def access_button(locale: str, account: SubAccount, time_zone: str) -> InlineKeyboardButton:
     """The account screen's "⏳ Access end: none / until <date>" (opens the access flow)."""
     if account.access_until is None:
         end = label(locale, "access.button_none")

@@ -108,7 +108,8 @@ def _item_lines(locale: str, n: int, item: ReviewItem) -> list[str]:
     active = (_day(item.last_activity_at) if item.last_activity_at is not None
               else t(locale, "review.active_never"))
     lines = [t(locale, "review.item", n=n, nickname=item.nickname, phone=item.phone_masked,
-               role=item.role_name, im=t(locale, "common.im_on" if item.im_enabled else "common.im_off"),
+               role=item.role_name,
+               im=t(locale, "common.im_on" if item.im_enabled else "common.im_off"),
                status=t(locale, _STATUS.get(item.status, "accounts.status_suspended")),
                active=active)]
     if item.decision is not None:
