@@ -22,7 +22,7 @@ from telegram.ext import ContextTypes, JobQueue
 
 from handlers.context import Deps, deps_of
 from handlers.deadlines import run_by
-from handlers.i18n import label, plural_category, t
+from handlers.i18n import label, plural_key, t
 from handlers.keyboards import button, keyboard
 from handlers.outbox import notice as outbox_notice
 from handlers.outbox import send_overdue, send_owed
@@ -125,7 +125,7 @@ def extend_keyboard(locale: str, account_id: int) -> InlineKeyboardMarkup:
 def plural(locale: str, key: str, n: int, /, **params: Any) -> str:
     """``<key>_one`` or ``<key>_other`` by English's plural category of ``n`` (with ``n`` and
     ``count``; Chinese has the same text in both)."""
-    return t(locale, f"{key}_{plural_category(n)}", n=n, count=n, **params)
+    return t(locale, plural_key(key, n), n=n, count=n, **params)
 
 
 # --- the job -----------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from handlers.account_screens import (
 )
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
-from handlers.i18n import module_names, t
+from handlers.i18n import module_names, plural_key, t
 from handlers.keyboards import button, keyboard, rows_of
 from handlers.router import MENU_NS, cb
 from models.accounts import (
@@ -266,7 +266,7 @@ async def _selection(ctx: Ctx, shop: Shop, view: AccountView) -> dict[int, SubAc
 
 def plural(ctx: Ctx, key: str, n: int, /, **params: Any) -> str:
     """``<key>_one`` or ``<key>_other`` with ``{n}`` (English has the two forms)."""
-    return ctx.t(f"{key}_{'one' if n == 1 else 'other'}", n=n, **params)
+    return ctx.t(plural_key(key, n), n=n, **params)
 
 
 async def _bulk_ask(ctx: Ctx, shop: Shop, op: str) -> None:

@@ -31,7 +31,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 
 from handlers.context import Ctx
 from handlers.flow import Command, Flow
-from handlers.i18n import label, module_names, placeholders, template
+from handlers.i18n import label, module_names, placeholders, plural_key, template
 from handlers.keyboards import button, keyboard, pager_row, rows_of
 from handlers.router import cb
 from handlers.service_common import agent_names
@@ -123,8 +123,7 @@ def _lifecycle_detail(ctx: Ctx, detail: dict[str, Any]) -> dict[str, Any]:
     if isinstance(days, int):
         shown["days"] = label(ctx.locale, "review.period_off") if days <= 0 else label(
             ctx.locale, "review.period_every",
-            period=label(ctx.locale, "review.days_one" if days == 1 else "review.days_other",
-                         n=days))
+            period=label(ctx.locale, plural_key("review.days", days), n=days))
     for name in ("until", "before"):
         if isinstance(shown.get(name), str) and _ISO_MINUTE.match(shown[name]):
             shown[name] = shown[name].replace("T", " ")
@@ -249,15 +248,14 @@ def fold(events: list[AuditEvent]) -> list[Entry]:
 def codes_summary(ctx: Ctx, codes: list[AuditEvent]) -> str:
     """"3 codes, 1 declined, 2 wrong entries" (plain text)."""
     issued = len({e.object_id for e in codes})
-    parts = [ctx.label("log.codes_one" if issued == 1 else "log.codes_other", n=issued)]
+    parts = [ctx.label(plural_key("log.codes", issued), n=issued)]
     for outcome in ("declined", "expired", "cancelled", "locked", "undeliverable"):
         n = sum(1 for e in codes if e.action == f"code.{outcome}")
         if n:
             parts.append(ctx.label(f"log.codes_{outcome}", n=n))
     wrong = sum(1 for e in codes if e.action == "code.failed")
     if wrong:
-        parts.append(ctx.label("log.codes_failed_one" if wrong == 1 else "log.codes_failed_other",
-                               n=wrong))
+        parts.append(ctx.label(plural_key("log.codes_failed", wrong), n=wrong))
     return ctx.label("log.codes_sep").join(parts)
 
 

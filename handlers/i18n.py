@@ -73,6 +73,12 @@ def plural_category(count: object) -> str:
     return "one" if text in ("1", "-1") else "other"
 
 
+def plural_key(key: str, count: int) -> str:
+    """``<key>_one`` or ``<key>_other`` by English's plural category of ``count``: for texts
+    that differ by more than one word (both catalogues have both keys; Chinese the same text)."""
+    return f"{key}_{plural_category(count)}"
+
+
 def plural(count: int, one: str, other: str) -> str:
     """``count`` with the English word in its plural form: ``plural(1, "day", "days")``."""
     return f"{count} {one if plural_category(count) == 'one' else other}"

@@ -14,7 +14,7 @@ from typing import Any
 from telegram import InlineKeyboardButton
 
 from handlers.context import Ctx
-from handlers.i18n import label, module_names
+from handlers.i18n import label, module_names, plural_key
 from handlers.keyboards import button, keyboard
 from handlers.role_screens import show_list, show_role, with_notice
 from handlers.router import cb
@@ -181,8 +181,7 @@ async def tell_holders(ctx: Ctx, shop: Shop, role: Role, before: RoleShape) -> s
         if isinstance(sent, Undelivered):
             missed.append(account.nickname)
     told = len(holders) - len(missed)
-    lines = [ctx.t("roles.holders_told_one" if told == 1 else "roles.holders_told_other",
-                   n=told)] if told else []
+    lines = [ctx.t(plural_key("roles.holders_told", told), n=told)] if told else []
     if missed:
         lines.append(ctx.t("roles.holders_not_told", names=ctx.label("roles.separator")
                            .join(missed)))

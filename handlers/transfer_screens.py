@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardMarkup
 
-from handlers.i18n import label, t
+from handlers.i18n import label, plural_key, t
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
 from handlers.times import local_date, local_time, shop_zone
@@ -34,7 +34,7 @@ def until_text(moment: datetime, tz: tzinfo) -> str:
 
 def hours_text(locale: str, hours: int) -> str:
     """"1 hour" / "24 hours" in ``locale``."""
-    return t(locale, "transfer.hours_one" if hours == 1 else "transfer.hours_other", n=hours)
+    return t(locale, plural_key("transfer.hours", hours), n=hours)
 
 
 def old_owner_text(locale: str, role: Role | None, *, owner: str | None = None) -> str:
