@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session as _OrmSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.orm.session import Session
 
+from models import audit
+
 #: ``Session.info`` key: ``False`` from the start of a transaction until its first write
 _WROTE = "subaccount_bot.wrote"
 
@@ -58,4 +60,4 @@ def may_have_written(session: AsyncSession) -> bool:
     sync = session.sync_session
     if sync.info.get(_WROTE, True):
         return True
-    return bool(sync.new or sync.dirty or sync.deleted)
+    return bool(sync.new or sync.dirty or sync.deleted or audit.pending(sync))
