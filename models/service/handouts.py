@@ -4,8 +4,9 @@ steps 4 and 5), under the shop's routing lock like the rest of routing."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, exists, or_
+from sqlalchemy import bindparam, case, exists, or_, union_all
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,8 +16,9 @@ from models.service.routing import (
     AVAILABLE_MEMBER,
     CAP,
     NOBODY,
+    OFFLINE,
     OVERFLOW_OF,
-    WAITING,
+    QUEUED,
     A,
     C,
     G,
@@ -54,12 +56,22 @@ _TAKES_FROM = or_(
     C.group_id.is_(None), C.group_id.in_(_MY_GROUPS),
     C.group_id.in_(
         select(G.id).where(G.overflow_group_id.in_(_MY_GROUPS))))
-_OLDEST_WAITING = (
+
+
+def _oldest(state: str) -> Any:
+    """The id of the oldest conversation in ``state`` the agent may take (an index range)."""
+    return (select(C.id).where(C.shop_id == bindparam("shop"), C.state == state, _TAKES_FROM,
+                               C.id != bindparam("skip"))
+            .order_by(C.waiting_since, C.id).limit(1).subquery())
+
+
+_OLDEST_QUEUED, _OLDEST_OFFLINE = _oldest(QUEUED), _oldest(OFFLINE)
+#: the next chat for the agent: the oldest queued one, else the oldest offline message — one
+#: statement for both (each an index range), where there were two when nothing waits
+_NEXT_WAITING = (
     select(Conversation)
-    .where(C.shop_id == bindparam("shop"),
-           C.state == bindparam("state"), _TAKES_FROM,
-           C.id != bindparam("skip"))
-    .order_by(C.waiting_since, C.id)
+    .where(C.id.in_(union_all(select(_OLDEST_QUEUED.c.id), select(_OLDEST_OFFLINE.c.id))))
+    .order_by(case((C.state == QUEUED, 0), else_=1))
     .limit(1)
     .execution_options(populate_existing=True)
 )
@@ -91,17 +103,15 @@ async def hand_out(
         if agent is None:
             return handouts
         user_id, free = agent[0], int(agent[1])
-    for state in WAITING:
-        while free > 0:
-            conversation = (await session.exec(_OLDEST_WAITING, params={
-                "shop": settings.shop_id, "state": state, "agent": agent_id,
-                "skip": skip or NOBODY})).first()
-            if conversation is None:
-                break
-            handouts.append(await assign(session, settings, conversation, agent_id=agent_id,
-                                         agent_user_id=user_id, via=Via.HANDOUT, now=now,
-                                         seat_kept=kept))
-            kept, free = False, free - 1
+    while free > 0:
+        conversation = (await session.exec(_NEXT_WAITING, params={
+            "shop": settings.shop_id, "agent": agent_id, "skip": skip or NOBODY})).first()
+        if conversation is None:
+            break
+        handouts.append(await assign(session, settings, conversation, agent_id=agent_id,
+                                     agent_user_id=user_id, via=Via.HANDOUT, now=now,
+                                     seat_kept=kept))
+        kept, free = False, free - 1
     if kept:
         await free_slot(session, agent_id)
     return handouts
