@@ -31,7 +31,7 @@ from models.service.routing import (
     sticky_candidate,
     unassign,
 )
-from models.service.settings import lock_shop, lock_shop_of
+from models.service.settings import lock_shop, lock_shop_of, lock_shop_of_entry
 from models.service.tables import (
     OPEN_STATES,
     Agent,
@@ -85,20 +85,21 @@ async def open_conversations_of(session: AsyncSession, *, customer_id: int) -> l
     return list(rows.all())
 
 
+#: the customer's latest conversation with the entry's shop: open (resumed) or ended (sticky)
+_LATEST = CONVERSATIONS.alias("latest")
+_LATEST_ID = (
+    select(_LATEST.c.id)
+    .where(_LATEST.c.customer_id == bindparam("customer"), _LATEST.c.shop_id == Entry.shop_id)
+    .order_by(_LATEST.c.id.desc()).limit(1).scalar_subquery()
+)
+#: the entry, its shop, whether the customer is the shop's staff, and the latest conversation
 _ENTRY = (
     select(Entry.id, Entry.group_id, Shop, exists().where(
         col(Agent.shop_id) == Entry.shop_id, col(Agent.user_id) == bindparam("customer"),
-        col(Agent.active).is_(True)))
+        col(Agent.active).is_(True)), Conversation)
     .join(Shop, col(Shop.id) == Entry.shop_id)
+    .outerjoin(Conversation, col(Conversation.id) == _LATEST_ID)
     .where(col(Entry.token_hash) == bindparam("token_hash"))
-)
-#: the customer's latest conversation with the shop: open (resumed) or ended (for sticky)
-_LATEST_OF_CUSTOMER = (
-    select(Conversation)
-    .where(col(Conversation.customer_id) == bindparam("customer"),
-           col(Conversation.shop_id) == bindparam("shop"))
-    .order_by(col(Conversation.id).desc())
-    .limit(1)
     .execution_options(populate_existing=True)
 )
 
@@ -120,17 +121,21 @@ async def open_or_resume(
     one, so two openings never race; the partial unique index (one open conversation per
     customer and shop) is the database's guarantee behind that.
     """
-    row = (await session.exec(_ENTRY, params={"customer": customer_id,
-                                              "token_hash": hash_token(token)})).first()
+    token_hash = hash_token(token)
+    # the lock first (one statement with the entry's look-up), so that what is read after it
+    # (the latest conversation) cannot change before the commit
+    settings = await lock_shop_of_entry(session, token_hash=token_hash)
+    params = {"customer": customer_id, "token_hash": token_hash}
+    row = (await session.exec(_ENTRY, params=params)).first()
     if row is None:
         raise DomainError("service_entry_link_invalid")
-    entry_id, group_id, shop, staff = row
+    entry_id, group_id, shop, staff, latest = row
     if shop.owner_id == customer_id or staff:
         raise DomainError("service_staff_not_customer")
     shop_id = shop.id or 0
-    settings = await lock_shop(session, policy, shop_id=shop_id, now=now)
-    latest = (await session.exec(_LATEST_OF_CUSTOMER, params={"customer": customer_id,
-                                                              "shop": shop_id})).first()
+    if settings is None:  # the shop's first customer: its settings made, the lock taken
+        settings = await lock_shop(session, policy, shop_id=shop_id, now=now)
+        latest = (await session.exec(_ENTRY, params=params)).one()[4]
     if latest is not None and latest.state in OPEN_STATES:
         return Opened(latest, shop, False, None)
     hint = sticky_candidate(latest, settings, now)

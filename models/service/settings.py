@@ -20,12 +20,20 @@ from models.service.policy import (
     STICKY_DAYS_RANGE,
     ServicePolicy,
 )
-from models.service.tables import Conversation, RoutingMode, ServiceSettings
+from models.service.tables import Conversation, Entry, RoutingMode, ServiceSettings
 from models.text import drop_controls
 
 _BUMP = (
     update(ServiceSettings)
     .where(col(ServiceSettings.shop_id) == bindparam("shop"))
+    .values(route_seq=col(ServiceSettings.route_seq) + 1)
+    .returning(ServiceSettings)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+_BUMP_OF_ENTRY = (
+    update(ServiceSettings)
+    .where(col(ServiceSettings.shop_id) == select(Entry.shop_id).where(
+        col(Entry.token_hash) == bindparam("token_hash")).scalar_subquery())
     .values(route_seq=col(ServiceSettings.route_seq) + 1)
     .returning(ServiceSettings)
     .execution_options(synchronize_session=False, populate_existing=True)
@@ -86,6 +94,14 @@ async def lock_shop_of(
     if conversation is None:
         raise DomainError("service_conversation_not_found")
     return await lock_shop(session, policy, shop_id=conversation.shop_id, now=now)
+
+
+async def lock_shop_of_entry(session: AsyncSession, *, token_hash: str) -> ServiceSettings | None:
+    """``lock_shop`` for the shop of an entry link, in one statement; ``None`` when the link is
+    unknown or the shop has no settings yet (then ``lock_shop`` makes them)."""
+    settings: ServiceSettings | None = (await session.exec(
+        _BUMP_OF_ENTRY, params={"token_hash": token_hash})).scalars().first()
+    return settings
 
 
 async def get_settings(
