@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, func, insert, update
+from sqlalchemy import Row, bindparam, exists, func, insert, update
+from sqlalchemy import select as sa_select  # sqlmodel's select takes at most four entities
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
@@ -15,7 +16,7 @@ from models import audit
 from models.errors import DomainError
 from models.service.entries import hash_token
 from models.service.groups import get_group
-from models.service.handouts import hand_out
+from models.service.handouts import hand_out, hand_out_after_end_pg
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement, Transferred, Via
 from models.service.routing import (
@@ -26,6 +27,7 @@ from models.service.routing import (
     assign,
     load_conversation,
     mirror,
+    on_postgres,
     pick_in_group,
     route_locked,
     sticky_candidate,
@@ -94,7 +96,7 @@ _LATEST_ID = (
 )
 #: the entry, its shop, whether the customer is the shop's staff, and the latest conversation
 _ENTRY = (
-    select(Entry.id, Entry.group_id, Shop, exists().where(
+    sa_select(col(Entry.id), col(Entry.group_id), Shop, exists().where(
         col(Agent.shop_id) == Entry.shop_id, col(Agent.user_id) == bindparam("customer"),
         col(Agent.active).is_(True)), Conversation)
     .join(Shop, col(Shop.id) == Entry.shop_id)
@@ -102,6 +104,16 @@ _ENTRY = (
     .where(col(Entry.token_hash) == bindparam("token_hash"))
     .execution_options(populate_existing=True)
 )
+
+
+EntryRow = Row[int, int | None, Shop, bool, Conversation | None]
+
+
+async def _entry_row(session: AsyncSession, params: dict[str, object]) -> EntryRow | None:
+    """``_ENTRY``'s row (a SQLAlchemy select: sqlmodel's takes at most four entities)."""
+    found = await session.exec(_ENTRY, params=params)  # type: ignore[call-overload]
+    row: EntryRow | None = found.first()
+    return row
 
 
 _INSERTED = ("shop_id", "customer_id", "entry_id", "group_id", "state", "created_at",
@@ -126,7 +138,7 @@ async def open_or_resume(
     # (the latest conversation) cannot change before the commit
     settings = await lock_shop_of_entry(session, token_hash=token_hash)
     params = {"customer": customer_id, "token_hash": token_hash}
-    row = (await session.exec(_ENTRY, params=params)).first()
+    row = await _entry_row(session, params)
     if row is None:
         raise DomainError("service_entry_link_invalid")
     entry_id, group_id, shop, staff, latest = row
@@ -135,7 +147,7 @@ async def open_or_resume(
     shop_id = shop.id or 0
     if settings is None:  # the shop's first customer: its settings made, the lock taken
         settings = await lock_shop(session, policy, shop_id=shop_id, now=now)
-        latest = (await session.exec(_ENTRY, params=params)).one()[4]
+        latest = (await _entry_row(session, params) or row)[4]
     if latest is not None and latest.state in OPEN_STATES:
         return Opened(latest, shop, False, None)
     hint = sticky_candidate(latest, settings, now)
@@ -262,15 +274,22 @@ async def end_locked(
     its agent when the caller has loaded it under the lock."""
     if agent is None or agent.id != conversation.agent_id:
         agent = await session.get(Agent, conversation.agent_id or 0, populate_existing=True)
-    await session.exec(_CLOSE, params={"conversation": conversation.id, "now": now, "by": by})
-    mirror(conversation, state=CLOSED, agent_id=None, closed_at=now, closed_by=by,
-           waiting_since=None, nudge_at=None, alert_at=None)
+    params = {"conversation": conversation.id, "now": now, "by": by}
     audit.record(session, now=now, shop_id=conversation.shop_id, actor_id=actor_id,
                  action="service.ended", object_type="conversation", object_id=conversation.id,
                  by=by)
     # the agent's seat goes to the oldest waiting chat they may take, or back (in hand_out)
-    handouts = (await hand_out(session, settings, agent_id=agent.id or 0, now=now, ended=agent)
-                if agent is not None else [])
+    handouts: list[Placement] = []
+    if agent is not None and on_postgres(session):
+        handouts = await hand_out_after_end_pg(session, settings, _CLOSE, params, agent=agent,
+                                               now=now)
+    else:
+        await session.exec(_CLOSE, params=params)
+        if agent is not None:
+            handouts = await hand_out(session, settings, agent_id=agent.id or 0, now=now,
+                                      ended=agent)
+    mirror(conversation, state=CLOSED, agent_id=None, closed_at=now, closed_by=by,
+           waiting_since=None, nudge_at=None, alert_at=None)
     return Ended(conversation_id=conversation.id or 0, shop_id=conversation.shop_id,
                  customer_id=conversation.customer_id,
                  agent_id=agent.id if agent else None,

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, or_, union_all
+from sqlalchemy import bindparam, case, exists, or_, union_all, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.service.results import Placement, Via
 from models.service.routing import (
+    AGENTS,
     AVAILABLE,
     AVAILABLE_MEMBER,
     CAP,
@@ -79,6 +80,65 @@ _FREE_SEATS = select(A.user_id, CAP - A.open_chats).where(
     A.id == bindparam("agent"), AVAILABLE)
 
 
+def seats_after_end(settings: ServiceSettings, agent: Agent) -> int:
+    """The chats an agent (loaded under the lock) may take once one of theirs has ended."""
+    if not agent.active or agent.status != AgentStatus.ONLINE.value:
+        return 0
+    cap = agent.cap if agent.cap is not None else settings.default_cap
+    return cap - agent.open_chats + 1
+
+
+#: PostgreSQL: an ended chat's close, its agent's next waiting chat (when they have a seat)
+#: and, when there is none, the seat given back — one round trip for what ``hand_out`` does in
+#: three (data-modifying CTEs; SQLite has none, and there a statement costs no round trip).
+#: The close does not change what the look-up sees: the closed chat was not waiting.
+_NEXT_IF_SEAT = (
+    select(C.id)
+    .where(C.id.in_(union_all(select(_OLDEST_QUEUED.c.id), select(_OLDEST_OFFLINE.c.id))),
+           bindparam("seats") > 0)
+    .order_by(case((C.state == QUEUED, 0), else_=1))
+    .limit(1)
+    .cte("next_waiting")
+)
+_GIVE_BACK = (
+    update(AGENTS)
+    .where(A.id == bindparam("agent"), ~exists(select(_NEXT_IF_SEAT.c.id)))
+    .values(open_chats=A.open_chats - 1)
+    .returning(A.id)
+    .cte("given_back")
+)
+
+
+def close_and_next_pg(close: Any) -> Any:
+    """The statement above for ``close`` (the conversation's ``UPDATE``), loading the next
+    waiting chat (none when the agent has no seat or nothing waits for them)."""
+    return (select(Conversation)
+            .add_cte(close.returning(C.id).cte("closed"), _GIVE_BACK)
+            .where(C.id.in_(select(_NEXT_IF_SEAT.c.id)))
+            .execution_options(populate_existing=True))
+
+
+async def hand_out_after_end_pg(
+    session: AsyncSession, settings: ServiceSettings, close: Any, params: dict[str, Any], *,
+    agent: Agent, now: datetime,
+) -> list[Placement]:
+    """PostgreSQL: close an ended chat (``close`` with ``params``) and give its agent's seat
+    to their next waiting chat, or back — as ``hand_out(..., ended=agent)`` after the close."""
+    seats = seats_after_end(settings, agent)
+    agent_id = agent.id or 0
+    found = (await session.exec(close_and_next_pg(close), params={
+        **params, "shop": settings.shop_id, "agent": agent_id, "skip": NOBODY,
+        "seats": seats})).first()
+    if found is None:
+        return []
+    handouts = [await assign(session, settings, found, agent_id=agent_id,
+                             agent_user_id=agent.user_id, via=Via.HANDOUT, now=now,
+                             seat_kept=True)]
+    if seats > 1:
+        handouts += await hand_out(session, settings, agent_id=agent_id, now=now)
+    return handouts
+
+
 async def hand_out(
     session: AsyncSession, settings: ServiceSettings, *, agent_id: int, now: datetime,
     skip: int | None = None, ended: Agent | None = None,
@@ -93,10 +153,7 @@ async def hand_out(
     handouts: list[Placement] = []
     kept = ended is not None
     if ended is not None:
-        cap = ended.cap if ended.cap is not None else settings.default_cap
-        free = (cap - ended.open_chats + 1 if ended.active
-                and ended.status == AgentStatus.ONLINE.value else 0)
-        user_id = ended.user_id
+        free, user_id = seats_after_end(settings, ended), ended.user_id
     else:
         agent = (await session.exec(_FREE_SEATS,
                                     params=params_of(settings, agent=agent_id))).first()
