@@ -423,7 +423,8 @@ async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
     if len(roles) < 2:
         lines.append(ctx.t("accounts.only_role"))
     rows = rows_of([
-        button(("✓ " if role.id == current.id else "") + role.name, cb(NS, "sr", account_id, role.id))
+        button(("✓ " if role.id == current.id else "") + role.name,
+               cb(NS, "sr", account_id, role.id))
         for role, _ in roles
     ])
     await ctx.answer()

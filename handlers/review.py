@@ -400,8 +400,8 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
 # --- the job -----------------------------------------------------------------------------------
 
 
-def schedule_reviews(job_queue: JobQueue | None, deadline: datetime | None,  # type: ignore[type-arg]
-                     now: datetime) -> None:
+def schedule_reviews(job_queue: JobQueue | None,  # type: ignore[type-arg]
+                     deadline: datetime | None, now: datetime) -> None:
     """Make sure the review job runs by ``deadline``, and within ``REVIEW_EVERY`` anyway."""
     latest = now + REVIEW_EVERY
     run_by(job_queue, review_job, REVIEW_JOB, min(deadline, latest) if deadline else latest)
