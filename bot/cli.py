@@ -99,7 +99,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         lines.append(f"webhook: {hook.url}/{hook.path} (listening on {hook.listen}:{hook.port})")
         lines.append(
             "webhook secret: "
-            + ("configured" if hook.secret_token else f"generated in {webhook_secret_path(settings)}")
+            + ("configured" if hook.secret_token
+               else f"generated in {webhook_secret_path(settings)}")
         )
     else:
         lines.append(f"poll_timeout: {tg.poll_timeout} s")
@@ -145,7 +146,8 @@ def cmd_shops(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        print("  ".join(cell.ljust(width)
+                        for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

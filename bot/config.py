@@ -289,7 +289,9 @@ class LoggingSettings(_Section):
 
 def _default_modules() -> list[ModuleSettings]:
     return [
-        ModuleSettings.model_validate({"key": m.key, "en": m.names["en"], "zh-Hans": m.names["zh-Hans"]})
+        ModuleSettings.model_validate(
+            {"key": m.key, "en": m.names["en"], "zh-Hans": m.names["zh-Hans"]}
+        )
         for m in DEFAULT_MODULES
     ]
 
@@ -297,7 +299,8 @@ def _default_modules() -> list[ModuleSettings]:
 def _default_presets() -> list[PresetSettings]:
     return [
         PresetSettings.model_validate(
-            {"key": p.key, "en": p.names["en"], "zh-Hans": p.names["zh-Hans"], "modules": list(p.modules)}
+            {"key": p.key, "en": p.names["en"], "zh-Hans": p.names["zh-Hans"],
+             "modules": list(p.modules)}
         )
         for p in DEFAULT_PRESETS
     ]
@@ -367,8 +370,8 @@ def load_settings(
 ) -> Settings:
     """Read ``path`` (default ``./config.toml``; defaults when absent), then the environment.
 
-    ``BOT_TOKEN``, ``DATABASE_URL``, ``LOG_LEVEL`` and ``CODE_SECRET`` win over the file. Raises ``ConfigError``
-    with one line naming the problem.
+    ``BOT_TOKEN``, ``DATABASE_URL``, ``LOG_LEVEL`` and ``CODE_SECRET`` win over the file. Raises
+    ``ConfigError`` with one line naming the problem.
     """
     env = os.environ if environ is None else environ
     source = str(path or DEFAULT_CONFIG_PATH)

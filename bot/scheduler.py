@@ -103,7 +103,8 @@ async def purge(deps: Deps, retention: RetentionSettings) -> Purged:
             return total
 
 
-async def run_retention(bot_data: dict, job_queue: JobQueue | None) -> Purged:  # type: ignore[type-arg]
+async def run_retention(bot_data: dict,  # type: ignore[type-arg]
+                        job_queue: JobQueue | None) -> Purged:  # type: ignore[type-arg]
     """One clean-up run (counts logged, nothing personal), then the next one planned."""
     deps = bot_data["deps"]
     retention = bot_data["retention"]
@@ -156,7 +157,9 @@ async def duty_poll(context: ContextTypes.DEFAULT_TYPE) -> None:
 # --- owner transfers (主账号更换) ------------------------------------------------------------
 
 
-async def reconcile_transfers(bot: Bot, deps: Deps, job_queue: JobQueue | None) -> datetime | None:  # type: ignore[type-arg]
+async def reconcile_transfers(bot: Bot, deps: Deps,
+                              job_queue: JobQueue | None,  # type: ignore[type-arg]
+                              ) -> datetime | None:
     """Owner transfers: expire those past their deadline (both people told, each transfer once,
     whichever process gets there first) and plan the job for the next deadline. Run at start-up
     and at every duty poll, so a restart past a deadline, or a deadline set by another process,

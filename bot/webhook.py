@@ -7,7 +7,8 @@ update to the application's update processor (one user at a time, as in polling 
 answering 200 only once the update has been handled. Telegram re-sends an update it got no 200
 for, so an update in flight when its process dies (``kill -9``: the balancer answers 502) is
 handled again by another process instead of being lost; what the dead process committed of it
-before dying (a handler commits before each message it sends) may then be done twice. ``GET /healthz`` answers 200 only while the database answers ``SELECT 1`` (within
+before dying (a handler commits before each message it sends) may then be done twice.
+``GET /healthz`` answers 200 only while the database answers ``SELECT 1`` (within
 ``HEALTH_TIMEOUT_S``), 503 otherwise, for a load balancer to probe (SPEC §10).
 
 The webhook secret (``shared_webhook_secret``): the configured one; else on PostgreSQL one that
@@ -137,7 +138,8 @@ def web_app(application: Application, secret: str, path: str,  # type: ignore[ty
     ], log_function=lambda _handler: None)
 
 
-async def serve(application: Application, settings: Settings, secret: str) -> None:  # type: ignore[type-arg]
+async def serve(application: Application,  # type: ignore[type-arg]
+                settings: Settings, secret: str) -> None:
     """Run the (initialised) application in webhook mode until SIGTERM or SIGINT: post-init,
     the server, ``setWebhook``, then an orderly stop (updates already taken are handled)."""
     hook = settings.telegram.webhook

@@ -54,7 +54,9 @@ FLOWS: tuple[Flow, ...] = (
     transfer.FLOW,  # /transfer: 主账号更换 — target → what the owner becomes → type the name
     holder.FLOW,  # /me, "Leave shop"; /start's home for a holder
     holder_code.FLOW,  # the holder's code message: "Not me"
-    service_chat.FLOW,  # /start <entry token>: the customer's chat with a shop (客服); before invite.FLOW, which claims any other payload
+    # /start <entry token>: the customer's chat with a shop (客服); before invite.FLOW, which
+    # claims any other payload
+    service_chat.FLOW,
     invite.FLOW,  # /start <invite token>
     service_agent.FLOW,  # /status /online /break /offline /chats: the agent's side
     language.FLOW,  # /language

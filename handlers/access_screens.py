@@ -131,7 +131,8 @@ def plural(locale: str, key: str, n: int, /, **params: Any) -> str:
 # --- the job -----------------------------------------------------------------------------------
 
 
-def schedule_access(job_queue: JobQueue | None, deadline: datetime | None) -> None:  # type: ignore[type-arg]
+def schedule_access(job_queue: JobQueue | None,  # type: ignore[type-arg]
+                    deadline: datetime | None) -> None:
     """Make sure the access job runs no later than ``deadline`` (a reminder or an end)."""
     if deadline is not None:
         run_by(job_queue, access_job, ACCESS_JOB, deadline)

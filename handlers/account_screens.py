@@ -22,6 +22,7 @@ from models.accounts import (
     PAGE_SIZE,
     AccountFilter,
     account_position,
+    all_accounts,
     filtered_page,
     get_account,
     seats_used,
@@ -34,6 +35,8 @@ from models.tables import AccountStatus, Role, Shop, SubAccount, User
 
 #: the callback namespace of account management
 NS = "a"
+#: the flow of /accounts, whose draft keeps the owner's view of the list
+ACCOUNTS_FLOW = "accounts"
 
 
 # --- small helpers -----------------------------------------------------------------------------
@@ -123,6 +126,26 @@ class AccountView:
     def cleared(self) -> AccountView:
         """The same view with no filter (the selection is kept)."""
         return replace(self, text="", role_id=0, state="", im="")
+
+
+async def current_view(ctx: Ctx) -> AccountView:
+    """The owner's view of the list: the one kept in the /accounts draft, or the whole list."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != ACCOUNTS_FLOW:
+        return AccountView()
+    return AccountView.of(draft.data.get("view"))
+
+
+async def page_in_view(ctx: Ctx, shop: Shop, view: AccountView, account_id: int) -> int:
+    """The page of the list ``view`` shows that holds the account — or, when the view no
+    longer shows it (suspended out of a status filter, renamed out of a typed one, unbound),
+    the page it was on, among the accounts that come before it."""
+    where = view.where()
+    if not where.active:
+        return await account_position(ctx.session, shop.id or 0, account_id) // PAGE_SIZE
+    before = sum(1 for a, _ in await all_accounts(ctx.session, shop.id or 0)
+                 if (a.id or 0) < account_id and where.matches(a))
+    return before // PAGE_SIZE
 
 
 def filter_line(ctx: Ctx, view: AccountView, role_name: str | None) -> str:
@@ -246,10 +269,11 @@ def _account_label(account: SubAccount) -> str:
 async def details_screen(
     ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = None
 ) -> tuple[str, InlineKeyboardMarkup]:
-    """One sub-account and what the owner can do with it."""
+    """One sub-account and what the owner can do with it. "⬅️ All accounts" goes back to the
+    list as the owner's view has it (filtered or not), on the page that holds the account."""
     shop_id = shop.id or 0
     role = await get_role(ctx.session, shop_id, account.role_id)
-    page = await account_position(ctx.session, shop_id, account.id or 0) // PAGE_SIZE
+    page = await page_in_view(ctx, shop, await current_view(ctx), account.id or 0)
     lines = [notice, ""] if notice else []
     lines.append(ctx.t(
         "accounts.details", nickname=account.nickname, phone=mask_phone(account.phone),

@@ -30,15 +30,18 @@ from typing import Any
 
 from handlers import service_relay
 from handlers.account_screens import (
+    ACCOUNTS_FLOW,
     FILTER_MAX,
     IM_CHOICES,
     NS,
     STATES,
     AccountView,
+    current_view,
     details_screen,
     drafted_account,
     list_screen,
     outcome,
+    page_in_view,
     show_details,
     tell_holder,
 )
@@ -49,8 +52,6 @@ from handlers.keyboards import button, keyboard, rows_of
 from handlers.router import MENU_NS, cb
 from models.accounts import (
     NICKNAME_MAX,
-    PAGE_SIZE,
-    account_position,
     all_accounts,
     change_role,
     get_account,
@@ -66,7 +67,7 @@ from models.phones import mask_phone
 from models.roles import get_role, list_roles
 from models.tables import Role, Shop, SubAccount
 
-NAME = "accounts"
+NAME = ACCOUNTS_FLOW
 RENAME = "rename"
 BROWSE = "browse"
 
@@ -94,14 +95,6 @@ async def accounts_command(ctx: Ctx) -> None:
     if asked:
         await ctx.start_flow(NAME, BROWSE, {"view": AccountView().data()})
     await show_accounts(ctx)
-
-
-async def current_view(ctx: Ctx) -> AccountView:
-    """The owner's view of the list: the one kept in the /accounts draft, or the whole list."""
-    draft = await ctx.load_draft()
-    if draft is None or draft.flow != NAME:
-        return AccountView()
-    return AccountView.of(draft.data.get("view"))
 
 
 async def _keep_view(ctx: Ctx, view: AccountView, **data: Any) -> bool:
@@ -147,7 +140,7 @@ async def on_filter(ctx: Ctx, text: str) -> None:
         await ctx.reply(ctx.t("errors.no_shop"))
         return
     view = replace(await current_view(ctx), text=clean_filter(text))
-    await ctx.goto(NAME, BROWSE, {"view": view.data(), "bulk": None})
+    await ctx.goto(NAME, BROWSE, {"view": view.data(), "bulk": None, "page": 0})
     text_, markup = await list_screen(ctx, shop, 0, view=view)
     await ctx.reply(text_, markup)
 
@@ -232,15 +225,8 @@ async def _toggle(ctx: Ctx, shop: Shop, account_id: int) -> None:
         chosen.remove(account.id)
     else:
         chosen.append(account.id or 0)
-    page = await _page_for(ctx, shop, view, account_id)
+    page = await page_in_view(ctx, shop, view, account_id)
     await _show_view(ctx, shop, replace(view, picking=True, selected=tuple(chosen)), page)
-
-
-async def _page_for(ctx: Ctx, shop: Shop, view: AccountView, account_id: int) -> int:
-    """The page of the view's list that shows ``account_id`` (0 when it shows it not)."""
-    where = view.where()
-    shown = [a.id for a, _ in await all_accounts(ctx.session, shop.id or 0) if where.matches(a)]
-    return shown.index(account_id) // PAGE_SIZE if account_id in shown else 0
 
 
 async def _pick_all(ctx: Ctx, shop: Shop) -> None:
@@ -437,7 +423,8 @@ async def _choose_role(ctx: Ctx, shop: Shop, account_id: int) -> None:
     if len(roles) < 2:
         lines.append(ctx.t("accounts.only_role"))
     rows = rows_of([
-        button(("✓ " if role.id == current.id else "") + role.name, cb(NS, "sr", account_id, role.id))
+        button(("✓ " if role.id == current.id else "") + role.name,
+               cb(NS, "sr", account_id, role.id))
         for role, _ in roles
     ])
     await ctx.answer()
@@ -514,12 +501,14 @@ async def _ask_unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
 
 
 async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
-    """Button: unbind (delete the membership, free the phone) and tell the holder."""
+    """Button: unbind (delete the membership, free the phone) and tell the holder; then the
+    list as the owner's view has it, on the page the account was on."""
     shop_id = shop.id or 0
     account = await get_account(ctx.session, shop_id, account_id)
     holder = await holder_of(ctx.session, account)
     nickname, phone = account.nickname, mask_phone(account.phone)
-    page = await account_position(ctx.session, shop_id, account_id) // PAGE_SIZE
+    view = await current_view(ctx)
+    page = await page_in_view(ctx, shop, view, account_id)
     moved = await service_relay.release(ctx, shop_id=shop_id, user_id=account.holder_id,
                                         reason="unbound")
     await unbind(ctx.session, shop_id=shop_id, actor_id=ctx.user_id, account_id=account_id,
@@ -528,7 +517,7 @@ async def _unbind(ctx: Ctx, shop: Shop, account_id: int) -> None:
     warning = await tell_holder(ctx, holder, nickname, "accounts.notify_unbound",
                                  shop=shop.name)
     text, markup = await list_screen(ctx, shop, page, outcome(
-        ctx.t("accounts.done_unbound", nickname=nickname, phone=phone), warning))
+        ctx.t("accounts.done_unbound", nickname=nickname, phone=phone), warning), view=view)
     await ctx.show(text, markup)
     await service_relay.announce_from(ctx, moved)
 

@@ -335,7 +335,9 @@ def telegram_name(raw: str | None) -> str:
     return " ".join(drop_controls(raw or "").split())
 
 
-def entry(func: Handler) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+def entry(
+    func: Handler,
+) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     """Wrap a handler: private chats only, one session per update, domain errors shown."""
 
     @functools.wraps(func)

@@ -33,7 +33,8 @@ from models.tables import Role, Shop, User, VerificationCode
 EXPIRY_JOB = "code-expiry"
 
 
-def schedule_expiry(job_queue: JobQueue | None, deadline: datetime) -> None:  # type: ignore[type-arg]
+def schedule_expiry(job_queue: JobQueue | None,  # type: ignore[type-arg]
+                    deadline: datetime) -> None:
     """Make sure the expiry job runs no later than ``deadline``."""
     run_by(job_queue, expiry_job, EXPIRY_JOB, deadline)
 

@@ -42,7 +42,9 @@ async def language(ctx: Ctx) -> None:
     await ctx.reply(ctx.t("language.choose"), keyboard(*rows))
 
 
-def zone_card(ctx: Ctx, shop: Shop, notice: str = "") -> tuple[str, list[list[InlineKeyboardButton]]]:
+def zone_card(
+    ctx: Ctx, shop: Shop, notice: str = ""
+) -> tuple[str, list[list[InlineKeyboardButton]]]:
     """The time-zone card: the zone now, the common zones as buttons, a name may be typed."""
     default = ctx.deps.default_time_zone
     current = zone_name(shop, default)

@@ -229,7 +229,8 @@ async def ask_im(ctx: Ctx) -> None:
         ctx,
         ctx.t("newaccount.ask_im", role=role.name),
         keyboard(
-            [button(on_label, cb(NS, "im", 1)), button(ctx.t("newaccount.im_off"), cb(NS, "im", 0))],
+            [button(on_label, cb(NS, "im", 1)),
+             button(ctx.t("newaccount.im_off"), cb(NS, "im", 0))],
             back_cancel(ctx),
         ),
     )

@@ -545,10 +545,12 @@ async def on_code(ctx: Ctx, text: str) -> None:
         await ctx.router.ask(ctx, NAME, "nickname")
         return
     if outcome is codes.VerifyOutcome.WRONG:
-        await ask_code(ctx, notice=echo(text) + ctx.t("newaccount.code_wrong", left=result.tries_left))
+        await ask_code(ctx, notice=echo(text)
+                       + ctx.t("newaccount.code_wrong", left=result.tries_left))
         return
     if result.just_ended:
-        reason = "holder_code.locked" if outcome is codes.VerifyOutcome.LOCKED else "holder_code.expired"
+        reason = ("holder_code.locked" if outcome is codes.VerifyOutcome.LOCKED
+                  else "holder_code.expired")
         await end_holder_message(ctx, result.code, reason)
     key = {
         codes.VerifyOutcome.LOCKED: "newaccount.code_locked",

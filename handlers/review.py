@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -44,6 +44,7 @@ from handlers.keyboards import button, keyboard, pager_row
 from handlers.outbox import notice as outbox_notice
 from handlers.outbox import send_overdue, send_owed
 from handlers.router import cb
+from handlers.times import local_date, shop_zone
 from models import outbox
 from models.errors import DomainError
 from models.lifecycle.policy import LifecyclePolicy, NoResponse
@@ -97,15 +98,16 @@ def rule_text(locale: str, rule: NoResponse) -> str:
     return t(locale, f"review.rule_{rule.value}")
 
 
-def _day(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d")
+def _day(moment: datetime, tz: tzinfo) -> str:
+    """The date of a moment as the shop's owner reads it, in the shop's time zone."""
+    return local_date(moment, tz)
 
 
 # --- the screens -------------------------------------------------------------------------------
 
 
-def _item_lines(locale: str, n: int, item: ReviewItem) -> list[str]:
-    active = (_day(item.last_activity_at) if item.last_activity_at is not None
+def _item_lines(locale: str, n: int, item: ReviewItem, tz: tzinfo) -> list[str]:
+    active = (_day(item.last_activity_at, tz) if item.last_activity_at is not None
               else t(locale, "review.active_never"))
     lines = [t(locale, "review.item", n=n, nickname=item.nickname, phone=item.phone_masked,
                role=item.role_name,
@@ -120,16 +122,19 @@ def _item_lines(locale: str, n: int, item: ReviewItem) -> list[str]:
 
 async def review_screen(
     session: AsyncSession, locale: str, policy: LifecyclePolicy, shop: Shop, round_id: int,
-    page: int, notice: str | None = None,
+    page: int, notice: str | None = None, *, default_zone: str,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """One page of a round: its items (decided ones with the decision), Keep / Suspend /
-    Unbind on each undecided one, the pager, "Keep all remaining" and the settings."""
+    Unbind on each undecided one, the pager, "Keep all remaining" and the settings. Dates are
+    the shop's days (its time zone, else ``default_zone``)."""
+    tz = shop_zone(shop, default_zone)
     shown = await review_page(session, shop_id=shop.id or 0, round_id=round_id, page=page)
     round_, page = shown.round, shown.page
     is_open = round_.closed_at is None
     lines = [notice, ""] if notice else []
-    lines.append(t(locale, "review.title", shop=shop.name, started=_day(round_.started_at),
-                   left=shown.undecided, total=shown.total, deadline=_day(round_.deadline_at),
+    lines.append(t(locale, "review.title", shop=shop.name, started=_day(round_.started_at, tz),
+                   left=shown.undecided, total=shown.total,
+                   deadline=_day(round_.deadline_at, tz),
                    rule=rule_text(locale, no_response_rule(shop, policy))))
     if shown.pages > 1:
         lines.append(t(locale, "review.page", page=page + 1, pages=shown.pages))
@@ -137,7 +142,7 @@ async def review_screen(
         lines.append(t(locale, "review.closed"))
     rows: list[list[InlineKeyboardButton]] = []
     for number, item in enumerate(shown.items, start=page * PAGE_SIZE + 1):
-        lines += ["", *_item_lines(locale, number, item)]
+        lines += ["", *_item_lines(locale, number, item, tz)]
         if is_open and item.decision is None:
             rows.append([
                 button(label(locale, "review.keep", nickname=item.nickname),
@@ -164,7 +169,7 @@ def _idle_text(ctx: Ctx, shop: Shop) -> str:
     else:
         due = shop.review_due_at or shop.created_at + timedelta(days=period)
         schedule = ctx.t("review.schedule_next", period=days_text(ctx.locale, period),
-                         date=_day(due))
+                         date=_day(due, shop_zone(shop, ctx.deps.default_time_zone)))
     return ctx.t("review.idle", shop=shop.name, schedule=schedule,
                  deadline=days_text(ctx.locale, policy.review_deadline_days),
                  rule=rule_text(ctx.locale, no_response_rule(shop, policy)))
@@ -175,7 +180,8 @@ async def _home(ctx: Ctx, shop: Shop, notice: str | None = None, *, new: bool = 
     current = await open_round(ctx.session, shop.id or 0)
     if current is not None:
         text, markup = await review_screen(ctx.session, ctx.locale, ctx.deps.lifecycle, shop,
-                                           current.id or 0, 0, notice)
+                                           current.id or 0, 0, notice,
+                                           default_zone=ctx.deps.default_time_zone)
     else:
         body = _idle_text(ctx, shop)
         text = f"{notice}\n\n{body}" if notice else body
@@ -189,7 +195,8 @@ async def _home(ctx: Ctx, shop: Shop, notice: str | None = None, *, new: bool = 
 async def _show_round(ctx: Ctx, shop: Shop, round_id: int, page: int,
                       notice: str | None = None) -> None:
     text, markup = await review_screen(ctx.session, ctx.locale, ctx.deps.lifecycle, shop,
-                                       round_id, page, notice)
+                                       round_id, page, notice,
+                                       default_zone=ctx.deps.default_time_zone)
     await ctx.show(text, markup)
 
 
@@ -393,8 +400,8 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
 # --- the job -----------------------------------------------------------------------------------
 
 
-def schedule_reviews(job_queue: JobQueue | None, deadline: datetime | None,  # type: ignore[type-arg]
-                     now: datetime) -> None:
+def schedule_reviews(job_queue: JobQueue | None,  # type: ignore[type-arg]
+                     deadline: datetime | None, now: datetime) -> None:
     """Make sure the review job runs by ``deadline``, and within ``REVIEW_EVERY`` anyway."""
     latest = now + REVIEW_EVERY
     run_by(job_queue, review_job, REVIEW_JOB, min(deadline, latest) if deadline else latest)
@@ -438,7 +445,8 @@ async def _started_notices(session: AsyncSession, deps: Deps, begun: StartedRevi
         return []
     locale = deps.locale_of(owner)
     text, markup = await review_screen(session, locale, deps.lifecycle, shop, begun.round_id,
-                                       0, t(locale, "review.intro", shop=shop.name))
+                                       0, t(locale, "review.intro", shop=shop.name),
+                                       default_zone=deps.default_time_zone)
     return [outbox_notice(f"review.started:{begun.round_id}", owner.id, text, markup)]
 
 
@@ -449,7 +457,8 @@ async def _reminder_notices(session: AsyncSession, deps: Deps, due: ReviewRemind
     if shop is None or owner is None:
         return []
     locale = deps.locale_of(owner)
-    text = t(locale, "review.reminder", shop=shop.name, deadline=_day(due.deadline_at),
+    deadline = _day(due.deadline_at, shop_zone(shop, deps.default_time_zone))
+    text = t(locale, "review.reminder", shop=shop.name, deadline=deadline,
              left=plural(locale, "review.accounts", due.undecided),
              rule=rule_text(locale, no_response_rule(shop, deps.lifecycle)))
     markup = keyboard([button(label(locale, "review.open"), cb(NS, "pg", due.round_id, 0))])

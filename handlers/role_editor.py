@@ -134,7 +134,8 @@ async def ask_perms(ctx: Ctx) -> None:
         last.insert(0, fbtn(ctx, "common.back", "x", nonce))
     await ctx.show(text, keyboard(
         *rows_of(toggles),
-        [fbtn(ctx, "roles.all_button", "all", nonce), fbtn(ctx, "roles.clear_button", "none", nonce)],
+        [fbtn(ctx, "roles.all_button", "all", nonce),
+         fbtn(ctx, "roles.clear_button", "none", nonce)],
         last,
     ))
 

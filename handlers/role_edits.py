@@ -37,7 +37,7 @@ NS = "rn"
 NAME_ERRORS = ("role_name_empty", "role_name_too_long", "role_name_taken")
 
 
-# --- shared by every step -----------------------------------------------------------------------------------
+# --- shared by every step ---------------------------------------------------------------------
 
 
 async def flow_data(ctx: Ctx) -> dict[str, Any]:
@@ -53,7 +53,8 @@ async def flow_data(ctx: Ctx) -> dict[str, Any]:
     return dict(draft.data)
 
 
-def fbtn(ctx: Ctx, key: str, action: str, nonce: int, *args: object, **params: Any) -> InlineKeyboardButton:
+def fbtn(ctx: Ctx, key: str, action: str, nonce: int, *args: object,
+         **params: Any) -> InlineKeyboardButton:
     """A button of the flow, tied to this draft by its nonce."""
     return button(ctx.label(key, **params), cb(NS, action, nonce, *args))
 

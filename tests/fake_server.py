@@ -41,7 +41,8 @@ async def wait_listening(port: int, within: float = 10.0) -> None:
             _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {within} s") from None
+                raise AssertionError(
+                    f"nothing listens on 127.0.0.1:{port} after {within} s") from None
             await asyncio.sleep(0.05)
         else:
             writer.close()

@@ -76,7 +76,8 @@ def _shown(message: dict[str, Any]) -> Shown:
 class Harness:
     """The bot and the people talking to it."""
 
-    def __init__(self, app: Application, api: FakeBotApi, clock: ManualClock) -> None:  # type: ignore[type-arg]
+    def __init__(self, app: Application,  # type: ignore[type-arg]
+                 api: FakeBotApi, clock: ManualClock) -> None:
         self.app = app
         self.api = api
         self.clock = clock
@@ -106,7 +107,8 @@ class Harness:
                 touched.append(_shown(message))
         return touched
 
-    def _message(self, who: Person, chat: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    def _message(self, who: Person, chat: dict[str, Any] | None = None,
+                 **extra: Any) -> dict[str, Any]:
         message = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
@@ -185,7 +187,8 @@ class Harness:
                 message_id = list(chat)[-1] if chat else 1
         message = chat.get(message_id) or {
             "message_id": message_id, "date": int(time.time()),
-            "chat": {"id": who.id, "type": "private"}, "from": {"id": 1, "is_bot": True, "first_name": "b"},
+            "chat": {"id": who.id, "type": "private"},
+            "from": {"id": 1, "is_bot": True, "first_name": "b"},
             "text": "?",
         }
         public = {k: v for k, v in message.items() if not k.startswith("_")}

@@ -222,7 +222,8 @@ async def test_suspend_and_resume(harness: Harness) -> None:
     shown = harness.last(OWNER)
     assert "✅ Hank is suspended." in shown.text and "Status: ⏸ Suspended" in shown.text
     assert "▶️ Resume" in shown.labels
-    assert "Tea House: the shop's main account has suspended your sub-account" in harness.last(HOLDER).text
+    assert "Tea House: the shop's main account has suspended your sub-account" \
+        in harness.last(HOLDER).text
     row = await account(harness, acc)
     assert row is not None and row.status == "suspended"
     assert [b.phone for b in await rows(harness, PhoneBinding)].count(HOLDER_PHONE) == 1
@@ -252,7 +253,8 @@ async def test_unbind_asks_first_then_frees_the_phone_for_another_shop(harness: 
     shown = harness.last(OWNER)
     assert "✅ Hank (+86 139****9000) is unbound; the phone number is free." in shown.text
     assert "0 of 50" in shown.text
-    assert "Tea House: the shop's main account has unbound your sub-account" in harness.last(HOLDER).text
+    assert "Tea House: the shop's main account has unbound your sub-account" \
+        in harness.last(HOLDER).text
     assert await rows(harness, SubAccount) == []
     assert [b.phone for b in await rows(harness, PhoneBinding)] == ["+8613800138000"]
     assert (await actions(harness))[-1] == "account.unbound"

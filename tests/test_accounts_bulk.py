@@ -78,7 +78,8 @@ async def test_bulk_suspend_one_confirm_each_holder_told_once(harness: Harness) 
     for n in range(1, 7):
         extra = len(harness.messages(staff(n)[0])) - told_before[n]
         assert extra == (1 if n in (1, 2, 5) else 0), n
-    assert "the shop's main account has suspended your sub-account" in harness.last(staff(1)[0]).text
+    assert "the shop's main account has suspended your sub-account" \
+        in harness.last(staff(1)[0]).text
     assert "店铺主账号已暂停您的子账号" in harness.last(staff(2)[0]).text
     events = [e for e in await rows(harness, AuditEvent) if e.action == "account.suspended"]
     assert len(events) == 3

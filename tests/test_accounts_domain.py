@@ -46,7 +46,8 @@ async def two_shops(session: AsyncSession) -> tuple[User, Shop, Shop]:
     """Olivia's Tea House, and Oscar's Noodle Bar beside it."""
     owner = await user(session, 1, "Olivia", "+8613800138000")
     other = await user(session, 3, "Oscar", "+8613700137000")
-    return owner, await shop_of(session, owner, "Tea House"), await shop_of(session, other, "Noodle Bar")
+    return (owner, await shop_of(session, owner, "Tea House"),
+            await shop_of(session, other, "Noodle Bar"))
 
 
 async def bind(session: AsyncSession, shop: Shop, holder: User, nickname: str) -> SubAccount:
@@ -114,12 +115,14 @@ async def test_accounts_page_counts_with_the_rows_and_clamps_to_the_last_page(
         await bind(session, shop, person, f"S{n}")
     await bind(session, elsewhere, people[5], "S5")  # not counted, not listed
     pages = [await accounts_page(session, shop_id, p, size=2) for p in range(3)]
-    assert [[a.nickname for a, _role in p.rows] for p in pages] == [["S0", "S1"], ["S2", "S3"], ["S4"]]
+    assert [[a.nickname for a, _role in p.rows] for p in pages] \
+        == [["S0", "S1"], ["S2", "S3"], ["S4"]]
     assert {(p.total, p.pages) for p in pages} == {(5, 3)}
     assert [p.page for p in pages] == [0, 1, 2]
     assert all(role.name == f"Role {a.nickname}" for p in pages for a, role in p.rows)
     past = await accounts_page(session, shop_id, 9, size=2)  # the list shrank since it was shown
-    assert ([a.nickname for a, _r in past.rows], past.total, past.page, past.pages) == (["S4"], 5, 2, 3)
+    assert ([a.nickname for a, _r in past.rows], past.total, past.page, past.pages) \
+        == (["S4"], 5, 2, 3)
     negative = await accounts_page(session, shop_id, -1, size=2)
     assert (negative.page, [a.nickname for a, _r in negative.rows]) == (0, ["S0", "S1"])
 

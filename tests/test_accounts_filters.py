@@ -202,3 +202,55 @@ async def test_the_list_after_confirm_leaves_no_draft_and_its_buttons_open_it(
     assert "🔎 Filter: ✅ Authorized ✖️" in harness.last(OWNER).text
     await harness.text(OWNER, "hank")
     assert listed(harness) == ["Hank"]
+
+
+async def test_all_accounts_returns_to_the_filtered_page_that_holds_the_account(
+    harness: Harness,
+) -> None:
+    await shop_of(harness, 24)  # Staff03 suspended, Staff04 expired
+    await harness.command(OWNER, "/accounts")
+    await harness.click(OWNER, "Status: any")  # → authorized: 22 of 24, three pages
+    await harness.click(OWNER, "Next ▶️")
+    page_2 = harness.last(OWNER)
+    assert "Page 2 of 3" in page_2.text and "19. Staff21" in page_2.text
+    assert listed(harness) == [f"Staff{n:02d}" for n in range(13, 23)]
+    await harness.click(OWNER, "Staff21 ·")
+    shown = await harness.click(OWNER, "All accounts")
+    back = shown[-1]
+    # the list they came from, on its page 2 (Staff21 is on page 3 of the whole list)
+    assert "🔎 Filter: ✅ Authorized ✖️" in back.text and "Showing 22 of 24." in back.text
+    assert "Page 2 of 3" in back.text and "19. Staff21" in back.text
+    assert listed(harness) == [f"Staff{n:02d}" for n in range(13, 23)]
+    assert "Status: ✅ Authorized" in back.labels
+    # suspended from there, Staff21 leaves the filter: back to the page it was on
+    await harness.click(OWNER, "Staff21 ·")
+    await harness.click(OWNER, "Suspend")
+    back = (await harness.click(OWNER, "All accounts"))[-1]
+    assert "Showing 21 of 24." in back.text and "Page 2 of 3" in back.text
+    assert listed(harness) == [*(f"Staff{n:02d}" for n in range(13, 21)), "Staff22", "Staff23"]
+    # unbound from a filtered list, the owner sees that list, on the account's page
+    await harness.click(OWNER, "Staff22 ·")
+    await harness.click(OWNER, "Unbind")
+    after = (await harness.click(OWNER, "Yes, unbind"))[-1]
+    assert "Staff22 (+86 137****0022) is unbound" in after.text
+    assert "🔎 Filter: ✅ Authorized ✖️" in after.text and "Showing 20 of 23." in after.text
+    assert "Page 2 of 2" in after.text
+    assert listed(harness) == [*(f"Staff{n:02d}" for n in range(13, 21)), "Staff23", "Staff24"]
+
+
+async def test_all_accounts_from_a_typed_filter_returns_to_its_first_page(
+    harness: Harness,
+) -> None:
+    await shop_of(harness, 24)
+    await harness.command(OWNER, "/accounts")
+    await harness.click(OWNER, "🧩 Any role")
+    await harness.click(OWNER, "Operations")
+    await harness.text(OWNER, "staff")  # a typed text, the role kept: 12 of 24, two pages
+    first = harness.last(OWNER)
+    assert "Page 1 of 2" in first.text and "6. Staff11" in first.text
+    await harness.click(OWNER, "Staff11 ·")
+    back = (await harness.click(OWNER, "All accounts"))[-1]
+    # page 1 of the filtered list (Staff11 is on page 2 of the whole list)
+    assert "🔎 Filter: “staff” · role Operations ✖️" in back.text
+    assert "Page 1 of 2" in back.text and "6. Staff11" in back.text
+    assert listed(harness) == [f"Staff{n:02d}" for n in range(1, 20, 2)]

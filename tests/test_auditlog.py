@@ -1,4 +1,5 @@
-"""/log through the Application: newest first, localized, phones masked, codes never shown (and\ntheir events folded; filters and the export: test_log_filters)."""
+"""/log through the Application: newest first, localized, phones masked, codes never shown (and
+their events folded; filters and the export: test_log_filters)."""
 
 from __future__ import annotations
 

@@ -125,13 +125,15 @@ def test_unknown_section_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("[telegram]\npoll_timeout = 99\n", "telegram.poll_timeout: Input should be less than or equal to 50"),
+    ("[telegram]\npoll_timeout = 99\n",
+     "telegram.poll_timeout: Input should be less than or equal to 50"),
     ("[telegram]\nmode = 'push'\n", "telegram.mode: Input should be 'polling' or 'webhook'"),
     ("[telegram]\nbase_url = 'api.telegram.org'\n", "telegram.base_url: must start with http://"),
     ("[telegram]\nmode = 'webhook'\n", "mode 'webhook' needs telegram.webhook.url"),
     ("[telegram.webhook]\nsecret_token = 'has space'\n", "telegram.webhook.secret_token: must be"),
     ("[telegram.webhook]\nport = 0\n", "telegram.webhook.port"),
-    ("[database]\nurl = 'mysql://x'\n", "database.url: must be a sqlite+aiosqlite:// or postgresql"),
+    ("[database]\nurl = 'mysql://x'\n",
+     "database.url: must be a sqlite+aiosqlite:// or postgresql"),
     ("[phone]\ndefault_region = 'XX'\n", "phone.default_region: 'XX' is not a region code"),
     ("[i18n]\ndefault_locale = 'fr'\n", "i18n.default_locale"),
     ("[verification]\ncode_ttl_seconds = 0\n", "verification.code_ttl_seconds"),
@@ -223,7 +225,8 @@ def test_service_section_becomes_the_service_policy(tmp_path: Path) -> None:
                            'offline_text_zh = "请留言"\n')
     policy = load_settings(path, environ={}).service.policy()
     assert (policy.mode, policy.default_cap, policy.offline_text_zh) == ("least_busy", 8, "请留言")
-    for bad, named in (('mode = "random"', "service.mode"), ("default_cap = 0", "service.default_cap"),
+    for bad, named in (('mode = "random"', "service.mode"),
+                       ("default_cap = 0", "service.default_cap"),
                        ("reply_seconds = 5", "service.reply_seconds")):
         with pytest.raises(ConfigError, match=re.escape(named)):
             load_settings(write(tmp_path, f"[service]\n{bad}\n"), environ={})

@@ -32,7 +32,9 @@ async def person(session, uid: int, phone: str | None):  # type: ignore[no-untyp
     return user
 
 
-async def shop_with_role(session, uid: int = 1, phone: str = "+8613800138000"):  # type: ignore[no-untyped-def]
+async def shop_with_role(  # type: ignore[no-untyped-def]
+    session, uid: int = 1, phone: str = "+8613800138000"
+):
     owner = await person(session, uid, phone)
     shop = await create_shop(session, owner, "Shop", max_sub_accounts=50, now=T0)
     role = await create_role(session, POLICY, shop_id=shop.id, actor_id=uid, name="CS",
@@ -190,7 +192,8 @@ async def test_invite_is_single_use_and_bound_to_the_phone(session: AsyncSession
     with pytest.raises(DomainError):
         await invites.claim_invite(session, POLICY, codes.hash_token(issued.invite_token), holder,
                                    now=T0)
-    ok = await codes.verify_code(session, POLICY, code_id=code.id, owner_id=1, entered=plain, now=T0)
+    ok = await codes.verify_code(session, POLICY, code_id=code.id, owner_id=1, entered=plain,
+                                 now=T0)
     assert ok.outcome is codes.VerifyOutcome.OK
 
 

@@ -108,7 +108,8 @@ def test_every_step_is_declared_and_reached() -> None:
 
 def test_no_conversation_imports_another() -> None:
     """Conversations (the modules that declare a FLOW) meet only through the router."""
-    conversations = {m.__name__ for m in handler_modules() if isinstance(getattr(m, "FLOW", None), Flow)}
+    conversations = {m.__name__ for m in handler_modules()
+                     if isinstance(getattr(m, "FLOW", None), Flow)}
     for module in handler_modules():
         if module.__name__ not in conversations:
             continue
@@ -144,7 +145,9 @@ def test_a_router_refuses_a_malformed_flow_list() -> None:
         (Flow(name="x", namespace="r", buttons={"go": ()}, on_button=buttons), Flow(
             name="y", namespace="r", buttons={"go": ()}, on_button=buttons)),
         (Flow(name="x", namespace="m", buttons={"go": ()}, on_button=buttons),),
-        (Flow(name="x", namespace="x", buttons={"go": ("float",)}, on_button=buttons),),  # type: ignore[dict-item]
+        (Flow(name="x", namespace="x",
+              buttons={"go": ("float",)},  # type: ignore[dict-item]
+              on_button=buttons),),
         (Flow(name="x", buttons={"go": ()}, on_button=buttons),),
         (Flow(name="x", commands=(Command("a", nothing, who="everyone"),
                                   Command("a", nothing, who="owner"))),),

@@ -1,4 +1,5 @@
-"""/forget through the Application (docs/product.md, "Retention and /forget"): a user deletes what the bot keeps about them."""
+"""/forget through the Application (docs/product.md, "Retention and /forget"): a user deletes
+what the bot keeps about them."""
 
 from __future__ import annotations
 

@@ -52,7 +52,8 @@ def test_no_text_uses_a_variant_the_glossary_refuses() -> None:
     for locale, side in (("en", "en"), ("zh-Hans", "zh")):
         for file, key, text in texts(locale):
             for term, variant in avoided(side):
-                haystack, needle = (text.lower(), variant.lower()) if side == "en" else (text, variant)
+                haystack, needle = ((text.lower(), variant.lower()) if side == "en"
+                                    else (text, variant))
                 if needle in haystack:
                     wrong.append(f"{locale}/{file} {key}: “{variant}” ({term})")
     assert wrong == []
@@ -81,7 +82,8 @@ def test_chinese_has_no_space_between_chinese_and_numbers() -> None:
 
 def test_english_counts_have_plural_forms() -> None:
     nouns = "|".join(re.escape(n) for n in glossary()["rules"]["counted_nouns"])
-    bare = re.compile(rf"\{{\w+\}} (?:{nouns})s?\b|\{{\w+\}} ?(?:min|secs?|s|h)\b\.?|\(s\)|\b1 (?:{nouns})s\b")
+    bare = re.compile(rf"\{{\w+\}} (?:{nouns})s?\b|\{{\w+\}} ?(?:min|secs?|s|h)\b\.?"
+                      rf"|\(s\)|\b1 (?:{nouns})s\b")
     wrong = [f"en/{file} {key}: {text}" for file, key, text in texts("en")
              if bare.search(text) and not key.endswith(("_one", "_other"))]  # plural forms
     assert wrong == []
@@ -96,7 +98,8 @@ def test_the_files_checked_after_merge_still_exist() -> None:
 @pytest.mark.parametrize(("n", "shown"), [(0, "0 minutes"), (1, "1 minute"), (2, "2 minutes")])
 def test_plural_forms_in_english(n: int, shown: str) -> None:
     assert plural(n, "minute", "minutes") == shown
-    assert t("en", "times.valid_until", minutes=n, time="16:47") == f"valid for {shown}, until 16:47"
+    assert t("en", "times.valid_until", minutes=n, time="16:47") \
+        == f"valid for {shown}, until 16:47"
 
 
 def test_chinese_has_no_plural_forms() -> None:

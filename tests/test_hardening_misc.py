@@ -403,7 +403,8 @@ async def test_module_names_with_markup_characters_read_right_in_the_log(
 ) -> None:
     await stop_harness(harness)
     modules = [*settings.modules,
-               ModuleSettings.model_validate({"key": "rd", "en": "R&D <lab>", "zh-Hans": "研发&<实验>"})]
+               ModuleSettings.model_validate(
+                   {"key": "rd", "en": "R&D <lab>", "zh-Hans": "研发&<实验>"})]
     h = await start_harness(settings.model_copy(update={"modules": modules}), engine, api,
                             harness.clock)
     harness.app = h.app

@@ -31,7 +31,8 @@ def test_values_reach_the_policy(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("body", "expected"), [
     ("transfer_hours = 0", "lifecycle.transfer_hours: Input should be greater than or equal to 1"),
-    ('review_no_response = "delete"', "lifecycle.review_no_response: Input should be 'keep' or 'suspend'"),
+    ('review_no_response = "delete"',
+     "lifecycle.review_no_response: Input should be 'keep' or 'suspend'"),
     ("review_reminder_days = 14", "review_reminder_days must be less than review_deadline_days"),
     ("review_days = 10", "review_days must be 0 (off) or more than review_deadline_days"),
     ("transfer_minutes = 5", "unknown key 'lifecycle.transfer_minutes'"),

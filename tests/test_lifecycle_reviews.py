@@ -49,7 +49,8 @@ async def world(engine: AsyncEngine) -> World:
     return await make_world(engine)
 
 
-async def start(w: World, *, at: object = DUE, policy: LifecyclePolicy = LIFE) -> list[StartedReview]:
+async def start(w: World, *, at: object = DUE,
+                policy: LifecyclePolicy = LIFE) -> list[StartedReview]:
     async with w.session() as s:
         started = await start_due_reviews(s, policy=policy, now=at)  # type: ignore[arg-type]
         await s.commit()
@@ -279,8 +280,9 @@ async def test_the_shop_own_period_off_and_invalid(world: World) -> None:
             assert caught.value.key == key
     assert [r.shop_id for r in await start(world, at=NOW + timedelta(days=30))] == [world.shop_id]
     async with world.session() as s:
+        current = await open_round(s, world.shop_id)
         await keep_all_remaining(s, shop_id=world.shop_id, owner_id=OLIVIA,
-                                 round_id=(await open_round(s, world.shop_id)).id or 0,  # type: ignore[union-attr]
+                                 round_id=current.id or 0,  # type: ignore[union-attr]
                                  now=NOW + timedelta(days=30))
         await set_review_settings(s, policy=LIFE, shop_id=world.shop_id, owner_id=OLIVIA,
                                   days=0, no_response=None, now=NOW + timedelta(days=30))

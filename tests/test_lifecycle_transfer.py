@@ -192,7 +192,8 @@ async def test_accept_with_the_old_owner_leaving_frees_their_phone(world: World)
     assert done.old_owner_account is None and done.old_owner_role is None
     async with world.session() as s:
         assert await s.get(PhoneBinding, PHONES[OLIVIA]) is None
-        assert (await s.exec(select(SubAccount).where(SubAccount.holder_id == OLIVIA))).first() is None
+        assert (await s.exec(select(SubAccount).where(SubAccount.holder_id == OLIVIA))
+                ).first() is None
         owners = (await s.exec(select(PhoneBinding).where(
             PhoneBinding.shop_id == world.shop_id, PhoneBinding.kind == "owner"))).all()
         assert [b.phone for b in owners] == [PHONES[HANK]]

@@ -367,7 +367,8 @@ async def test_the_page_shows_what_telegram_would(
     })
     message = await owner.sees("bold")
     await expect(message.locator("b")).to_have_text("bold")
-    await expect(message.locator("a", has_text="bad")).not_to_have_attribute("href", re.compile("."))
+    await expect(message.locator("a", has_text="bad")).not_to_have_attribute(
+        "href", re.compile("."))
     assert await page.evaluate("window.hacked") is None
 
     await owner.presses("Go")  # a callback query for that message, from that person

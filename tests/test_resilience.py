@@ -200,7 +200,8 @@ async def test_an_unexpected_error_asks_the_user_to_try_again(
 
     monkeypatch.setattr(Router, "show_home", broken)
     await h.command(OWNER, "/start")
-    assert h.last(OWNER).text == "⚠️ Sorry, something went wrong on our side. Please try again in a moment."
+    assert h.last(OWNER).text == ("⚠️ Sorry, something went wrong on our side."
+                                  " Please try again in a moment.")
     assert "error while handling update" in caplog.text and "the database went away" in caplog.text
 
     await h.command(OWNER, "/language")

@@ -1,4 +1,5 @@
-"""Retention (docs/product.md, "Retention and /forget"): the purge in the domain, and the daily job through the Application."""
+"""Retention (docs/product.md, "Retention and /forget"): the purge in the domain, and the daily
+job through the Application."""
 
 from __future__ import annotations
 
@@ -148,7 +149,8 @@ async def test_purge_works_in_batches(engine: AsyncEngine) -> None:
 async def test_retention_job_runs_daily_by_the_clock(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = next(iter(harness.app.job_queue.get_jobs_by_name(RETENTION_JOB)))  # type: ignore[union-attr]
+    job = next(iter(
+        harness.app.job_queue.get_jobs_by_name(RETENTION_JOB)))  # type: ignore[union-attr]
     assert job.next_t is not None
     assert job.next_t.replace(tzinfo=None) == harness.clock.now() + timedelta(days=1)
     await setup_hank(harness)
@@ -171,7 +173,8 @@ async def test_retention_job_runs_daily_by_the_clock(
     assert lines[-1] == "retention: deleted 0 codes, 0 drafts, 0 audit, 1 users"
     assert all(str(STRANGER.id) not in line and "Sam" not in line for line in lines)
     # and it has planned its next run
-    job = next(iter(harness.app.job_queue.get_jobs_by_name(RETENTION_JOB)))  # type: ignore[union-attr]
+    job = next(iter(
+        harness.app.job_queue.get_jobs_by_name(RETENTION_JOB)))  # type: ignore[union-attr]
     assert job.next_t is not None
     assert job.next_t.replace(tzinfo=None) == harness.clock.now() + timedelta(days=1)
 

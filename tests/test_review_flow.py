@@ -5,18 +5,24 @@ open customer chat re-routed), the settings, /log, and stale or foreign buttons.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import Settings
+from bot.localapi import LocalBotApi
 from handlers.auditlog import describe
 from handlers.i18n import LOCALES, catalogue
+from models.clock import ManualClock
 from models.lifecycle.tables import ReviewItem, ReviewRound
 from models.policy import Policy
 from models.tables import AuditEvent, PhoneBinding, Shop, SubAccount
 from tests.harness import Harness, Person, rows
 from tests.service_chat_world import AMY, ANN, add_entry, agent_id, conversation_of, setup_shop
+from tests.support.app import start_harness, stop_harness
 from tests.support.domain import add_sub_account
 from tests.support.flows import make_owner, onboard, setup_hank
 from tests.support.people import HOLDER, OTHER_OWNER, OTHER_PHONE, OWNER
@@ -304,3 +310,38 @@ async def test_the_review_in_chinese_says_im_in_the_glossarys_words(harness: Har
     assert "权限复核" in review
     assert "IM权限（飞鸽）：已开通" in review and "IM权限（飞鸽）：未开通" in review
     assert "IM：" not in review
+
+
+# --- dates in the shop's time zone --------------------------------------------------------------
+
+#: a year on from the wall clock (the scheduler must not see the jobs as missed), 20:00 UTC: 04:00
+#: the next day in Shanghai; 90 days on, Y-06-01 20:00 UTC is Y-06-02 04:00 there
+YEAR = datetime.now(UTC).year + 1
+SHANGHAI_EVENING = datetime(YEAR, 3, 3, 20, 0)
+
+
+async def test_review_dates_are_the_shops_days_not_utcs(
+    engine: AsyncEngine, api: LocalBotApi, settings: Settings,
+) -> None:
+    h = await start_harness(settings, engine, api, ManualClock(SHANGHAI_EVENING))
+    try:
+        await setup_hank(h)
+        await h.command(OWNER, "/timezone")
+        await h.click(OWNER, "Asia/Shanghai")
+        await h.command(OWNER, "/review")
+        # due 90 days after the shop was made: 06-01 20:00 UTC, 06-02 in Shanghai
+        assert f"the next one on {YEAR}-06-02." in h.last(OWNER).text
+        await review_due(h)
+        review = h.last(OWNER).text
+        assert f"access review of {YEAR}-06-02" in review
+        assert f"decide by {YEAR}-06-16" in review  # 14 days on: 06-15 20:00 UTC
+        assert f"last active: {YEAR}-03-04" in review  # Hank linked his phone at 04:00 there
+        assert f"{YEAR}-06-01" not in review and f"{YEAR}-06-15" not in review
+        await h.command(OWNER, "/review")
+        assert f"access review of {YEAR}-06-02" in h.last(OWNER).text
+        await review_due(h, 7)
+        reminder = h.last(OWNER).text
+        assert "Reminder: the access review of Tea House" in reminder
+        assert f"Decide by {YEAR}-06-16;" in reminder
+    finally:
+        await stop_harness(h)

@@ -396,7 +396,8 @@ async def test_description_skipped_then_edited_then_removed(harness: Harness) ->
     assert "Send the new description (up to 200 characters)" in prompt.text
     assert "🧹 Remove the description" not in prompt.labels
     shown = await harness.text(OWNER, "d" * 201)
-    assert "too long (201 characters)" in shown[0].text and "Send the new description" in shown[0].text
+    assert "too long (201 characters)" in shown[0].text
+    assert "Send the new description" in shown[0].text
     await harness.text(OWNER, "Runs the shop floor")
     assert "✅ Description saved." in harness.last(OWNER).text
     assert "Description: Runs the shop floor" in harness.last(OWNER).text

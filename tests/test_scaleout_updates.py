@@ -158,7 +158,9 @@ def test_lock_keys_fit_int4() -> None:
 
 
 @pytest.fixture
-async def two_apps(pg_migrated: str) -> AsyncIterator[tuple[Application, Application, Script]]:  # type: ignore[type-arg]
+async def two_apps(
+    pg_migrated: str,
+) -> AsyncIterator[tuple[Application, Application, Script]]:  # type: ignore[type-arg]
     settings = load_settings(environ={"BOT_TOKEN": "123456:TEST-TOKEN",
                                       "DATABASE_URL": pg_migrated})
     script = Script()

@@ -151,7 +151,8 @@ async def test_a_code_is_not_claimed_for_delivery_while_its_owner_has_an_update_
     await to_code_step(h)
     deps = h.app.bot_data["deps"]
     async with deps.sessions() as session:
-        await session.exec(text("UPDATE verification_code SET delivery = 'queued'"))  # type: ignore[call-overload]
+        await session.exec(  # type: ignore[call-overload]
+            text("UPDATE verification_code SET delivery = 'queued'"))
         await session.commit()
     async with deps.sessions() as busy, deps.sessions() as claimer:
         assert await claims.users_idle(busy, [OWNER.id])  # as the owner's update holds it

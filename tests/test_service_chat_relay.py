@@ -38,7 +38,8 @@ async def test_entry_link_opens_a_chat_and_messages_go_both_ways(harness: Harnes
     conversation = await conversation_of(h, ANN)
     assert conversation.state == "assigned" and conversation.nudge_at is not None
     # Hank answers by replying to the copy: Ann sees "Hank CS · Tea House", never Hank
-    await h.send(HOLDER, text="Yes, 200 g tins.", reply_to=int(copied[0]["message_id"]))  # type: ignore[call-overload]
+    await h.send(HOLDER, text="Yes, 200 g tins.",
+                 reply_to=int(copied[0]["message_id"]))  # type: ignore[call-overload]
     ann = texts(h, ANN)
     assert ann[-2] == "💬 Hank CS · Tea House" and ann[-1] == "Yes, 200 g tins."
     assert not any(t == "Hank" for t in ann) and "forward_origin" not in h.api.chat(ANN.id)[-1]
@@ -89,7 +90,8 @@ async def test_three_open_chats_no_guess_and_the_message_is_kept(harness: Harnes
     await h.text(HOLDER, "We have 100 g and 200 g.")
     assert texts(h, BOB)[-1] == "We have 100 g and 200 g."
     cat_copy = next(c for c in copies(h, HOLDER) if c["text"] == "hello from Cat")
-    await h.send(HOLDER, text="Hi Cat!", reply_to=int(cat_copy["message_id"]))  # type: ignore[call-overload]
+    await h.send(HOLDER, text="Hi Cat!",
+                 reply_to=int(cat_copy["message_id"]))  # type: ignore[call-overload]
     assert texts(h, CAT)[-1] == "Hi Cat!"
 
 

@@ -1,5 +1,5 @@
-"""Service levels (docs/service.md): nudge at the time, owner alert at twice it (and a re-route if the
-shop says so), each exactly once, also with two processes claiming at once; idle ends."""
+"""Service levels (docs/service.md): nudge at the time, owner alert at twice it (and a re-route
+if the shop says so), each exactly once, also with two processes claiming at once; idle ends."""
 
 from __future__ import annotations
 

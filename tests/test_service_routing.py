@@ -1,5 +1,5 @@
-"""Routing (docs/service.md) on SQLite and PostgreSQL: sticky, weighted (smooth weighted round-robin),
-least_busy, overflow, queue with places, offline messages, hand-outs."""
+"""Routing (docs/service.md) on SQLite and PostgreSQL: sticky, weighted (smooth weighted
+round-robin), least_busy, overflow, queue with places, offline messages, hand-outs."""
 
 from __future__ import annotations
 

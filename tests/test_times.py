@@ -79,7 +79,8 @@ def test_the_default_time_zone_is_a_validated_setting(tmp_path: Path) -> None:
     assert load_settings(environ=base).shop.default_time_zone == "UTC"
     config = tmp_path / "config.toml"
     config.write_text('[shop]\ndefault_time_zone = "Mars/Olympus"\n')
-    with pytest.raises(ConfigError, match=re.escape("shop.default_time_zone: 'Mars/Olympus' is not")):
+    with pytest.raises(ConfigError,
+                       match=re.escape("shop.default_time_zone: 'Mars/Olympus' is not")):
         load_settings(config, environ=base)
     config.write_text('[shop]\ndefault_time_zone = "Asia/Shanghai"\n')
     assert load_settings(config, environ=base).shop.default_time_zone == "Asia/Shanghai"

@@ -48,7 +48,8 @@ async def test_reading_only_is_not_a_write_and_each_kind_of_write_is(engine: Asy
 
         await session.get(User, 2)
         assert not may_have_written(session)
-        await session.exec(update(User).where(User.id == 1).values(first_name="moved"))  # type: ignore[call-overload]
+        await session.exec(  # type: ignore[call-overload]
+            update(User).where(User.id == 1).values(first_name="moved"))
         assert may_have_written(session)
         await session.commit()
 

@@ -41,7 +41,8 @@ class _Sanitiser(HTMLParser):
         self.open: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        name = "tg-spoiler" if tag == "span" and ("class", "tg-spoiler") in attrs else _TAGS.get(tag)
+        name = ("tg-spoiler" if tag == "span" and ("class", "tg-spoiler") in attrs
+                else _TAGS.get(tag))
         if name is None:
             return
         if name == "a":

@@ -22,7 +22,8 @@ from bot import db
 from bot.config import DatabaseSettings
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
-PG_SKIP = "PostgreSQL tests need TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/test)"
+PG_SKIP = ("PostgreSQL tests need TEST_DATABASE_URL"
+           " (e.g. postgresql+asyncpg://postgres@127.0.0.1/test)")
 
 #: marks a test that runs only with TEST_DATABASE_URL
 requires_pg = pytest.mark.skipif(not PG_URL, reason=PG_SKIP)
