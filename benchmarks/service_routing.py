@@ -40,6 +40,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from benchmarks.common import Percentiles, QueryCounter
 from bot import db
+from bot.app import freeze_startup_heap
 from models.service.conversations import end, open_or_resume
 from models.service.entries import create_entry
 from models.service.groups import create_group
@@ -224,6 +225,7 @@ async def measure(url: str, backend: str, decisions: int) -> Result:
             async with engine.connect() as conn:
                 await conn.execute(text("ANALYZE"))
                 await conn.commit()
+        freeze_startup_heap()  # as the bot does before it takes updates
         print(f"    built in {time.perf_counter() - started:.1f} s: {AGENTS} agents, "
               f"{AGENTS * PER_AGENT} open conversations, a queue of {QUEUE}")
         rng = random.Random(1)
