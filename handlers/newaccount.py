@@ -16,6 +16,7 @@ from telegram import Message
 
 from handlers.access_screens import choice_rows
 from handlers.account_screens import details_screen
+from handlers.card import strip_keyboard, why
 from handlers.code_messages import OWNER_FLOW as NAME
 from handlers.code_messages import OWNER_NS as NS
 from handlers.context import Ctx, Deps
@@ -42,8 +43,6 @@ from handlers.newaccount_code import (
     send_code,
     send_when_ready,
     show_card,
-    strip_keyboard,
-    why,
 )
 from handlers.router import MENU_NS, cb
 from handlers.telegram_io import Undelivered

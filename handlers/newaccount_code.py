@@ -1,19 +1,18 @@
 """/newaccount, steps 2 and 3: the holder's phone and the code they relay (sent, resent,
-verified), with the helpers every step of the flow uses — above all the card: the whole flow is
-one message of the owner's chat, edited in place (its id is kept in the draft as ``card``), with
-an error or a notice above the prompt. The flow itself, and its literal, are in
-``handlers.newaccount``.
+verified), with the helpers every step of the flow uses — above all the card (``handlers.card``):
+the whole flow is one message of the owner's chat, edited in place (its id is kept in the draft
+as ``card``), with an error or a notice above the prompt. The flow itself, and its literal, are
+in ``handlers.newaccount``.
 """
 
 from __future__ import annotations
 
 import html
-import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import TelegramError
 
+from handlers.card import Card, echo, why
 from handlers.code_messages import (
     OWNER_FLOW as NAME,
 )
@@ -32,7 +31,6 @@ from handlers.context import Answered, Ctx
 from handlers.expiry import schedule_expiry
 from handlers.keyboards import button, keyboard
 from handlers.router import cb
-from handlers.telegram_io import edit
 from models import codes
 from models.accounts import NICKNAME_MAX, check_phone_available, clean_nickname
 from models.code_limits import note_lookup
@@ -41,13 +39,13 @@ from models.phones import mask_phone, normalize_phone
 from models.roles import get_role
 from models.tables import CodeStatus, Role, Shop, User, VerificationCode
 
-log = logging.getLogger(__name__)
-
 #: refusals that say the phone cannot be added here (the three meanings in docs/product.md)
 BINDING_REFUSALS = ("phone_bound_here", "phone_bound_elsewhere", "phone_is_main_account")
 #: the namespaces whose pressed message becomes the card: this flow's, the home menu's, the
 #: router's discard question, the role editor's (nested in this flow)
 ADOPTED = (NS, "m", "dq", "rn")
+#: the flow's one message (``handlers.card``)
+CARD = Card(NAME, ADOPTED)
 #: the most numbers one message may bring (one a line)
 MAX_BATCH = 20
 #: the steps, as the card numbers them
@@ -66,80 +64,19 @@ async def data_at(ctx: Ctx, *steps: str) -> dict[str, Any] | None:
     return dict(draft.data)
 
 
-def with_notice(notice: str, text: str) -> str:
-    """A notice (an error, what just happened) above the prompt."""
-    return f"{notice}\n\n{text}" if notice else text
-
-
-def why(ctx: Ctx, exc: DomainError, typed: str | None = None) -> str:
-    """Why an input was refused, to put above the same prompt (with what was typed, so that
-    each refusal changes the card the owner is looking at)."""
-    if typed is None:
-        return "⚠️ " + ctx.error_text(exc)
-    return "⚠️ " + echo(typed) + ctx.error_text(exc)
-
-
-def echo(typed: str) -> str:
-    """What the owner typed, quoted (short), before the reason it was refused."""
-    text = " ".join(typed.split())
-    short = text if len(text) <= 24 else text[:23] + "…"
-    return f"«{html.escape(short)}» — "
-
-
 async def current_card(ctx: Ctx) -> int | None:
     """The message id of the owner's card, while the flow runs."""
-    draft = await ctx.load_draft()
-    if draft is None or draft.flow != NAME:
-        return None
-    card = draft.data.get("card")
-    return int(card) if isinstance(card, int) else None
-
-
-async def strip_keyboard(ctx: Ctx, message_id: int) -> None:
-    """A superseded card loses its buttons (nothing is said if that fails)."""
-    await ctx.commit()
-    try:
-        await ctx.context.bot.edit_message_reply_markup(ctx.chat_id, message_id, reply_markup=None)
-    except TelegramError as exc:
-        log.debug("could not remove an old card's buttons (%s)", type(exc).__name__)
+    return await CARD.current(ctx)
 
 
 async def show_card(ctx: Ctx, text: str, markup: InlineKeyboardMarkup | None = None, *,
                     notice: str = "", fresh: bool = False, card: int | None = None) -> None:
-    """Show the flow's one card: the pressed message if this is a button (it becomes the card),
-    else the card kept in the draft, edited in place; a new message when there is none yet,
-    when ``fresh`` (the flow was started by a command) or when the edit fails. A card that is
-    replaced by another message loses its buttons. ``card``: the card of a flow just ended."""
+    """Show the flow's one card (``handlers.card.Card.show``), a checklist of numbers being
+    added (if any) at its head."""
     draft = await ctx.load_draft()
-    waiting = draft.data.get("notice") if draft is not None and draft.flow == NAME else None
-    body = with_notice(notice or (waiting if isinstance(waiting, str) else ""), text)
     batch = draft.data.get("batch") if draft is not None and draft.flow == NAME else None
-    if isinstance(batch, dict) and batch.get("at", -1) >= 0:
-        body = checklist(ctx, batch) + "\n\n" + body
-    kept = card if card is not None else await current_card(ctx)
-    query = ctx.update.callback_query
-    # the pressed message becomes the card when it is one of this flow's own screens (or the
-    # home menu, the discard question, the nested role editor); another screen (a role deleted
-    # from /roles) keeps its own message, and the card is edited where it is
-    own = query is not None and (query.data or "").split(":")[0] in ADOPTED
-    pressed = query.message.message_id if own and query is not None \
-        and query.message is not None else None
-    target = None if fresh else (pressed if pressed is not None else kept)
-    if target is not None:
-        await ctx.commit()
-        try:
-            await edit(ctx.context.bot, ctx.chat_id, target, body, markup)
-        except TelegramError as exc:
-            log.info("could not edit the card (%s); sending it anew", type(exc).__name__)
-            target = None
-    if target is None:
-        target = (await ctx.reply(body, markup)).message_id
-    if kept is not None and kept != target:
-        await strip_keyboard(ctx, kept)
-    draft = await ctx.load_draft()
-    if draft is not None and draft.flow == NAME \
-            and (draft.data.get("card") != target or draft.data.get("notice")):
-        await ctx.goto(NAME, draft.step, {"card": target, "notice": None})
+    head = checklist(ctx, batch) if isinstance(batch, dict) and batch.get("at", -1) >= 0 else ""
+    await CARD.show(ctx, text, markup, notice=notice, fresh=fresh, card=card, head=head)
 
 
 async def chosen_role(ctx: Ctx, at: str) -> tuple[dict[str, Any], Shop, Role]:
@@ -600,12 +537,4 @@ async def cancel_flow(ctx: Ctx) -> None:
     draft = await ctx.load_draft()
     if draft is not None and draft.flow == NAME:
         await cancel_code(ctx, dict(draft.data))
-        card = await current_card(ctx)
-        if card is not None and not _pressed(ctx, card):
-            await strip_keyboard(ctx, card)
-
-
-def _pressed(ctx: Ctx, message_id: int) -> bool:
-    query = ctx.update.callback_query
-    return query is not None and query.message is not None \
-        and query.message.message_id == message_id
+        await CARD.strip(ctx)

@@ -3,10 +3,14 @@
 The owner chooses the target among the shop's sub-accounts (paged; a suspended or expired one
 is refused with the domain's reason, the list shown again), then what they become (a
 sub-account with one of the shop's roles, or they leave), sees a summary and confirms by typing
-the shop's name (a mismatch: the reason and the same prompt). Only then is the request written
+the shop's name. Only then is the request written
 (``models.lifecycle.transfer.request_transfer``) and the target told in their own chat, with
 Accept / Decline, valid ``[lifecycle] transfer_hours``; the owner's card says whom it waits for,
 with Withdraw. One pending transfer per shop: /transfer then shows the pending one.
+
+The flow is one card (``handlers.card``, as /newaccount's), edited in place: a refused input (a
+wrong name, a text where buttons are expected, a sticker…) is the reason, quoting what was
+typed, above the same prompt and buttons — never a message of its own.
 
 Accept runs ``models.lifecycle.handover.accept_transfer`` (one transaction: bindings, owner,
 roles, both drafts, the old owner's codes), then ends the customer-service duty of both people
@@ -23,15 +27,19 @@ decline (target).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from telegram import Message
+
 from handlers import service_relay
+from handlers.card import Card, echo, why
 from handlers.code_messages import end_holder_message
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
 from handlers.keyboards import button, keyboard, pager_row, rows_of
-from handlers.router import cb
+from handlers.router import DISCARD_NS, MENU_NS, cb
 from handlers.telegram_io import Undelivered
 from handlers.times import shop_zone
 from handlers.transfer_expiry import schedule_transfer_expiry
@@ -65,6 +73,9 @@ from models.tables import AccountStatus, Role, Shop, SubAccount, User
 
 NAME = "transfer"
 TARGET, OLD, CONFIRM = "target", "old", "confirm"
+#: the flow's one message: its own buttons, the home menu's and the discard question's
+#: pressed message becomes it (``handlers.card``)
+CARD = Card(NAME, (NS, MENU_NS, DISCARD_NS))
 
 #: refusals that mean the button is not (or no longer) the presser's: a short toast
 _STALE = ("transfer_not_found", "stale_button", "no_shop")
@@ -119,18 +130,19 @@ def _account_label(account: SubAccount, now: datetime) -> str:
     return f"{'' if usable else '⏸ '}{account.nickname} · {mask_phone(account.phone)}"
 
 
-async def ask_target(ctx: Ctx, notice: str | None = None) -> None:
-    """Step 1: a page of the shop's sub-accounts to choose the new main account from."""
+async def ask_target(ctx: Ctx, notice: str = "") -> None:
+    """Step 1: a page of the shop's sub-accounts to choose the new main account from
+    (``notice``: why the last answer was refused, above it)."""
     shop = await ctx.owned_shop()
     data = await _data(ctx)
     page = data.get("page") if isinstance(data.get("page"), int) else 0
     listed = await accounts_page(ctx.session, shop.id or 0, int(page or 0), size=PAGE_SIZE)
     if listed.total == 0:
+        card = await CARD.current(ctx)
         await ctx.end_flow()
-        await ctx.show(ctx.t("transfer.no_accounts", shop=shop.name))
+        await CARD.show(ctx, ctx.t("transfer.no_accounts", shop=shop.name), card=card)
         return
-    lines = [notice, ""] if notice else []
-    lines.append(ctx.t("transfer.choose_target", shop=shop.name))
+    lines = [ctx.t("transfer.choose_target", shop=shop.name)]
     if listed.pages > 1:
         lines.append(ctx.t("transfer.page", page=listed.page + 1, pages=listed.pages))
     now = ctx.now()
@@ -138,8 +150,9 @@ async def ask_target(ctx: Ctx, notice: str | None = None) -> None:
             for account, _ in listed.rows]
     nav = pager_row(listed.page, listed.pages, previous=ctx.t("transfer.prev"),
                     following=ctx.t("transfer.next"), data=lambda to: cb(NS, "pg", to))
-    await ctx.show("\n".join(lines),
-                   keyboard(*rows, nav, [button(ctx.t("transfer.cancel"), cb(NS, "x"))]))
+    await CARD.show(ctx, "\n".join(lines),
+                    keyboard(*rows, nav, [button(ctx.t("transfer.cancel"), cb(NS, "x"))]),
+                    notice=notice)
 
 
 async def _page(ctx: Ctx, shop: Shop, page: int) -> None:
@@ -155,7 +168,7 @@ async def _choose_target(ctx: Ctx, shop: Shop, account_id: int) -> None:
         check_usable(account, ctx.now(), prefix="transfer_target")
     except DomainError as exc:
         await ctx.answer()
-        await ask_target(ctx, ctx.error_text(exc))
+        await ask_target(ctx, why(ctx, exc))
         return
     await ctx.answer()
     await ctx.router.goto(ctx, NAME, OLD, {"account_id": account.id})
@@ -164,22 +177,24 @@ async def _choose_target(ctx: Ctx, shop: Shop, account_id: int) -> None:
 # --- step 2: what the old owner becomes ---------------------------------------------------------
 
 
-async def ask_old(ctx: Ctx) -> None:
+async def ask_old(ctx: Ctx, notice: str = "") -> None:
     """Step 2: the shop's roles (the old owner stays as a sub-account), or leave."""
     shop = await ctx.owned_shop()
     account = await _target(ctx, shop, await _data(ctx))
     if account is None:
         await ctx.goto(NAME, TARGET)
-        await ask_target(ctx, ctx.t("errors.account_not_found"))
+        await ask_target(ctx, why(ctx, DomainError("account_not_found")))
         return
     roles = await list_roles(ctx.session, shop.id or 0)
     rows = rows_of([button(role.name, cb(NS, "ro", role.id)) for role, _ in roles])
-    await ctx.show(
+    await CARD.show(
+        ctx,
         ctx.t("transfer.choose_old", nickname=account.nickname, phone=mask_phone(account.phone),
               shop=shop.name),
         keyboard(*rows, [button(ctx.t("transfer.leave_button"), cb(NS, "lv"))],
                  [button(ctx.t("transfer.back"), cb(NS, "bk")),
                   button(ctx.t("transfer.cancel"), cb(NS, "x"))]),
+        notice=notice,
     )
 
 
@@ -207,24 +222,25 @@ async def _back(ctx: Ctx, shop: Shop) -> None:
 # --- step 3: the summary, confirmed by typing the shop's name ----------------------------------
 
 
-async def ask_confirm(ctx: Ctx) -> None:
-    """Step 3: what will happen, and the shop's name to type."""
+async def ask_confirm(ctx: Ctx, notice: str = "") -> None:
+    """Step 3: what will happen, and the shop's name to type. The target or the role gone
+    meanwhile: back to the step concerned, with the reason."""
     shop = await ctx.owned_shop()
     data = await _data(ctx)
     account = await _target(ctx, shop, data)
     if account is None:
         await ctx.goto(NAME, TARGET)
-        await ask_target(ctx, ctx.t("errors.account_not_found"))
+        await ask_target(ctx, why(ctx, DomainError("account_not_found")))
         return
     role = await _role(ctx, shop, data)
     if role is None:
         await ctx.goto(NAME, OLD)
-        await ctx.reply(ctx.t("errors.role_not_found"))
-        await ask_old(ctx)
+        await ask_old(ctx, why(ctx, DomainError("role_not_found")))
         return
     hours = ctx.deps.lifecycle.transfer_hours
     until = ctx.now() + timedelta(hours=hours)
-    await ctx.show(
+    await CARD.show(
+        ctx,
         ctx.t("transfer.summary", nickname=account.nickname, phone=mask_phone(account.phone),
               old_html=old_owner_text(ctx.locale, role if isinstance(role, Role) else None),
               hours=hours_text(ctx.locale, hours),
@@ -232,17 +248,18 @@ async def ask_confirm(ctx: Ctx) -> None:
               shop=shop.name),
         keyboard([button(ctx.t("transfer.back"), cb(NS, "bk")),
                   button(ctx.t("transfer.cancel"), cb(NS, "x"))]),
+        notice=notice,
     )
 
 
 async def on_name(ctx: Ctx, text: str) -> None:
-    """The typed name: wrong → the reason and the same prompt; right → the request."""
+    """The typed name: wrong → the reason (quoting it) above the same prompt, on the card;
+    right → the request, and the card says whom it waits for."""
     shop = await ctx.owned_shop()
     try:
         check_typed_name(shop, text)
     except DomainError as exc:
-        await ctx.reply(ctx.error_text(exc))
-        await ask_confirm(ctx)
+        await ask_confirm(ctx, why(ctx, exc, text))
         return
     data = await _data(ctx)
     role = await _role(ctx, shop, data)
@@ -260,20 +277,20 @@ async def on_name(ctx: Ctx, text: str) -> None:
         await ctx.rollback()
         shop = await ctx.owned_shop()
         if exc.key == "transfer_pending":
+            card = await CARD.current(ctx)
             await ctx.end_flow()
-            await ctx.reply(ctx.error_text(exc))
-            await _show_pending(ctx, shop)
+            await _show_pending(ctx, shop, notice=why(ctx, exc), card=card)
             return
         if exc.key in _TARGET:
             await ctx.goto(NAME, TARGET)
-            await ask_target(ctx, ctx.error_text(exc))
+            await ask_target(ctx, why(ctx, exc))
             return
         if exc.key == "role_not_found":
             await ctx.goto(NAME, OLD)
-            await ctx.reply(ctx.error_text(exc))
-            await ask_old(ctx)
+            await ask_old(ctx, why(ctx, exc))
             return
         raise
+    card = await CARD.current(ctx)
     await ctx.end_flow()
     schedule_transfer_expiry(ctx.context.job_queue, transfer.expires_at)
     found = await parties(ctx.session, transfer, ctx.deps.default_time_zone)
@@ -285,9 +302,8 @@ async def on_name(ctx: Ctx, text: str) -> None:
                                 **_request_params(locale, found))
         if isinstance(sent, Undelivered):
             warning = ctx.t("transfer.not_told", nickname=found.nickname)
-    text_ = waiting_text(ctx.locale, found)
-    await ctx.reply(f"{text_}\n{warning}" if warning else text_,
-                    withdraw_markup(ctx.locale, transfer.id or 0))
+    await CARD.show(ctx, _with(waiting_text(ctx.locale, found), warning),
+                    withdraw_markup(ctx.locale, transfer.id or 0), card=card)
 
 
 def _request_params(locale: str, found: Any) -> dict[str, Any]:
@@ -298,21 +314,36 @@ def _request_params(locale: str, found: Any) -> dict[str, Any]:
 
 
 async def _cancel(ctx: Ctx, shop: Shop) -> None:
+    card = await CARD.current(ctx)
     await ctx.end_flow()
     await ctx.answer()
-    await ctx.show(ctx.t("transfer.cancelled"))
+    await CARD.show(ctx, ctx.t("transfer.cancelled"), card=card)
+
+
+async def not_expected(ctx: Ctx, message: Message) -> None:
+    """A sticker, a photo, a contact, or a text where only buttons are expected: the card
+    says what is expected (quoting the text), above the same prompt; no message of its own."""
+    draft = await ctx.load_draft()
+    if draft is None or draft.flow != NAME or draft.step not in _ASKS:
+        return
+    reason = ctx.t("common.need_text" if draft.step == CONFIRM else "common.use_buttons")
+    typed = echo(message.text) if message.text and message.text.strip() else ""
+    await _ASKS[draft.step](ctx, f"⚠️ {typed}{reason}")
 
 
 # --- the pending transfer: withdraw, accept, decline -------------------------------------------
 
 
-async def _show_pending(ctx: Ctx, shop: Shop) -> bool:
-    """The owner's card of the shop's pending transfer, if there is one."""
+async def _show_pending(ctx: Ctx, shop: Shop, *, notice: str = "",
+                        card: int | None = None) -> bool:
+    """The owner's card of the shop's pending transfer, if there is one (``card``: that of the
+    flow just ended, ``notice`` above it)."""
     transfer = await pending_transfer(ctx.session, shop.id or 0)
     if transfer is None:
         return False
     found = await parties(ctx.session, transfer, ctx.deps.default_time_zone)
-    await ctx.show(waiting_text(ctx.locale, found), withdraw_markup(ctx.locale, transfer.id or 0))
+    await CARD.show(ctx, waiting_text(ctx.locale, found),
+                    withdraw_markup(ctx.locale, transfer.id or 0), notice=notice, card=card)
     return True
 
 
@@ -415,6 +446,9 @@ _STEP_ACTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
     "x": ((TARGET, OLD, CONFIRM), _cancel),
 }
 _ANSWERS = {"wd": _withdraw, "ac": _accept, "dc": _decline}
+#: each step's prompt, with a notice above it
+_ASKS: dict[str, Callable[[Ctx, str], Awaitable[None]]] = {
+    TARGET: ask_target, OLD: ask_old, CONFIRM: ask_confirm}
 
 
 async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
@@ -451,9 +485,10 @@ FLOW = Flow(
     },
     on_button=on_button,
     steps={
-        TARGET: Step(ask=ask_target),
-        OLD: Step(ask=ask_old),
-        CONFIRM: Step(ask=ask_confirm, on_text=on_name),
+        TARGET: Step(ask=ask_target, on_message=not_expected),
+        OLD: Step(ask=ask_old, on_message=not_expected),
+        CONFIRM: Step(ask=ask_confirm, on_text=on_name, on_message=not_expected),
     },
     commands=(Command("transfer", transfer_command, who="owner", menu_key="transfer"),),
+    on_cancel=CARD.strip,
 )

@@ -27,7 +27,7 @@ from models.policy import Policy
 from models.service.agents import enroll_agent
 from models.service.tables import Agent
 from models.tables import AuditEvent, BindingKind, Draft, PhoneBinding, Shop, SubAccount
-from tests.harness import Harness, rows
+from tests.harness import Harness, Person, Shown, rows
 from tests.lifecycle_world import until_waiting
 from tests.support.app import start_harness, stop_harness
 from tests.support.domain import add_sub_account
@@ -80,8 +80,10 @@ async def test_a_transfer_accepted(harness: Harness) -> None:
     assert await transfers(h) == []  # nothing written before the name is typed
 
     await h.text(OWNER, "Tea Hous")
-    assert "That is not the shop's name" in h.messages(OWNER)[-2].text
-    assert "Step 3 of 3" in h.last(OWNER).text  # the same prompt again
+    refused = h.last(OWNER)  # the card, edited: the reason above the same prompt
+    assert refused.message_id == summary.message_id
+    assert "«Tea Hous» — That is not the shop's name" in refused.text
+    assert "Step 3 of 3" in refused.text
     assert await transfers(h) == []
 
     await h.text(OWNER, "  Tea   House ")  # cleaned as names are
@@ -414,7 +416,7 @@ async def test_nothing_is_left_pending_by_a_request_refused_for_a_second_target(
                                typed_name="Tea House", now=h.clock.now())
         await s.commit()
     await h.text(OWNER, "Tea House")
-    assert "already waiting for an answer" in h.messages(OWNER)[-2].text
+    assert "already waiting for an answer" in h.last(OWNER).text
     assert "waiting for Hank" in h.last(OWNER).text
     assert len(await transfers(h)) == 1
 
@@ -499,3 +501,182 @@ async def test_the_deadline_is_shown_in_the_shops_time_zone(harness: Harness) ->
     assert f"valid until {until}." in h.last(HOLDER).text
     assert f"They have until {until} to accept" in h.last(OWNER).text
     assert "UTC" not in h.last(HOLDER).text
+
+
+# --- bad input edits the card (one message, as /newaccount's) ---------------------------------
+
+#: what the owner reads, in each language
+WORDS = {
+    "en": SimpleNamespace(
+        step2="Step 2 of 3", step3="Step 3 of 3", leave="🚪 Leave the shop",
+        use_buttons="Please use the buttons below.", need_text="Please answer with a text message.",
+        mismatch="That is not the shop's name. To confirm, type it exactly: Tea House",
+        waiting="waiting for Hank (+86 139****9000)",
+        pending="A main-account change is already waiting for an answer.",
+        role_gone="That role no longer exists."),
+    "zh-Hans": SimpleNamespace(
+        step2="第2步，共3步", step3="第3步，共3步", leave="🚪 退出店铺",
+        use_buttons="请使用下方按钮。", need_text="请用文字消息回复。",
+        mismatch="店铺名称不正确。请准确输入店铺名称以确认：Tea House",
+        waiting="等待 Hank（+86 139****9000）回复",
+        pending="已有一个主账号更换申请在等待对方回复。",
+        role_gone="该岗位已不存在。"),
+}
+
+
+async def in_language(h: Harness, locale: str) -> None:
+    """The owner switches to ``locale`` (English is the default)."""
+    if locale != "en":
+        await h.command(OWNER, "/language")
+        await h.click(OWNER, "简体中文")
+
+
+async def one_edit(h: Harness, card: int, act: Any, who: Person = OWNER) -> Shown:
+    """``act`` (an awaited harness action) edits the card ``card`` in ``who``'s chat, once:
+    no new message there, no other message touched."""
+    before = len(h.api.calls)
+    await act
+    touched = [(c.method, c.params.get("message_id")) for c in h.api.calls[before:]
+               if c.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup")
+               and int(c.params.get("chat_id", 0)) == who.id]
+    assert [(m, None if i is None else int(i)) for m, i in touched] == [
+        ("editMessageText", card)], touched
+    return h.message(who, card)
+
+
+async def domain_rows(h: Harness) -> Any:
+    """What a transfer would write: transfers, the audit, owners, bindings, sub-accounts."""
+    return ([(t_.id, t_.status) for t_ in await transfers(h)], len(await rows(h, AuditEvent)),
+            [s.owner_id for s in await rows(h, Shop)],
+            [(b.phone, b.kind) for b in await rows(h, PhoneBinding)],
+            [(a.id, a.holder_id, a.status) for a in await rows(h, SubAccount)])
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_bad_input_at_each_step_edits_the_card(harness: Harness, locale: str) -> None:
+    """A text where buttons are expected, a sticker, a wrong shop name: each is one edit of the
+    card — the reason (quoting what was typed) above the same prompt, the same buttons."""
+    h, w = harness, WORDS[locale]
+    await setup_hank(h)
+    await in_language(h, locale)
+    before = await domain_rows(h)
+    await h.command(OWNER, "/transfer")
+    step1 = h.last(OWNER)
+    card = step1.message_id
+    shown = await one_edit(h, card, h.text(OWNER, "Hank"))
+    assert shown.text == f"⚠️ «Hank» — {w.use_buttons}\n\n{step1.text}"
+    assert shown.buttons == step1.buttons
+    shown = await one_edit(h, card, h.sticker(OWNER))
+    assert shown.text == f"⚠️ {w.use_buttons}\n\n{step1.text}"
+    assert shown.buttons == step1.buttons
+
+    step2 = await one_edit(h, card, h.click(OWNER, HANK_LABEL))
+    assert w.step2 in step2.text and "⚠️" not in step2.text  # the notice is gone
+    assert w.leave in step2.labels
+    shown = await one_edit(h, card, h.text(OWNER, "  Operations  "))
+    assert shown.text == f"⚠️ «Operations» — {w.use_buttons}\n\n{step2.text}"
+    assert shown.buttons == step2.buttons
+    shown = await one_edit(h, card, h.voice(OWNER))
+    assert shown.text == f"⚠️ {w.use_buttons}\n\n{step2.text}"
+
+    step3 = await one_edit(h, card, h.click(OWNER, "Operations"))
+    assert w.step3 in step3.text and "⚠️" not in step3.text
+    for typed, quoted in (("Tea Hous", "Tea Hous"), ("tea house", "tea house"),
+                          ("<b>Tea</b> House", "<b>Tea</b> House"),
+                          ("x" * 40, "x" * 23 + "…")):
+        shown = await one_edit(h, card, h.text(OWNER, typed))
+        assert shown.text == f"⚠️ «{quoted}» — {w.mismatch}\n\n{step3.text}", typed
+        assert shown.buttons == step3.buttons
+    shown = await one_edit(h, card, h.sticker(OWNER))
+    assert shown.text == f"⚠️ {w.need_text}\n\n{step3.text}"
+    assert shown.buttons == step3.buttons
+    assert await domain_rows(h) == before  # nothing written before the name matches
+
+    waiting = await one_edit(h, card, h.text(OWNER, "Tea House"))
+    assert w.waiting in waiting.text and "⚠️" not in waiting.text
+    [transfer] = await transfers(h)
+    assert transfer.status == TransferStatus.PENDING
+    assert waiting.data == [f"tr:wd:{transfer.id}"]
+    assert h.last(HOLDER).labels == ["✅ Accept", "✖️ Decline"]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_a_role_deleted_before_the_name_is_typed_edits_the_card(
+    harness: Harness, locale: str,
+) -> None:
+    """The role chosen for the owner is deleted meanwhile: the right name brings step 2 back on
+    the same card with the reason, nothing written."""
+    from models.roles import delete_role
+    from models.shops import owned_shop
+    from tests.support.domain import add_role
+
+    h, w = harness, WORDS[locale]
+    await setup_hank(h)
+    packing = await add_role(h, name="Packing")
+    await in_language(h, locale)
+    await h.command(OWNER, "/transfer")
+    card = h.last(OWNER).message_id
+    await h.click(OWNER, HANK_LABEL)
+    await h.click(OWNER, "Packing")
+    before = await domain_rows(h)
+    deps = h.app.bot_data["deps"]
+    async with deps.sessions() as s:
+        shop = await owned_shop(s, OWNER.id)
+        assert shop is not None
+        await delete_role(s, shop_id=shop.id or 0, actor_id=OWNER.id, role_id=packing,
+                          now=h.clock.now())
+        await s.commit()
+    shown = await one_edit(h, card, h.text(OWNER, "Tea House"))
+    assert shown.text.startswith(f"⚠️ {w.role_gone}\n\n{w.step2}")
+    assert "Packing" not in shown.labels and w.leave in shown.labels
+    assert await transfers(h) == []
+    assert len(await rows(h, AuditEvent)) == before[1] + 1  # the role's deletion, only
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_a_transfer_made_meanwhile_edits_the_card_with_the_pending_one(
+    harness: Harness, locale: str,
+) -> None:
+    """Another device asked meanwhile: the typed name gets the reason above the pending
+    transfer's card (with Withdraw), on the same message."""
+    h, w = harness, WORDS[locale]
+    await setup_hank(h)
+    await onboard(h, STRANGER, STRANGER_PHONE)
+    await add_sub_account(h, holder=STRANGER, phone=STRANGER_PHONE)
+    await in_language(h, locale)
+    await h.command(OWNER, "/transfer")
+    card = h.last(OWNER).message_id
+    await h.click(OWNER, "Sam")
+    await h.click(OWNER, "Operations")
+    async with h.app.bot_data["deps"].sessions() as s:
+        shop = (await s.exec(select(Shop))).one()
+        hank = (await s.exec(select(SubAccount).where(
+            col(SubAccount.holder_id) == HOLDER.id))).one()
+        await request_transfer(s, policy=h.app.bot_data["deps"].lifecycle, shop_id=shop.id or 0,
+                               owner_id=OWNER.id, account_id=hank.id or 0, old_owner="leave",
+                               typed_name="Tea House", now=h.clock.now())
+        await s.commit()
+    shown = await one_edit(h, card, h.text(OWNER, "Tea House"))
+    assert shown.text.startswith(f"⚠️ {w.pending}")  # the name was right: not quoted
+    assert w.waiting in shown.text
+    [transfer] = await transfers(h)
+    assert shown.data == [f"tr:wd:{transfer.id}"]
+    assert await rows(h, Draft) == []
+
+
+async def test_a_superseded_card_loses_its_buttons(harness: Harness) -> None:
+    """/transfer again, or /cancel, in the middle: the old card keeps its text, not its
+    buttons."""
+    h = harness
+    await setup_hank(h)
+    await h.command(OWNER, "/transfer")
+    first = h.last(OWNER).message_id
+    await h.click(OWNER, HANK_LABEL)
+    await h.command(OWNER, "/transfer")
+    assert h.message(OWNER, first).buttons == []
+    assert "Step 2 of 3" in h.message(OWNER, first).text
+    second = h.last(OWNER)
+    assert second.message_id != first and HANK_LABEL in second.labels
+    await h.command(OWNER, "/cancel")
+    assert h.message(OWNER, second.message_id).buttons == []
+    assert await rows(h, Draft) == []
