@@ -11,6 +11,7 @@ more than running it; a routing decision runs a dozen of them).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -191,7 +192,8 @@ WITH avail AS (
         - CASE WHEN m.id = chosen.id THEN chosen.total ELSE 0 END
     FROM avail, chosen WHERE m.id = avail.id
 )
-SELECT id, agent_id, user_id, total FROM chosen
+SELECT c.id, c.agent_id, c.user_id, c.total, g.overflow_group_id
+FROM service_group AS g LEFT JOIN chosen AS c ON true WHERE g.id = :group
 """).bindparams(bindparam("group", type_=Integer), bindparam("default_cap", type_=Integer),
                 bindparam("exclude", type_=Integer))
 
@@ -200,23 +202,38 @@ def on_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+#: ``Picked.overflow`` when the pick did not read the group's overflow group
+UNREAD = -1
+
+
+@dataclass(frozen=True)
+class Picked:
+    """An agent picked in a group, as ``(agent id, user id)``, or ``None``; and, when the
+    statement read it too, the group's overflow group (``UNREAD`` when it did not)."""
+
+    choice: tuple[int, int] | None
+    overflow: int | None = UNREAD
+
+
 async def _weighted(
     session: AsyncSession, settings: ServiceSettings, group_id: int, exclude: int | None
-) -> tuple[int, int] | None:
+) -> Picked:
     """nginx's smooth weighted round-robin over the group's available members: every one's
     current weight grows by its weight, the largest (first member on a tie) is chosen and
     loses the total. Persisted, so it is deterministic across restarts and processes."""
     params = params_of(settings, exclude, group=group_id)
     if on_postgres(session):
         found = (await session.exec(_WEIGHTED_PG, params=params)).first()  # type: ignore[call-overload]
-        return (found[1], found[2]) if found is not None else None
+        if found is None:  # the group is gone
+            return Picked(None, None)
+        return Picked((found[1], found[2]) if found[0] is not None else None, found[4])
     row = (await session.exec(_WEIGHTED_PICK, params=params)).first()
     if row is None:
-        return None
+        return Picked(None)
     member_id, agent_id, user_id, total = row
     await session.exec(_WEIGHTED_STEP, params={**params, "chosen": member_id,
                                                "total": int(total)})
-    return agent_id or 0, user_id
+    return Picked((agent_id or 0, user_id))
 
 
 _LEAST_BUSY_IN_GROUP = (
@@ -244,13 +261,21 @@ async def _least_busy(
     return (row[0] or 0, row[1]) if row else None
 
 
+async def pick(
+    session: AsyncSession, settings: ServiceSettings, group_id: int, exclude: int | None
+) -> Picked:
+    """An available agent of the group by the shop's mode (on PostgreSQL, by weight, with the
+    group's overflow group read in the same statement)."""
+    if settings.mode == RoutingMode.LEAST_BUSY.value:
+        return Picked(await _least_busy(session, settings, group_id, exclude))
+    return await _weighted(session, settings, group_id, exclude)
+
+
 async def pick_in_group(
     session: AsyncSession, settings: ServiceSettings, group_id: int, exclude: int | None
 ) -> tuple[int, int] | None:
     """An available agent of the group by the shop's mode, as ``(agent id, user id)``."""
-    if settings.mode == RoutingMode.LEAST_BUSY.value:
-        return await _least_busy(session, settings, group_id, exclude)
-    return await _weighted(session, settings, group_id, exclude)
+    return (await pick(session, settings, group_id, exclude)).choice
 
 
 _TAKE = (
@@ -411,9 +436,12 @@ async def route_locked(
     via = Via.STICKY
     group, overflow = conversation.group_id, None
     if choice is None and group is not None:
-        choice, via = await pick_in_group(session, settings, group, exclude), Via.GROUP
+        picked, via = await pick(session, settings, group, exclude), Via.GROUP
+        choice = picked.choice
         if choice is None:
-            overflow = (await session.exec(OVERFLOW_OF, params={"group": group})).first()
+            overflow = picked.overflow
+            if overflow == UNREAD:
+                overflow = (await session.exec(OVERFLOW_OF, params={"group": group})).first()
             if overflow is not None:
                 choice = await pick_in_group(session, settings, overflow, exclude)
                 via = Via.OVERFLOW
