@@ -1,13 +1,21 @@
 """Sending the notices a scheduled duty owes (``models.outbox``): after the commit that wrote
 them, each is sent and then deleted in its own short transaction; ``send_overdue`` sends those
 whose writer died (or could not reach Telegram) once their lease has passed. Shared by the
-code-expiry job and the service-level pass; not a conversation.
+code-expiry job, the service-level pass and the customer relay; not a conversation.
+
+A kind of notice (its topic up to the first ``:``) may be registered (``register``) with a
+check made just before it is sent — is what it announces still so? If not, it is dropped — and
+a step run once its message is delivered, in the transaction that deletes the row (the relay's
+hand-out header is followed by the chat's history, copied by id). Both run whichever process
+sends the notice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup
@@ -20,6 +28,32 @@ from models.outbox import MAX_ATTEMPTS, Notice, OutboxNotice
 
 log = logging.getLogger(__name__)
 
+#: is the notice still true (``session``: the sender's, reading only)?
+StillOwed = Callable[[AsyncSession, OutboxNotice], Awaitable[bool]]
+#: what follows a delivered notice (``now``: the sender's clock); its writes are committed with
+#: the row's deletion; it handles its own Telegram errors (the message is already delivered)
+AfterSent = Callable[[Bot, AsyncSession, OutboxNotice, datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    still_owed: StillOwed | None = None
+    after_sent: AfterSent | None = None
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def register(kind: str, *, still_owed: StillOwed | None = None,
+             after_sent: AfterSent | None = None) -> None:
+    """Notices whose topic starts with ``kind:`` are checked with ``still_owed`` before they
+    are sent and followed by ``after_sent`` once delivered."""
+    _KINDS[kind] = Kind(still_owed, after_sent)
+
+
+def kind_of(row: OutboxNotice) -> Kind:
+    return _KINDS.get(row.topic.split(":", 1)[0], Kind())
+
 
 def notice(topic: str, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None,
            *, message_id: int | None = None) -> Notice:
@@ -28,17 +62,27 @@ def notice(topic: str, chat_id: int, text: str, markup: InlineKeyboardMarkup | N
                   markup=markup.to_dict() if markup is not None else None)
 
 
-async def send_owed(bot: Bot, session: AsyncSession, rows: Sequence[OutboxNotice]) -> int:
+async def send_owed(bot: Bot, session: AsyncSession, rows: Sequence[OutboxNotice], *,
+                    now: datetime | None = None) -> int:
     """Send ``rows`` (written or claimed by this process, and committed), deleting each once
-    sent, in ``session`` (which holds no other writes). How many were sent."""
+    sent, in ``session`` (which holds no other writes). How many were sent (or given up).
+    ``now``: for what follows a notice of a registered kind (default: when it was written)."""
     sent = 0
     for row in rows:
+        kind = kind_of(row)
+        if kind.still_owed is not None and not await kind.still_owed(session, row):
+            log.info("notice %s dropped: what it announced changed before it was sent",
+                     row.topic)
+            await outbox.done(session, [row.id or 0])
+            await session.commit()
+            continue
         markup = InlineKeyboardMarkup.de_json(row.markup, bot) if row.markup else None
         try:
             if row.message_id is None:
-                await send_safely(bot, row.chat_id, row.text, markup)
+                delivered = await send_safely(bot, row.chat_id, row.text, markup) is not None
             else:
                 await edit_safely(bot, row.chat_id, row.message_id, row.text, markup)
+                delivered = True
         except TelegramError as exc:
             if row.attempts < MAX_ATTEMPTS:  # kept: sent again once its lease has passed
                 log.warning("notice %s not sent (%s); retried later", row.topic,
@@ -46,6 +90,13 @@ async def send_owed(bot: Bot, session: AsyncSession, rows: Sequence[OutboxNotice
                 continue
             log.error("notice %s given up after %s attempts (%s)", row.topic, row.attempts,
                       type(exc).__name__)
+            delivered = False
+        if delivered and kind.after_sent is not None:
+            try:
+                await kind.after_sent(bot, session, row, now or row.created_at)
+            except TelegramError as exc:
+                log.warning("what follows notice %s stopped (%s)", row.topic,
+                            type(exc).__name__)
         await outbox.done(session, [row.id or 0])
         await session.commit()
         sent += 1
@@ -58,11 +109,12 @@ async def send_overdue(bot: Bot, deps: Deps) -> int:
     total = 0
     while True:
         async with deps.sessions() as session:
-            rows = await outbox.claim_due(session, now=deps.clock.now())
+            now = deps.clock.now()
+            rows = await outbox.claim_due(session, now=now)
             await session.commit()  # claimed: leased to this process
             if rows:
                 log.info("sending %s notice(s) owed since a process stopped or a send failed",
                          len(rows))
-            total += await send_owed(bot, session, rows)
+            total += await send_owed(bot, session, rows, now=now)
         if len(rows) < 200:
             return total
