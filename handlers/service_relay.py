@@ -6,6 +6,11 @@ Nothing a customer sends is stored: only message ids (``models.service.messages`
 message crosses with ``copyMessage``, so an agent's Telegram identity is never shown; the
 customer sees "<nickname> · <shop>" instead. Conversation modules (``service_chat``,
 ``service_agent``) and the permission call sites (accounts, holder, forget) share this module.
+
+Where a chat went and that it ended is told through the outbox (``models.outbox``): the
+notices are written in the change's transaction (``owe_announcements``, ``owe_end``) and sent
+after its commit (``Owed.send``), by another process if this one dies in between; a hand-out
+header is followed by the chat's history, copied by whichever process sends it.
 """
 
 from __future__ import annotations
