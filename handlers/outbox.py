@@ -3,17 +3,17 @@ them, each is sent and then deleted in its own short transaction; ``send_overdue
 whose writer died (or could not reach Telegram) once their lease has passed. Shared by the
 code-expiry job, the service-level pass and the customer relay; not a conversation.
 
-A kind of notice (its topic up to the first ``:``) may be registered (``register``) with a
-check made just before it is sent — is what it announces still so? If not, it is dropped — and
-a step run once its message is delivered, in the transaction that deletes the row (the relay's
-hand-out header is followed by the chat's history, copied by id). Both run whichever process
-sends the notice.
+A kind of notice (its topic up to the first ``:``) may need more than its message (``KINDS``):
+a check made just before it is sent — is what it announces still so? if not, it is dropped —
+and a step run once it is delivered, in the transaction that deletes the row (the relay's
+hand-out header is followed by the chat's history, copied by id: ``service_notices``). Both run
+in whichever process sends the notice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
+from handlers import service_notices
 from handlers.context import Deps
 from handlers.telegram_io import edit_safely, send_safely
 from models import outbox
@@ -37,22 +38,24 @@ AfterSent = Callable[[Bot, AsyncSession, OutboxNotice, datetime], Awaitable[None
 
 @dataclass(frozen=True)
 class Kind:
+    """What notices of a kind need besides their message."""
+
     still_owed: StillOwed | None = None
     after_sent: AfterSent | None = None
 
 
-_KINDS: dict[str, Kind] = {}
-
-
-def register(kind: str, *, still_owed: StillOwed | None = None,
-             after_sent: AfterSent | None = None) -> None:
-    """Notices whose topic starts with ``kind:`` are checked with ``still_owed`` before they
-    are sent and followed by ``after_sent`` once delivered."""
-    _KINDS[kind] = Kind(still_owed, after_sent)
+#: the kinds (a topic up to its first ``:``) that need more than their message; the others are
+#: sent as they are
+KINDS: Mapping[str, Kind] = {
+    service_notices.HANDOUT: Kind(still_owed=service_notices.placement_holds,
+                                  after_sent=service_notices.copy_history),
+    service_notices.PLACED: Kind(still_owed=service_notices.placement_holds),
+}
+_PLAIN = Kind()
 
 
 def kind_of(row: OutboxNotice) -> Kind:
-    return _KINDS.get(row.topic.split(":", 1)[0], Kind())
+    return KINDS.get(row.topic.split(":", 1)[0], _PLAIN)
 
 
 def notice(topic: str, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None,

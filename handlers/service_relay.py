@@ -10,7 +10,8 @@ customer sees "<nickname> · <shop>" instead. Conversation modules (``service_ch
 Where a chat went and that it ended is told through the outbox (``models.outbox``): the
 notices are written in the change's transaction (``owe_announcements``, ``owe_end``) and sent
 after its commit (``Owed.send``), by another process if this one dies in between; a hand-out
-header is followed by the chat's history, copied by whichever process sends it.
+header is followed by the chat's history, copied by whichever process sends it
+(``service_notices``).
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, Forbidden, TelegramError
 
 from handlers.context import Ctx, Deps
 from handlers.i18n import t
 from handlers.keyboards import button, keyboard
-from handlers.outbox import notice, register, send_owed
-from handlers.telegram_io import send_safely, with_retry
+from handlers.outbox import notice, send_owed
+from handlers.service_notices import ENDED, HANDOUT, PLACED
+from handlers.service_notices import copy as copy  # service_chat copies through the relay
+from handlers.telegram_io import send_safely
 from models import outbox
 from models.drafts import get_draft, save_draft
 from models.outbox import Notice, OutboxNotice
 from models.service.agents import release_agent
-from models.service.messages import Chat, history, link_copy, record_agent_message
+from models.service.messages import Chat, history, record_agent_message
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.settings import get_settings
@@ -114,20 +116,6 @@ def relay_state(bot_data: dict[Any, Any]) -> RelayState:
     return state
 
 
-# --- Bot API --------------------------------------------------------------------------------
-async def copy(bot: Bot, to_chat: int, from_chat: int, message_id: int,
-               markup: InlineKeyboardMarkup | None = None) -> int | None:
-    """Copy a message (retried like a send); its id in ``to_chat``, or ``None`` when that
-    person blocked the bot or the original is gone."""
-    try:
-        sent = await with_retry(lambda: bot.copy_message(
-            to_chat, from_chat, message_id, reply_markup=markup))
-    except (Forbidden, BadRequest) as exc:
-        log.info("could not copy a message to %s (%s)", to_chat, type(exc).__name__)
-        return None
-    return sent.message_id
-
-
 # --- names ----------------------------------------------------------------------------------
 def locale_of(deps: Deps, user: User | None) -> str:
     return deps.locale_of(user)
@@ -185,11 +173,6 @@ async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
 
 
 # --- where a conversation went (through the outbox) ----------------------------------------
-#: the kinds of notice a placement or an end owes (models/outbox.py): the agent's header, the
-#: customer's "who serves you / queue place / offline", a chat's end
-HANDOUT, PLACED, ENDED = "service.handout", "service.placed", "service.ended"
-
-
 @dataclass
 class Owed:
     """What a change owes people, written to the outbox in the change's own transaction
@@ -278,13 +261,15 @@ async def owe_announcements(deps: Deps, session: AsyncSession, placements: list[
                             *, now: datetime, opened: bool = False) -> Owed:
     """Before the commit of the change that moved or handed out ``placements``: write what
     each owes to the outbox — its new agent's header (the history follows it), the customer's
-    notice (a colleague takes over, their queue place, offline)."""
+    notice (a colleague takes over, their queue place, offline) — and put each new agent in
+    the relay's step if they are in no conversation."""
     owed = Owed()
     notices: list[Notice] = []
     for placement in placements:
         notices += await placement_notices(deps, session, placement, opened=opened)
         if placement.agent_user_id is not None:
             owed.headers[placement.agent_user_id] = placement.conversation_id
+            await ensure_step(session, placement.agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
     owed.rows = outbox.enqueue(session, notices, now=now)
     return owed
 
@@ -313,58 +298,6 @@ async def owe_end(deps: Deps, session: AsyncSession, ended: Ended, *, now: datet
     return owed
 
 
-def _ids(row: OutboxNotice) -> list[str]:
-    return row.topic.split(":")[1:]
-
-
-async def _placement_holds(session: AsyncSession, row: OutboxNotice) -> bool:
-    """A header or customer notice is sent only while the conversation is still where it
-    announces (one that moved or ended meanwhile has its own, newer notices)."""
-    parts = _ids(row)
-    conversation = await session.get(Conversation, int(parts[0]), populate_existing=True)
-    if conversation is None:
-        return False
-    if row.topic.startswith(HANDOUT + ":"):
-        return (conversation.state == ConversationState.ASSIGNED.value
-                and conversation.agent_id == int(parts[1]))
-    return conversation.state == parts[1] and (conversation.agent_id or 0) == int(parts[2])
-
-
-async def _copy_history(bot: Bot, session: AsyncSession, row: OutboxNotice,
-                        now: datetime) -> None:
-    """After a hand-out header: every message of the chat so far copied from the customer's
-    chat (by id; the copies mapped so the agent's replies to them resolve), except those
-    relayed to this agent since the hand-out; then the agent is put in the relay's step."""
-    parts = _ids(row)
-    conversation_id, last, agent_user_id = int(parts[0]), int(parts[2]), row.chat_id
-    conversation = await session.get(Conversation, conversation_id)
-    if conversation is None:
-        return
-    links = await history(session, conversation_id=conversation_id)
-    # a message copied to an earlier agent is listed once per copy; one the relay sent this
-    # agent after the hand-out (while its header was owed) is in their chat already
-    seen = {link.customer_message_id for link in links
-            if (link.id or 0) > last and link.agent_chat_id == agent_user_id}
-    try:
-        for link in links:
-            if link.customer_message_id in seen:
-                continue
-            seen.add(link.customer_message_id)
-            copied = await copy(bot, agent_user_id, conversation.customer_id,
-                                link.customer_message_id)
-            if copied is not None and link.id is not None:
-                await link_copy(session, link_id=link.id, agent_chat_id=agent_user_id,
-                                agent_message_id=copied, now=now)
-    except TelegramError as exc:
-        log.warning("history of conversation %s not copied in full (%s)", conversation_id,
-                    type(exc).__name__)
-    await ensure_step(session, agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
-
-
-register(HANDOUT, still_owed=_placement_holds, after_sent=_copy_history)
-register(PLACED, still_owed=_placement_holds)
-
-
 async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
                         *, now: datetime, state: RelayState | None = None) -> None:
     """An agent has the conversation: their header, then every message so far (committing
@@ -373,6 +306,7 @@ async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: 
         return
     notices = [n for n in await placement_notices(deps, session, placement)
                if n.topic.startswith(HANDOUT + ":")]
+    await ensure_step(session, placement.agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
     owed = Owed(rows=outbox.enqueue(session, notices, now=now),
                 headers={placement.agent_user_id: placement.conversation_id})
     await session.commit()

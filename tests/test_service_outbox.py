@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from handlers import outbox as outbox_handlers
-from handlers import service_relay
+from handlers import service_notices, service_relay
 from handlers.service_levels import run_service_levels
 from models.outbox import LEASE, OutboxNotice
 from tests.harness import Harness, rows
@@ -45,10 +45,11 @@ async def crash(*_args: Any, **_kw: Any) -> None:
 
 
 def crashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every message the relay or the outbox would send next kills the process instead."""
+    """Every message the relay or the outbox would send or copy next kills the process."""
     monkeypatch.setattr(outbox_handlers, "send_safely", crash)
     monkeypatch.setattr(service_relay, "send_safely", crash)
     monkeypatch.setattr(service_relay, "copy", crash)
+    monkeypatch.setattr(service_notices, "copy", crash)
 
 
 async def owed(h: Harness) -> list[OutboxNotice]:
