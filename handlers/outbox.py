@@ -69,7 +69,7 @@ async def send_owed(bot: Bot, session: AsyncSession, rows: Sequence[OutboxNotice
                     now: datetime | None = None) -> int:
     """Send ``rows`` (written or claimed by this process, and committed), deleting each once
     sent, in ``session`` (which holds no other writes). How many were sent (or given up).
-    ``now``: for what follows a notice of a registered kind (default: when it was written)."""
+    ``now``: for what follows a notice of a kind in ``KINDS`` (default: when it was written)."""
     sent = 0
     for row in rows:
         kind = kind_of(row)
