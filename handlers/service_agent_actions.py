@@ -12,11 +12,11 @@ from handlers.service_relay import (
     AGENT_FLOW,
     AGENT_NS,
     AGENT_STEP,
-    after_end,
-    announce,
     cb,
     customer_name,
     names_of,
+    owe_announcements,
+    owe_end,
     relay_state,
     service_policy,
 )
@@ -110,10 +110,13 @@ async def change_status(ctx: Ctx, status: str, *, hand_back: bool = False) -> No
             await ctx.end_flow()
     elif draft is None or draft.flow != AGENT_FLOW:
         await ctx.start_flow(AGENT_FLOW, AGENT_STEP)
+    # the chats handed back or handed out: their notices committed with the change, sent after
+    owed = await owe_announcements(ctx.deps, ctx.session, change.moved + change.handouts,
+                                   now=now)
     await ctx.answer()
     await show_status(ctx)
-    await announce(ctx.context.bot, ctx.deps, ctx.session, change.moved + change.handouts,
-                   now=now, state=relay_state(ctx.context.application.bot_data))
+    await owed.send(ctx.context.bot, ctx.session, now=now,
+                    state=relay_state(ctx.context.application.bot_data))
 
 
 async def chats_screen(ctx: Ctx) -> None:
@@ -147,9 +150,10 @@ async def end_chat(ctx: Ctx, conversation_id: int) -> None:
     ended = await end(ctx.session, service_policy(ctx.deps), conversation_id=conversation_id,
                       by=by, actor_id=ctx.user_id, now=ctx.now())
     names = await names_of(ctx.session, conversation_id)
+    owed = await owe_end(ctx.deps, ctx.session, ended, now=ctx.now())
     await ctx.answer()
     await ctx.reply(ctx.t("ag.ended", customer=customer_name(names) if names else "—"))
-    await after_end(ctx.context.bot, ctx.deps, ctx.session, ended, now=ctx.now(),
+    await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                     state=relay_state(ctx.context.application.bot_data))
 
 
@@ -189,7 +193,9 @@ async def do_transfer(ctx: Ctx, conversation_id: int, *, agent_id: int | None = 
                           actor_id=ctx.user_id, now=ctx.now(), to_agent_id=agent_id,
                           to_group_id=group_id)
     names = await names_of(ctx.session, conversation_id)
+    owed = await owe_announcements(ctx.deps, ctx.session, [done.placement, *done.handouts],
+                                   now=ctx.now())
     await ctx.answer()
     await ctx.show(ctx.t("ag.transferred", customer=customer_name(names) if names else "—"))
-    await announce(ctx.context.bot, ctx.deps, ctx.session, [done.placement, *done.handouts],
-                   now=ctx.now(), state=relay_state(ctx.context.application.bot_data))
+    await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
+                    state=relay_state(ctx.context.application.bot_data))

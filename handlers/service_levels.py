@@ -19,11 +19,11 @@ from handlers.deadlines import run_by
 from handlers.i18n import t
 from handlers.outbox import notice, send_overdue, send_owed
 from handlers.service_relay import (
-    after_end,
     agent_nickname,
-    announce,
     customer_name,
     names_of,
+    owe_announcements,
+    owe_end,
     relay_state,
     service_policy,
 )
@@ -77,12 +77,13 @@ async def run_service_levels(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> 
                             customer=customer_name(names), shop=names.shop.name)))
                 moved.append(alert.moved)
         rows = outbox.enqueue(session, owed, now=now)
+        # so do a re-routed chat's and an idle end's (with the hand-outs of the freed seats)
+        placed = await owe_announcements(deps, session, moved, now=now)
+        for one in ended:
+            placed.extend(await owe_end(deps, session, one, now=now))
         await session.commit()
         await send_owed(bot, session, rows)
-        if moved:
-            await announce(bot, deps, session, moved, now=now, state=state)
-        for one in ended:
-            await after_end(bot, deps, session, one, now=now, state=state)
+        await placed.send(bot, session, now=now, state=state)
         upcoming = await next_deadline(session)
     if due.nudges or due.alerts or ended:
         log.info("service levels: %s nudge(s), %s alert(s), %s idle end(s)",

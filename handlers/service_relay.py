@@ -6,6 +6,12 @@ Nothing a customer sends is stored: only message ids (``models.service.messages`
 message crosses with ``copyMessage``, so an agent's Telegram identity is never shown; the
 customer sees "<nickname> · <shop>" instead. Conversation modules (``service_chat``,
 ``service_agent``) and the permission call sites (accounts, holder, forget) share this module.
+
+Where a chat went and that it ended is told through the outbox (``models.outbox``): the
+notices are written in the change's transaction (``owe_announcements``, ``owe_end``) and sent
+after its commit (``Owed.send``), by another process if this one dies in between; a hand-out
+header is followed by the chat's history, copied by whichever process sends it
+(``service_notices``).
 """
 
 from __future__ import annotations
@@ -18,20 +24,25 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, Forbidden, TelegramError
 
 from handlers.context import Ctx, Deps
 from handlers.i18n import t
 from handlers.keyboards import button, keyboard
-from handlers.telegram_io import send_safely, with_retry
+from handlers.outbox import notice, send_owed
+from handlers.service_notices import ENDED, HANDOUT, PLACED
+from handlers.service_notices import copy as copy  # service_chat copies through the relay
+from handlers.telegram_io import send_safely
+from models import outbox
 from models.drafts import get_draft, save_draft
+from models.outbox import Notice, OutboxNotice
 from models.service.agents import release_agent
-from models.service.messages import Chat, history, link_copy, record_agent_message
+from models.service.messages import Chat, history, record_agent_message
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.settings import get_settings
 from models.service.tables import Agent, AgentKind, Conversation, ConversationState, Entry
 from models.tables import Shop, SubAccount, User
+from models.writes import may_have_written
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +116,6 @@ def relay_state(bot_data: dict[Any, Any]) -> RelayState:
     return state
 
 
-# --- Bot API --------------------------------------------------------------------------------
-async def copy(bot: Bot, to_chat: int, from_chat: int, message_id: int,
-               markup: InlineKeyboardMarkup | None = None) -> int | None:
-    """Copy a message (retried like a send); its id in ``to_chat``, or ``None`` when that
-    person blocked the bot or the original is gone."""
-    try:
-        sent = await with_retry(lambda: bot.copy_message(
-            to_chat, from_chat, message_id, reply_markup=markup))
-    except (Forbidden, BadRequest) as exc:
-        log.info("could not copy a message to %s (%s)", to_chat, type(exc).__name__)
-        return None
-    return sent.message_id
-
-
 # --- names ----------------------------------------------------------------------------------
 def locale_of(deps: Deps, user: User | None) -> str:
     return deps.locale_of(user)
@@ -163,18 +160,6 @@ def agent_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
                             cb(AGENT_NS, "tr", conversation_id))])
 
 
-async def agent_header(bot: Bot, deps: Deps, session: AsyncSession, names: Names,
-                       agent_user_id: int, key: str = "ag.header") -> bool:
-    """The line before a customer's messages in the agent's chat: who, which entry, which
-    shop, with End and Transfer."""
-    agent_user = await session.get(User, agent_user_id)
-    locale = locale_of(deps, agent_user)
-    sent = await send_safely(bot, agent_user_id, t(
-        locale, key, customer=customer_name(names), entry=names.entry, shop=names.shop.name),
-        agent_buttons(locale, names.conversation.id or 0))
-    return sent is not None
-
-
 async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
                       data: dict[str, Any], now: datetime, *, has_draft: bool | None = None
                       ) -> None:
@@ -187,61 +172,156 @@ async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
         await save_draft(session, user_id, flow, step, data, now, known_absent=True)
 
 
-# --- where a conversation went --------------------------------------------------------------
-async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
-                        *, now: datetime, state: RelayState | None = None) -> None:
-    """An agent has the conversation: a header, then every message so far copied from the
-    customer's chat (by id; the copies mapped so the agent's replies to them resolve)."""
-    agent_user_id = placement.agent_user_id
-    names = await names_of(session, placement.conversation_id)
-    if agent_user_id is None or names is None:
-        return
-    key = "ag.header_moved" if placement.previous_agent_id is not None else "ag.header_new"
-    await agent_header(bot, deps, session, names, agent_user_id, key)
-    customer_chat = names.conversation.customer_id
-    seen: set[int] = set()  # a message copied to an earlier agent is listed once per copy
-    for link in await history(session, conversation_id=placement.conversation_id):
-        if link.customer_message_id is None or link.customer_message_id in seen:
-            continue
-        seen.add(link.customer_message_id)
-        copied = await copy(bot, agent_user_id, customer_chat, link.customer_message_id)
-        if copied is not None and link.id is not None:
-            await link_copy(session, link_id=link.id, agent_chat_id=agent_user_id,
-                            agent_message_id=copied, now=now)
-    if state is not None:
-        state.headers[agent_user_id] = (placement.conversation_id, 0)
-    await ensure_step(session, agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
-    await session.commit()
+# --- where a conversation went (through the outbox) ----------------------------------------
+@dataclass
+class Owed:
+    """What a change owes people, written to the outbox in the change's own transaction
+    (``owe_announcements``, ``owe_end``): ``send`` it once that is committed. If this process
+    dies in between, another sends it once the lease has passed (``send_overdue``)."""
+
+    rows: list[OutboxNotice] = field(default_factory=list)
+    #: agent → the conversation whose header they get (this process's header memory)
+    headers: dict[int, int] = field(default_factory=dict)
+    #: agents whose chat ended
+    ended: list[int] = field(default_factory=list)
+
+    def extend(self, other: Owed) -> None:
+        self.rows += other.rows
+        self.headers.update(other.headers)
+        self.ended += other.ended
+
+    async def send(self, bot: Bot, session: AsyncSession, *, now: datetime,
+                   state: RelayState | None = None) -> None:
+        """After the commit: send the notices (each hand-out header followed by the chat's
+        history), then remember the headers."""
+        if session.in_transaction() and may_have_written(session):
+            await session.commit()  # the change and its notices, if the caller has not yet
+        await send_owed(bot, session, self.rows, now=now)
+        if state is not None:
+            for agent_user_id in self.ended:
+                state.headers.pop(agent_user_id, None)
+            for agent_user_id, conversation_id in self.headers.items():
+                state.headers[agent_user_id] = (conversation_id, 0)
 
 
-async def tell_customer(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
-                        *, opened: bool = False) -> None:
-    """Tell the customer where their chat is: with whom, their queue place, or offline."""
-    names = await names_of(session, placement.conversation_id)
-    if names is None:
-        return
-    customer = names.customer
-    locale = locale_of(deps, customer)
+async def customer_text(deps: Deps, session: AsyncSession, names: Names, placement: Placement,
+                        locale: str, *, opened: bool = False) -> str:
+    """Where the customer's chat is: with whom, their queue place, or offline."""
     shop = names.shop.name
     if placement.state == ConversationState.ASSIGNED.value and placement.agent_id is not None:
         agent = await session.get(Agent, placement.agent_id)
         nickname = await agent_nickname(session, agent, locale) if agent else "—"
         key = ("cs.colleague" if placement.previous_agent_id is not None
                else "cs.assigned" if not opened else "cs.opened_assigned")
-        text = t(locale, key, agent=nickname, shop=shop)
-    elif placement.state == ConversationState.QUEUED.value:
-        text = t(locale, "cs.queued", shop=shop, place=placement.place or 1)
-    else:
-        settings = await get_settings(session, service_policy(deps), shop_id=names.shop.id or 0)
-        zh = locale == "zh-Hans"
-        offline = (settings.offline_text_zh if zh else settings.offline_text_en) or t(
-            locale, "cs.offline_default")
-        hours = settings.hours_text_zh if zh else settings.hours_text_en
-        text = t(locale, "cs.offline", shop=shop, text=offline)
-        if hours:
-            text += "\n" + t(locale, "cs.hours", hours=hours)
-    await send_safely(bot, names.conversation.customer_id, text,
-                      customer_buttons(locale, placement.conversation_id))
+        return t(locale, key, agent=nickname, shop=shop)
+    if placement.state == ConversationState.QUEUED.value:
+        return t(locale, "cs.queued", shop=shop, place=placement.place or 1)
+    settings = await get_settings(session, service_policy(deps), shop_id=names.shop.id or 0)
+    zh = locale == "zh-Hans"
+    offline = (settings.offline_text_zh if zh else settings.offline_text_en) or t(
+        locale, "cs.offline_default")
+    hours = settings.hours_text_zh if zh else settings.hours_text_en
+    text = t(locale, "cs.offline", shop=shop, text=offline)
+    if hours:
+        text += "\n" + t(locale, "cs.hours", hours=hours)
+    return text
+
+
+async def placement_notices(deps: Deps, session: AsyncSession, placement: Placement, *,
+                            opened: bool = False) -> list[Notice]:
+    """A placement's notices, rendered: the new agent's header (who, which entry, which shop,
+    with End and Transfer; the history follows it when sent) and the customer's."""
+    names = await names_of(session, placement.conversation_id)
+    if names is None:
+        return []
+    conversation_id, agent_id = placement.conversation_id, placement.agent_id or 0
+    owed: list[Notice] = []
+    if placement.agent_user_id is not None:
+        locale = locale_of(deps, await session.get(User, placement.agent_user_id))
+        key = "ag.header_moved" if placement.previous_agent_id is not None else "ag.header_new"
+        # the history follows the header: what comes after this link and is relayed to the
+        # agent as it comes is not copied again
+        links = await history(session, conversation_id=conversation_id)
+        last = (links[-1].id or 0) if links else 0
+        owed.append(notice(f"{HANDOUT}:{conversation_id}:{agent_id}:{last}",
+                           placement.agent_user_id,
+                           t(locale, key, customer=customer_name(names), entry=names.entry,
+                             shop=names.shop.name),
+                           agent_buttons(locale, conversation_id)))
+    locale = locale_of(deps, names.customer)
+    owed.append(notice(f"{PLACED}:{conversation_id}:{placement.state}:{agent_id}",
+                       names.conversation.customer_id,
+                       await customer_text(deps, session, names, placement, locale,
+                                           opened=opened),
+                       customer_buttons(locale, conversation_id)))
+    return owed
+
+
+async def owe_announcements(deps: Deps, session: AsyncSession, placements: list[Placement],
+                            *, now: datetime, opened: bool = False) -> Owed:
+    """Before the commit of the change that moved or handed out ``placements``: write what
+    each owes to the outbox — its new agent's header (the history follows it), the customer's
+    notice (a colleague takes over, their queue place, offline) — and put each new agent in
+    the relay's step if they are in no conversation."""
+    owed = Owed()
+    notices: list[Notice] = []
+    for placement in placements:
+        notices += await placement_notices(deps, session, placement, opened=opened)
+        if placement.agent_user_id is not None:
+            owed.headers[placement.agent_user_id] = placement.conversation_id
+            await ensure_step(session, placement.agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
+    owed.rows = outbox.enqueue(session, notices, now=now)
+    return owed
+
+
+async def owe_end(deps: Deps, session: AsyncSession, ended: Ended, *, now: datetime) -> Owed:
+    """Before the commit of an end: the customer's "chat ended" with the rating keyboard (not
+    when they ended it — their own screen shows it), the agent's unless they ended it, and
+    what the freed seat's hand-outs owe."""
+    names = await names_of(session, ended.conversation_id)
+    notices: list[Notice] = []
+    topic = f"{ENDED}:{ended.conversation_id}"
+    if names is not None and ended.by != "customer":
+        locale = locale_of(deps, names.customer)
+        notices.append(notice(f"{topic}:customer", ended.customer_id, t(
+            locale, f"cs.ended_{ended.by}", shop=names.shop.name),
+            rating_markup(locale, ended.conversation_id)))
+    if names is not None and ended.agent_user_id is not None and ended.by != "agent":
+        agent_user = await session.get(User, ended.agent_user_id)
+        notices.append(notice(f"{topic}:agent", ended.agent_user_id, t(
+            locale_of(deps, agent_user), f"ag.ended_{ended.by}", customer=customer_name(names),
+            shop=names.shop.name)))
+    owed = Owed(rows=outbox.enqueue(session, notices, now=now))
+    if ended.agent_user_id is not None:
+        owed.ended.append(ended.agent_user_id)
+    owed.extend(await owe_announcements(deps, session, ended.handouts, now=now))
+    return owed
+
+
+async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
+                        *, now: datetime, state: RelayState | None = None) -> None:
+    """An agent has the conversation: their header, then every message so far (committing
+    whatever the caller has not committed yet, with the notices)."""
+    if placement.agent_user_id is None:
+        return
+    notices = [n for n in await placement_notices(deps, session, placement)
+               if n.topic.startswith(HANDOUT + ":")]
+    await ensure_step(session, placement.agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
+    owed = Owed(rows=outbox.enqueue(session, notices, now=now),
+                headers={placement.agent_user_id: placement.conversation_id})
+    await session.commit()
+    await owed.send(bot, session, now=now, state=state)
+
+
+async def tell_customer(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
+                        *, opened: bool = False) -> None:
+    """Tell the customer where their chat is (through the outbox, like ``announce``)."""
+    now = deps.clock.now()
+    notices = [n for n in await placement_notices(deps, session, placement, opened=opened)
+               if n.topic.startswith(PLACED + ":")]
+    rows = outbox.enqueue(session, notices, now=now)
+    await session.commit()
+    await send_owed(bot, session, rows, now=now)
 
 
 def customer_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
@@ -251,17 +331,14 @@ def customer_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
 
 async def announce(bot: Bot, deps: Deps, session: AsyncSession, placements: list[Placement],
                    *, now: datetime, state: RelayState | None = None) -> None:
-    """After the commit: every conversation that moved or was handed out — its new agent gets
-    the history, the customer is told (a colleague takes over, their queue place, offline);
-    an agent it left is told it went."""
-    for placement in placements:
-        try:
-            if placement.agent_user_id is not None:
-                await hand_to_agent(bot, deps, session, placement, now=now, state=state)
-            await tell_customer(bot, deps, session, placement)
-        except TelegramError as exc:
-            log.warning("could not tell about conversation %s (%s)", placement.conversation_id,
-                        type(exc).__name__)
+    """Every conversation that moved or was handed out: its notices written to the outbox and
+    committed (with the change, when the caller has not committed it yet — prefer
+    ``owe_announcements`` before the caller's commit and ``Owed.send`` after), then sent."""
+    if not placements:
+        return
+    owed = await owe_announcements(deps, session, placements, now=now)
+    await session.commit()
+    await owed.send(bot, session, now=now, state=state)
 
 
 async def release(ctx: Ctx, *, shop_id: int, user_id: int, reason: str) -> list[Placement]:
@@ -273,11 +350,13 @@ async def release(ctx: Ctx, *, shop_id: int, user_id: int, reason: str) -> list[
 
 
 async def announce_from(ctx: Ctx, placements: list[Placement]) -> None:
-    """``announce`` from a handler (committing its change first)."""
+    """``announce`` from a handler: the notices written with its change, committed together,
+    then sent."""
     if placements:
+        owed = await owe_announcements(ctx.deps, ctx.session, placements, now=ctx.now())
         await ctx.commit()
-        await announce(ctx.context.bot, ctx.deps, ctx.session, placements, now=ctx.now(),
-                       state=relay_state(ctx.context.application.bot_data))
+        await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
+                        state=relay_state(ctx.context.application.bot_data))
 
 
 def rating_markup(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
@@ -289,23 +368,11 @@ def rating_markup(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
 
 async def after_end(bot: Bot, deps: Deps, session: AsyncSession, ended: Ended, *,
                     now: datetime, state: RelayState | None = None) -> None:
-    """A chat ended: the customer gets the rating keyboard (once; not when they ended it —
-    their own screen shows it), the agent is told unless they ended it, and the freed seat's
-    hand-outs are announced."""
-    names = await names_of(session, ended.conversation_id)
-    if names is not None and ended.by != "customer":
-        locale = locale_of(deps, names.customer)
-        await send_safely(bot, ended.customer_id, t(locale, f"cs.ended_{ended.by}",
-                                                    shop=names.shop.name),
-                          rating_markup(locale, ended.conversation_id))
-    if names is not None and ended.agent_user_id is not None and ended.by != "agent":
-        agent_user = await session.get(User, ended.agent_user_id)
-        await send_safely(bot, ended.agent_user_id, t(
-            locale_of(deps, agent_user), f"ag.ended_{ended.by}", customer=customer_name(names),
-            shop=names.shop.name))
-    if state is not None and ended.agent_user_id is not None:
-        state.headers.pop(ended.agent_user_id, None)
-    await announce(bot, deps, session, ended.handouts, now=now, state=state)
+    """A chat ended: what ``owe_end`` writes, committed (with the end, when the caller has not
+    committed it yet — prefer ``owe_end`` before the commit and ``Owed.send`` after), sent."""
+    owed = await owe_end(deps, session, ended, now=now)
+    await session.commit()
+    await owed.send(bot, session, now=now, state=state)
 
 
 async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: Agent,
