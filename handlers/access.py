@@ -31,8 +31,14 @@ from handlers.access_screens import (
     end_text,
     plan_for,
 )
+from handlers.account_screens import (
+    ACCOUNTS_FLOW,
+    drafted_account,
+    outcome,
+    show_details,
+    tell_holder,
+)
 from handlers.account_screens import NS as ACCOUNTS_NS
-from handlers.account_screens import drafted_account, outcome, show_details, tell_holder
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
@@ -172,13 +178,31 @@ async def _apply(ctx: Ctx, shop: Shop, account_id: int, key: str) -> None:
 # --- typing a date: a step kept in the draft ---------------------------------------------------
 
 
+#: the draft key of the /accounts list the owner came from (its step and data), kept while
+#: they type a date and put back after, so that "⬅️ All accounts" finds their filtered list
+LIST = "list"
+
+
 async def _type(ctx: Ctx, shop: Shop, account_id: int) -> None:
     """Button: type a date."""
     account = await get_account(ctx.session, shop.id or 0, account_id)
+    draft = await ctx.load_draft()
+    kept = ({"step": draft.step, "data": dict(draft.data)}
+            if draft is not None and draft.flow == ACCOUNTS_FLOW else None)
     await ctx.router.abandon(ctx)
-    await ctx.start_flow(NAME, DATE, {"account_id": account.id})
+    await ctx.start_flow(NAME, DATE, {"account_id": account.id, LIST: kept})
     await ctx.answer()
     await ask_date(ctx)
+
+
+async def _leave_date_step(ctx: Ctx) -> None:
+    """The date step is over: back to the /accounts list the owner came from, if any."""
+    draft = await ctx.load_draft()
+    kept = draft.data.get(LIST) if draft is not None else None
+    if isinstance(kept, dict):
+        await ctx.start_flow(ACCOUNTS_FLOW, str(kept.get("step")), kept.get("data") or {})
+    else:
+        await ctx.end_flow()
 
 
 async def _stop_typing(ctx: Ctx, shop: Shop, account_id: int) -> None:
@@ -188,7 +212,7 @@ async def _stop_typing(ctx: Ctx, shop: Shop, account_id: int) -> None:
     notice = None
     if draft is not None and (draft.flow, draft.step) == (NAME, DATE) \
             and draft.data.get("account_id") == account_id:
-        await ctx.end_flow()
+        await _leave_date_step(ctx)
         notice = ctx.t("access.date_cancelled")
     await ctx.answer()
     await _card(ctx, shop, account, notice)
@@ -222,7 +246,7 @@ async def on_date(ctx: Ctx, text: str) -> None:
         await ctx.reply(ctx.error_text(exc))
         await ask_date(ctx)
         return
-    await ctx.end_flow()
+    await _leave_date_step(ctx)
     reply, markup = _confirm(ctx, shop, account, until)
     await ctx.reply(reply, markup)
 

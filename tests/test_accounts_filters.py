@@ -4,6 +4,8 @@ filter line and ✖️, paging that keeps the filter — in English and 简体�
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from models.accounts import AccountFilter, filtered_page, set_im, set_suspended
 from models.lifecycle.access import AccountState
 from models.shops import owned_shop
@@ -254,3 +256,32 @@ async def test_all_accounts_from_a_typed_filter_returns_to_its_first_page(
     assert "🔎 Filter: “staff” · role Operations ✖️" in back.text
     assert "Page 1 of 2" in back.text and "6. Staff11" in back.text
     assert listed(harness) == [f"Staff{n:02d}" for n in range(1, 20, 2)]
+
+
+async def test_all_accounts_after_typing_an_access_end_keeps_the_filtered_list(
+    harness: Harness,
+) -> None:
+    await shop_of(harness, 24)
+    await harness.command(OWNER, "/accounts")
+    await harness.click(OWNER, "Status: any")  # → authorized: 22 of 24, three pages
+    await harness.click(OWNER, "Next ▶️")
+    await harness.click(OWNER, "Staff21 ·")
+    await harness.click(OWNER, "Access end")
+    await harness.click(OWNER, "Type a date")
+    day = harness.clock.now() + timedelta(days=40)
+    await harness.text(OWNER, f"{day:%Y-%m-%d}")
+    await harness.click(OWNER, "Confirm")
+    back = (await harness.click(OWNER, "All accounts"))[-1]
+    # the list the owner came from, on its page 2 — not the whole list
+    assert "🔎 Filter: ✅ Authorized ✖️" in back.text and "Showing 22 of 24." in back.text
+    assert "Page 2 of 3" in back.text and "19. Staff21" in back.text
+    # and after a cancelled date, the same
+    await harness.click(OWNER, "Staff21 ·")
+    await harness.click(OWNER, "Access end")
+    await harness.click(OWNER, "Type a date")
+    await harness.click(OWNER, "Cancel")
+    await harness.click(OWNER, "Back")  # the access card → the account
+    back = (await harness.click(OWNER, "All accounts"))[-1]
+    assert "🔎 Filter: ✅ Authorized ✖️" in back.text and "Page 2 of 3" in back.text
+    drafts = await rows(harness, Draft)
+    assert [(d.flow, d.step) for d in drafts] == [("accounts", "browse")]
