@@ -66,10 +66,11 @@ def notice(topic: str, chat_id: int, text: str, markup: InlineKeyboardMarkup | N
 
 
 async def send_owed(bot: Bot, session: AsyncSession, rows: Sequence[OutboxNotice], *,
-                    now: datetime | None = None) -> int:
+                    now: datetime | None = None, sent_ids: dict[int, int] | None = None) -> int:
     """Send ``rows`` (written or claimed by this process, and committed), deleting each once
     sent, in ``session`` (which holds no other writes). How many were sent (or given up).
-    ``now``: for what follows a notice of a kind in ``KINDS`` (default: when it was written)."""
+    ``now``: for what follows a notice of a kind in ``KINDS`` (default: when it was written).
+    ``sent_ids``: filled with each new message's id by its row's id (to edit it later)."""
     sent = 0
     for row in rows:
         kind = kind_of(row)
@@ -82,7 +83,10 @@ async def send_owed(bot: Bot, session: AsyncSession, rows: Sequence[OutboxNotice
         markup = InlineKeyboardMarkup.de_json(row.markup, bot) if row.markup else None
         try:
             if row.message_id is None:
-                delivered = await send_safely(bot, row.chat_id, row.text, markup) is not None
+                message = await send_safely(bot, row.chat_id, row.text, markup)
+                delivered = message is not None
+                if message is not None and sent_ids is not None and row.id is not None:
+                    sent_ids[row.id] = message.message_id
             else:
                 await edit_safely(bot, row.chat_id, row.message_id, row.text, markup)
                 delivered = True

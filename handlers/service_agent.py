@@ -7,7 +7,12 @@ guesses: it asks which (buttons) and keeps the message to send after the choice.
 Callback data, namespace ``ag`` (checked against the presser's own chats):
 ``ag:ss`` status · ``ag:st:<on|br|off>`` set it · ``ag:hb`` offline, handing the chats back ·
 ``ag:ch`` open chats · ``ag:pk:<conv>`` write to that chat · ``ag:end:<conv>`` end ·
-``ag:tr:<conv>`` transfer menu · ``ag:ta:<conv>:<agent>`` / ``ag:tg:<conv>:<group>`` transfer.
+``ag:tr:<conv>`` transfer menu · ``ag:hd:<conv>`` back to the header · ``ag:ta:<conv>:<agent>``
+/ ``ag:tg:<conv>:<group>`` transfer. A press for a chat that left the presser is answered with
+a pop-up (what happened to it) and takes the pressed message's buttons off.
+
+An answer to the copy of a customer's message is threaded under that message in the customer's
+chat (``reply_parameters``; the message map knows which it is).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from handlers.context import Ctx
 from handlers.flow import Audience, Command, Flow, Step
 from handlers.service_agent_actions import (
     STATUS_KEYS,
+    back_to_header,
     change_status,
     chats_screen,
     do_transfer,
@@ -25,6 +31,7 @@ from handlers.service_agent_actions import (
     my_agent,
     pick_keyboard,
     show_status,
+    stale_press,
     transfer_menu,
 )
 from handlers.service_relay import (
@@ -35,6 +42,7 @@ from handlers.service_relay import (
     customer_name,
     names_of,
     relay_state,
+    replied_customer_message,
     send_to_customer,
 )
 from models.errors import DomainError
@@ -72,6 +80,7 @@ async def on_message(ctx: Ctx, message: Message) -> None:
     replied = message.reply_to_message.message_id if message.reply_to_message else None
     target: int | None = None
     loaded: Chat | None = None
+    threaded: int | None = None
     if replied is not None:
         try:
             resolved = await resolve_reply_target(ctx.session, agent_id=agent.id,
@@ -80,6 +89,9 @@ async def on_message(ctx: Ctx, message: Message) -> None:
         except DomainError as exc:
             if exc.key != "service_reply_unknown":
                 raise
+        if target is not None:
+            threaded = await replied_customer_message(ctx.session, agent_user_id=agent.user_id,
+                                                      message_id=replied)
     if target is None:
         target = await _picked(ctx, agent)
     if target is None:
@@ -93,22 +105,23 @@ async def on_message(ctx: Ctx, message: Message) -> None:
         await ctx.reply(ctx.t("ag.which_chat", count=len(chats)),
                         await pick_keyboard(ctx, chats))
         return
-    await _send(ctx, agent, target, [message.message_id], loaded)
+    await _send(ctx, agent, target, [message.message_id], loaded, threaded)
 
 
 async def _send(ctx: Ctx, agent: Agent, conversation_id: int, message_ids: list[int],
-                loaded: Chat | None = None) -> None:
+                loaded: Chat | None = None, threaded: int | None = None) -> None:
     """Each message to the customer; ``loaded``: the conversation as read in this update
-    (used for the first message only: each send commits)."""
+    (used for the first message only: each send commits); ``threaded``: the message in the
+    customer's chat the first one answers."""
     state = relay_state(ctx.context.application.bot_data)
     await ctx.commit()
     for message_id in message_ids:
         if not await send_to_customer(ctx.context.bot, ctx.deps, ctx.session, agent,
                                       conversation_id, message_id, now=ctx.now(), state=state,
-                                      chat=loaded):
+                                      chat=loaded, reply_to=threaded):
             await ctx.reply(ctx.t("ag.undelivered"))
             return
-        loaded = None
+        loaded, threaded = None, None
 
 
 async def pick(ctx: Ctx, conversation_id: int) -> None:
@@ -146,10 +159,14 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         await chats_screen(ctx)
     elif action == "pk":
         await pick(ctx, int(args[0]))
+    elif await stale_press(ctx, int(args[0])):
+        return
     elif action == "end":
         await end_chat(ctx, int(args[0]))
     elif action == "tr":
         await transfer_menu(ctx, int(args[0]))
+    elif action == "hd":
+        await back_to_header(ctx, int(args[0]))
     elif action == "ta":
         await do_transfer(ctx, int(args[0]), agent_id=int(args[1]))
     else:  # "tg"
@@ -183,7 +200,7 @@ FLOW = Flow(
     name=AGENT_FLOW,
     namespace=AGENT_NS,
     buttons={"ss": (), "st": ("key",), "hb": (), "ch": (), "pk": ("int",), "end": ("int",),
-             "tr": ("int",), "ta": ("int", "int"), "tg": ("int", "int")},
+             "tr": ("int",), "hd": ("int",), "ta": ("int", "int"), "tg": ("int", "int")},
     on_button=on_button,
     steps={AGENT_STEP: Step(ask=ask, on_message=on_message)},
     commands=(

@@ -12,12 +12,16 @@ from handlers.service_relay import (
     AGENT_FLOW,
     AGENT_NS,
     AGENT_STEP,
+    Names,
+    agent_buttons,
+    agent_nickname,
     cb,
     customer_name,
     names_of,
     owe_announcements,
     owe_end,
     relay_state,
+    remove_buttons,
     service_policy,
 )
 from models.accounts import membership_of
@@ -31,7 +35,7 @@ from models.service.agents import (
     set_status,
 )
 from models.service.conversations import EndedBy, end, transfer
-from models.service.groups import list_groups
+from models.service.groups import get_group, list_groups
 from models.service.tables import Agent, AgentStatus, Conversation, ConversationState
 from models.tables import SubAccount
 
@@ -141,6 +145,41 @@ async def pick_keyboard(ctx: Ctx, chats: list[Conversation]) -> InlineKeyboardMa
     return keyboard(*rows)
 
 
+async def stale_press(ctx: Ctx, conversation_id: int) -> bool:
+    """A press on End / Transfer / a transfer choice of a chat that left the presser (ended,
+    transferred, re-routed): answered with a pop-up saying what happened, and the pressed
+    message's buttons removed — never a new message. ``False`` when the press is for the
+    presser's own chat, or the presser is none of the shop's agents (the rules answer)."""
+    conversation = await ctx.session.get(Conversation, conversation_id, populate_existing=True)
+    agent = await my_agent(ctx)
+    if conversation is None:
+        text = ctx.t("errors.service_conversation_not_found")
+    elif agent is None or agent.shop_id != conversation.shop_id:
+        return False
+    elif conversation.state == ConversationState.ASSIGNED.value:
+        if conversation.agent_id == agent.id:
+            return False
+        other = await ctx.session.get(Agent, conversation.agent_id or 0)
+        text = ctx.t("ag.stale_transferred",
+                     agent=await agent_nickname(ctx.session, other, ctx.locale) if other else "—")
+    elif conversation.state == ConversationState.CLOSED.value:
+        text = ctx.t("ag.stale_ended")
+    else:
+        text = ctx.t("ag.stale_waiting")
+    await ctx.answer(text)
+    await _pressed_loses_buttons(ctx, conversation_id)
+    return True
+
+
+async def _pressed_loses_buttons(ctx: Ctx, conversation_id: int) -> None:
+    """The pressed header acted for a chat that is no longer the presser's."""
+    query = ctx.update.callback_query
+    if query is not None and query.message is not None:
+        relay_state(ctx.context.application.bot_data).forget_buttons(
+            ctx.chat_id, conversation_id, query.message.message_id)
+        await remove_buttons(ctx.context.bot, ctx.chat_id, query.message.message_id)
+
+
 async def end_chat(ctx: Ctx, conversation_id: int) -> None:
     """End: by the chat's agent, or the shop's owner (anyone else is refused)."""
     agent = await my_agent(ctx)
@@ -152,13 +191,29 @@ async def end_chat(ctx: Ctx, conversation_id: int) -> None:
     names = await names_of(ctx.session, conversation_id)
     owed = await owe_end(ctx.deps, ctx.session, ended, now=ctx.now())
     await ctx.answer()
+    await _pressed_loses_buttons(ctx, conversation_id)
     await ctx.reply(ctx.t("ag.ended", customer=customer_name(names) if names else "—"))
     await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                     state=relay_state(ctx.context.application.bot_data))
 
 
+def _header_text(ctx: Ctx, names: Names | None) -> str:
+    if names is None:
+        return "—"
+    return ctx.t("ag.header", customer=customer_name(names), entry=names.entry,
+                 shop=names.shop.name)
+
+
+async def back_to_header(ctx: Ctx, conversation_id: int) -> None:
+    """⬅️ Back from the transfer menu: the chat's header again, with End and Transfer."""
+    names = await names_of(ctx.session, conversation_id)
+    await ctx.answer()
+    await ctx.show(_header_text(ctx, names), agent_buttons(ctx.locale, conversation_id))
+
+
 async def transfer_menu(ctx: Ctx, conversation_id: int) -> None:
-    """转接: the colleagues who could take it (online or on break) and the groups."""
+    """转接: the colleagues who could take it (online or on break) and the groups, in place of
+    the pressed header's buttons (⬅️ Back brings them back)."""
     conversation = await ctx.session.get(Conversation, conversation_id)
     agent = await my_agent(ctx)
     shop = await ctx.shop_or_none()
@@ -180,11 +235,14 @@ async def transfer_menu(ctx: Ctx, conversation_id: int) -> None:
     for group, _count in await list_groups(ctx.session, shop_id=conversation.shop_id):
         rows.append([button(ctx.t("ag.group_label", group=group.name),
                             cb(AGENT_NS, "tg", conversation_id, group.id))])
-    await ctx.answer()
     if not rows:
-        await ctx.reply(ctx.t("ag.transfer_nobody"))
+        await ctx.answer(ctx.t("ag.transfer_nobody"), alert=True)
         return
-    await ctx.reply(ctx.t("ag.transfer_title"), keyboard(*rows))
+    await ctx.answer()
+    rows.append([button(ctx.label("common.back"), cb(AGENT_NS, "hd", conversation_id))])
+    names = await names_of(ctx.session, conversation_id)
+    await ctx.show(_header_text(ctx, names) + "\n" + ctx.t("ag.transfer_title"),
+                   keyboard(*rows))
 
 
 async def do_transfer(ctx: Ctx, conversation_id: int, *, agent_id: int | None = None,
@@ -193,9 +251,21 @@ async def do_transfer(ctx: Ctx, conversation_id: int, *, agent_id: int | None = 
                           actor_id=ctx.user_id, now=ctx.now(), to_agent_id=agent_id,
                           to_group_id=group_id)
     names = await names_of(ctx.session, conversation_id)
+    customer = customer_name(names) if names else "—"
+    taker = await ctx.session.get(Agent, done.placement.agent_id or 0)
+    nickname = await agent_nickname(ctx.session, taker, ctx.locale) if taker else "—"
+    group = (await get_group(ctx.session, shop_id=done.placement.shop_id, group_id=group_id)
+             if group_id is not None else None)
+    text = (ctx.t("ag.transferred_to_group", customer=customer, agent=nickname,
+                  group=group.name) if group is not None
+            else ctx.t("ag.transferred_to", customer=customer, agent=nickname))
     owed = await owe_announcements(ctx.deps, ctx.session, [done.placement, *done.handouts],
                                    now=ctx.now())
     await ctx.answer()
-    await ctx.show(ctx.t("ag.transferred", customer=customer_name(names) if names else "—"))
+    query = ctx.update.callback_query
+    if query is not None and query.message is not None:  # the menu becomes the confirmation
+        relay_state(ctx.context.application.bot_data).forget_buttons(
+            ctx.chat_id, conversation_id, query.message.message_id)
+    await ctx.show(text)
     await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                     state=relay_state(ctx.context.application.bot_data))

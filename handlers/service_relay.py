@@ -22,16 +22,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from handlers.context import Ctx, Deps
 from handlers.i18n import t
 from handlers.keyboards import button, keyboard
 from handlers.outbox import notice, send_owed
 from handlers.service_notices import ENDED, HANDOUT, PLACED
+from handlers.service_notices import agent_nickname as agent_nickname
 from handlers.service_notices import copy as copy  # service_chat copies through the relay
-from handlers.telegram_io import send_safely
+from handlers.telegram_io import send_safely, with_retry
 from models import outbox
 from models.drafts import get_draft, save_draft
 from models.outbox import Notice, OutboxNotice
@@ -40,8 +43,8 @@ from models.service.messages import Chat, history, record_agent_message
 from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.settings import get_settings
-from models.service.tables import Agent, AgentKind, Conversation, ConversationState, Entry
-from models.tables import Shop, SubAccount, User
+from models.service.tables import Agent, Conversation, ConversationState, Entry, MessageLink
+from models.tables import Shop, User
 from models.writes import may_have_written
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ FLOOD_LIMIT = 20
 FLOOD_WINDOW = timedelta(minutes=1)
 #: how long a header line (names of customer, entry, shop, agent) is reused
 NAMES_FOR = timedelta(minutes=1)
+#: the headers with End / Transfer remembered per agent and chat (to remove their buttons
+#: when the chat leaves the agent); older ones keep theirs, and a press on one is answered
+BUTTONS_KEPT = 20
 #: what copyMessage carries; anything else (a poll, a dice that would roll again, a game,
 #: a payment…) gets a clear answer instead
 COPYABLE = ("text", "photo", "document", "voice", "video", "video_note", "audio",
@@ -91,6 +97,24 @@ class RelayState:
     #: header lines by (chat, conversation, agent), with when they go stale: names change
     #: rarely (a rename shows within ``NAMES_FOR``), and a run of messages reads none
     cache: dict[tuple[int, int, int], tuple[int, str, str, datetime]] = field(default_factory=dict)
+    #: (agent's chat, conversation) → the messages there showing the chat's End / Transfer,
+    #: sent by this process (another's, or one before a restart, answer a press as stale)
+    buttons: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+
+    def remember_buttons(self, chat_id: int, conversation_id: int, message_id: int) -> None:
+        kept = self.buttons.setdefault((chat_id, conversation_id), [])
+        kept.append(message_id)
+        del kept[:-BUTTONS_KEPT]
+
+    def forget_buttons(self, chat_id: int, conversation_id: int,
+                       message_id: int | None = None) -> list[int]:
+        """Forget one message (``message_id``), or all of the chat's: those forgotten."""
+        kept = self.buttons.get((chat_id, conversation_id), [])
+        if message_id is not None:
+            if message_id in kept:
+                kept.remove(message_id)
+            return [message_id]
+        return self.buttons.pop((chat_id, conversation_id), [])
 
     def allow(self, customer_id: int, now: datetime) -> bool:
         """Count one message of the customer; ``False`` past the limit."""
@@ -119,15 +143,6 @@ def relay_state(bot_data: dict[Any, Any]) -> RelayState:
 # --- names ----------------------------------------------------------------------------------
 def locale_of(deps: Deps, user: User | None) -> str:
     return deps.locale_of(user)
-
-
-async def agent_nickname(session: AsyncSession, agent: Agent, locale: str) -> str:
-    """What a customer sees of an agent: the sub-account's nickname, never Telegram's name."""
-    if agent.kind == AgentKind.SUB.value and agent.account_id is not None:
-        account = await session.get(SubAccount, agent.account_id)
-        if account is not None:
-            return account.nickname
-    return t(locale, "cs.owner_nickname")
 
 
 @dataclass(frozen=True)
@@ -160,6 +175,32 @@ def agent_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
                             cb(AGENT_NS, "tr", conversation_id))])
 
 
+async def remove_buttons(bot: Bot, chat_id: int, message_id: int) -> None:
+    """Take the buttons off a message (retried like a send); a message already without them,
+    gone, or in a chat that blocked the bot is fine, and nothing else is raised: it is tidying
+    up after a change that is done."""
+    try:
+        await with_retry(lambda: bot.edit_message_reply_markup(chat_id, message_id,
+                                                               reply_markup=None))
+    except (BadRequest, Forbidden):
+        log.debug("buttons of message %s in %s already gone", message_id, chat_id)
+    except TelegramError as exc:
+        log.info("could not remove the buttons of a message in %s (%s)", chat_id,
+                 type(exc).__name__)
+
+
+async def replied_customer_message(session: AsyncSession, *, agent_user_id: int,
+                                   message_id: int) -> int | None:
+    """The message in the customer's chat that the agent's message ``message_id`` (in their
+    own chat: a copy from the customer's, or their own answer) stands for."""
+    found = (await session.exec(
+        select(MessageLink.customer_message_id)
+        .where(col(MessageLink.agent_chat_id) == agent_user_id,
+               col(MessageLink.agent_message_id) == message_id)
+        .order_by(col(MessageLink.id).desc()).limit(1))).first()
+    return int(found) if found is not None else None
+
+
 async def ensure_step(session: AsyncSession, user_id: int, flow: str, step: str,
                       data: dict[str, Any], now: datetime, *, has_draft: bool | None = None
                       ) -> None:
@@ -182,26 +223,41 @@ class Owed:
     rows: list[OutboxNotice] = field(default_factory=list)
     #: agent → the conversation whose header they get (this process's header memory)
     headers: dict[int, int] = field(default_factory=dict)
-    #: agents whose chat ended
+    #: agents whose chat ended or came to them with its history (their next customer message
+    #: gets its header line again)
     ended: list[int] = field(default_factory=list)
+    #: (agent, conversation): the chat left that agent; its End / Transfer buttons go
+    released: list[tuple[int, int]] = field(default_factory=list)
 
     def extend(self, other: Owed) -> None:
         self.rows += other.rows
         self.headers.update(other.headers)
         self.ended += other.ended
+        self.released += other.released
 
     async def send(self, bot: Bot, session: AsyncSession, *, now: datetime,
                    state: RelayState | None = None) -> None:
         """After the commit: send the notices (each hand-out header followed by the chat's
-        history), then remember the headers."""
+        history), remember the headers, then take the buttons off the headers of the chats
+        that left their agent."""
         if session.in_transaction() and may_have_written(session):
             await session.commit()  # the change and its notices, if the caller has not yet
-        await send_owed(bot, session, self.rows, now=now)
-        if state is not None:
-            for agent_user_id in self.ended:
-                state.headers.pop(agent_user_id, None)
-            for agent_user_id, conversation_id in self.headers.items():
-                state.headers[agent_user_id] = (conversation_id, 0)
+        handouts = {row.id: (row.chat_id, int(row.topic.split(":")[1])) for row in self.rows
+                    if row.topic.startswith(HANDOUT + ":") and row.id is not None}
+        sent: dict[int, int] = {}
+        await send_owed(bot, session, self.rows, now=now, sent_ids=sent)
+        if state is None:
+            return
+        for agent_user_id in self.ended:
+            state.headers.pop(agent_user_id, None)
+        for agent_user_id, conversation_id in self.headers.items():
+            state.headers[agent_user_id] = (conversation_id, 0)
+        for row_id, message_id in sent.items():
+            if row_id in handouts:
+                state.remember_buttons(*handouts[row_id], message_id)
+        for agent_user_id, conversation_id in self.released:
+            for message_id in state.forget_buttons(agent_user_id, conversation_id):
+                await remove_buttons(bot, agent_user_id, message_id)
 
 
 async def customer_text(deps: Deps, session: AsyncSession, names: Names, placement: Placement,
@@ -243,7 +299,7 @@ async def placement_notices(deps: Deps, session: AsyncSession, placement: Placem
         # agent as it comes is not copied again
         links = await history(session, conversation_id=conversation_id)
         last = (links[-1].id or 0) if links else 0
-        owed.append(notice(f"{HANDOUT}:{conversation_id}:{agent_id}:{last}",
+        owed.append(notice(f"{HANDOUT}:{conversation_id}:{agent_id}:{last}:{locale}",
                            placement.agent_user_id,
                            t(locale, key, customer=customer_name(names), entry=names.entry,
                              shop=names.shop.name),
@@ -267,8 +323,13 @@ async def owe_announcements(deps: Deps, session: AsyncSession, placements: list[
     notices: list[Notice] = []
     for placement in placements:
         notices += await placement_notices(deps, session, placement, opened=opened)
+        if placement.previous_agent_user_id is not None:
+            owed.released.append((placement.previous_agent_user_id, placement.conversation_id))
         if placement.agent_user_id is not None:
-            owed.headers[placement.agent_user_id] = placement.conversation_id
+            if placement.previous_agent_id is None:
+                owed.headers[placement.agent_user_id] = placement.conversation_id
+            else:  # after a colleague's messages, the customer's next one gets its header
+                owed.ended.append(placement.agent_user_id)
             await ensure_step(session, placement.agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
     owed.rows = outbox.enqueue(session, notices, now=now)
     return owed
@@ -294,6 +355,7 @@ async def owe_end(deps: Deps, session: AsyncSession, ended: Ended, *, now: datet
     owed = Owed(rows=outbox.enqueue(session, notices, now=now))
     if ended.agent_user_id is not None:
         owed.ended.append(ended.agent_user_id)
+        owed.released.append((ended.agent_user_id, ended.conversation_id))
     owed.extend(await owe_announcements(deps, session, ended.handouts, now=now))
     return owed
 
@@ -377,9 +439,11 @@ async def after_end(bot: Bot, deps: Deps, session: AsyncSession, ended: Ended, *
 
 async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: Agent,
                            conversation_id: int, agent_message_id: int, *, now: datetime,
-                           state: RelayState, chat: Chat | None = None) -> bool:
+                           state: RelayState, chat: Chat | None = None,
+                           reply_to: int | None = None) -> bool:
     """An agent's message to their customer: "<nickname> · <shop>" first (once per run of
-    messages), then the copy; recorded (answering the customer stops the clocks)."""
+    messages), then the copy (threaded under the customer's message ``reply_to``, in their
+    chat, when the agent answered a copy of it); recorded (answering stops the clocks)."""
     key = (0, conversation_id, agent.id or 0)
     cached = state.cache.get(key)
     if cached is None or cached[3] <= now:
@@ -396,7 +460,7 @@ async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: A
     if state.headers.get(customer_id) != (conversation_id, agent.id or 0):
         await send_safely(bot, customer_id, header)
         state.headers[customer_id] = (conversation_id, agent.id or 0)
-    copied = await copy(bot, customer_id, agent.user_id, agent_message_id)
+    copied = await copy(bot, customer_id, agent.user_id, agent_message_id, reply_to=reply_to)
     if copied is None:
         return False
     await record_agent_message(session, service_policy(deps), conversation_id=conversation_id,
@@ -425,5 +489,8 @@ async def header_to_agent(bot: Bot, deps: Deps, session: AsyncSession, state: Re
                  shop=names.shop.name)
         cached = (agent_user_id, text, locale, now + NAMES_FOR)
         state.cache[key] = cached
-    await send_safely(bot, agent_user_id, cached[1], agent_buttons(cached[2], conversation_id))
+    sent = await send_safely(bot, agent_user_id, cached[1],
+                             agent_buttons(cached[2], conversation_id))
     state.headers[agent_user_id] = (conversation_id, 0)
+    if sent is not None:
+        state.remember_buttons(agent_user_id, conversation_id, sent.message_id)
