@@ -10,11 +10,14 @@ the rest account changes of Hank and of 40 other sub-accounts, role changes and 
 phones that never became an account). Then, through the Application (``Harness``: an update in,
 the bot's reply out), each of
 
-* ``/log``         — the command: page 1 of the log as the owner first sees it;
-* ``page 50``      — the "Older ▶️" button's callback for page 50 (``lg:pg:49``);
-* ``account Hank`` — the account filter's callback for Hank, page 1;
+* ``/log``          — the command: page 1 of the log as the owner first sees it;
+* ``page 50``       — the "Older ▶️" button's callback for page 50 (``lg:pg:49``);
+* ``page 50 chats`` — page 50 with the per-chat events shown (``lg:v:49:0:0:3``; before they
+  could be hidden, the same callback showed page 50 of everything);
+* ``account Hank``  — the account filter's callback for Hank, page 1;
 
-``R`` times in turn, and reports per step the median wall time, the process's CPU time, the
+``R`` times in turn, then ``export all`` (📤 of every event, chats and codes included:
+``lg:ex:0:0:3``) once, and reports per step the median wall time, the process's CPU time, the
 statements sent, the audit rows loaded as ORM objects (the mapper's ``load`` event) and, in one
 more pass under ``tracemalloc``, the peak of Python memory the step allocated. Not a test: the
 figures go to benchmarks/RESULTS.md.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import statistics
@@ -161,8 +165,10 @@ async def measure(url: str, events: int, repeat: int) -> list[Step]:
         steps: list[tuple[Step, Callable[[], Awaitable[Any]]]] = [
             (Step("/log"), lambda: h.command(OWNER, "/log")),
             (Step("page 50"), lambda: h.press(OWNER, "lg:pg:49")),
+            (Step("page 50 chats"), lambda: h.press(OWNER, "lg:v:49:0:0:3")),
             (Step("account Hank"), lambda: h.press(OWNER, f"lg:v:0:{hank_id}:0:1")),
         ]
+        export = (Step("export all"), lambda: h.press(OWNER, "lg:ex:0:0:3"))
         counter = QueryCounter().attach(engine)
         loaded = [0]
 
@@ -171,15 +177,18 @@ async def measure(url: str, events: int, repeat: int) -> list[Step]:
 
         event.listen(AuditEvent, "load", on_load)
         try:
-            for _ in range(repeat + 1):  # the first round warms up
-                for step, run in steps:
+            for n in range(repeat + 2):  # the first round warms up
+                for step, run in steps if n <= repeat else [export]:
                     before, rows = counter.statements, loaded[0]
                     w0, c0 = time.perf_counter(), time.process_time()
                     await run()
                     step.walls.append(time.perf_counter() - w0)
                     step.cpus.append(time.process_time() - c0)
                     step.statements, step.loaded = counter.statements - before, loaded[0] - rows
-                    step.title = h.last(OWNER).text.split("\n\n")[0].replace("\n", " / ")
+                    shown = h.last(OWNER)
+                    step.title = (_caption(h, shown.message_id) if step is export[0] else
+                                  shown.text.split("\n\n")[0].replace("\n", " / "))
+            steps.append(export)
             for step, run in steps:
                 tracemalloc.start()
                 await run()
@@ -188,7 +197,7 @@ async def measure(url: str, events: int, repeat: int) -> list[Step]:
         finally:
             event.remove(AuditEvent, "load", on_load)
             counter.detach()
-        for step, _ in steps:
+        for step, _ in steps[:-1]:
             del step.walls[0], step.cpus[0]
         return [step for step, _ in steps]
     finally:
@@ -196,15 +205,22 @@ async def measure(url: str, events: int, repeat: int) -> list[Step]:
         await engine.dispose()
 
 
+def _caption(h: Harness, message_id: int) -> str:
+    """A document's caption, and the size of its file."""
+    message = h.api.messages[OWNER.id][message_id]
+    size = len(h.api.files[message["document"]["file_id"]].data)
+    return f"{message.get('caption', '')} ({size / 2**20:.1f} MiB)".replace("\n", " / ")
+
+
 def report(steps: list[Step]) -> None:
-    print(f"    {'step':<13} {'median ms':>10} {'CPU ms':>8} {'statements':>10} "
+    print(f"    {'step':<14} {'median ms':>10} {'CPU ms':>8} {'statements':>10} "
           f"{'rows loaded':>11} {'peak MiB':>9}")
     for s in steps:
-        print(f"    {s.name:<13} {statistics.median(s.walls) * 1000:>10.1f} "
+        print(f"    {s.name:<14} {statistics.median(s.walls) * 1000:>10.1f} "
               f"{statistics.median(s.cpus) * 1000:>8.1f} {s.statements:>10} {s.loaded:>11} "
               f"{s.peak_mb:>9.1f}")
     for s in steps:
-        print(f"    {s.name:<13} {s.title}")
+        print(f"    {s.name:<14} {s.title}")
 
 
 async def on_postgres(base_url: str, events: int, repeat: int) -> None:
@@ -225,6 +241,7 @@ async def on_postgres(base_url: str, events: int, repeat: int) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     quiet_logging()
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # jobs late while a step runs
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"/log at scale — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"load average {load}; {args.events} events, median of {args.repeat}")
