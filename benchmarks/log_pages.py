@@ -1,6 +1,7 @@
 """/log at scale: opening the owner's activity log of a shop with ~200,000 audit events.
 
-    .venv/bin/python -m benchmarks.log_pages [--events N] [--repeat R] [--no-postgres]
+    .venv/bin/python -m benchmarks.log_pages [--events N] [--repeat R] [--no-sqlite]
+                                             [--no-postgres]
 
 One shop (Tea House, built through the real Application offline: the owner onboarded, Hank added
 as a sub-account with a code) then filled, in one Core ``INSERT`` per 10,000 rows, with ``N``
@@ -208,6 +209,8 @@ async def measure(url: str, events: int, repeat: int) -> list[Step]:
 def _caption(h: Harness, message_id: int) -> str:
     """A document's caption, and the size of its file."""
     message = h.api.messages[OWNER.id][message_id]
+    if "document" not in message:
+        return "NO DOCUMENT: " + str(message.get("text", "")).replace("\n", " / ")
     size = len(h.api.files[message["document"]["file_id"]].data)
     return f"{message.get('caption', '')} ({size / 2**20:.1f} MiB)".replace("\n", " / ")
 
@@ -245,10 +248,13 @@ async def main(args: argparse.Namespace) -> int:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"/log at scale — Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
           f"load average {load}; {args.events} events, median of {args.repeat}")
-    with tempfile.TemporaryDirectory(prefix="log-bench-") as workdir:
-        print("1. SQLite (a file in WAL mode)")
-        report(await measure(f"sqlite+aiosqlite:///{Path(workdir) / 'log.db'}", args.events,
-                             args.repeat))
+    if args.no_sqlite:
+        print("1. SQLite: skipped (--no-sqlite)")
+    else:
+        with tempfile.TemporaryDirectory(prefix="log-bench-") as workdir:
+            print("1. SQLite (a file in WAL mode)")
+            report(await measure(f"sqlite+aiosqlite:///{Path(workdir) / 'log.db'}",
+                                 args.events, args.repeat))
     pg_url = os.environ.get("TEST_DATABASE_URL", "")
     if pg_url and not args.no_postgres:
         await on_postgres(pg_url, args.events, args.repeat)
@@ -264,6 +270,7 @@ def run() -> int:
     parser.add_argument("--events", type=int, default=200_000, help="audit events in the shop")
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds of each step")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
     return asyncio.run(main(parser.parse_args()))
 
 
