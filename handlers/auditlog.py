@@ -21,8 +21,8 @@ whole log but the export, and that a batch at a time.
 
 Callback data, namespace ``lg``: ``lg:pg:<page>`` (the default view) · ``lg:v:<page>:<acc>:
 <role>:<shown>`` a page of a view (0: no account / role filter; ``shown`` the sum of 1: codes
-shown, 2: chats shown — so the 0 / 1 of the buttons sent before chats could be shown still
-read as they did) · ``lg:fa|fr:<acc>:<role>:<shown>`` choose the account / role ·
+shown, 2: chats shown — so the 0 / 1 of buttons sent before chats could be shown still parse,
+as views with the chats hidden) · ``lg:fa|fr:<acc>:<role>:<shown>`` choose the account / role ·
 ``lg:ex:<acc>:<role>:<shown>`` export. The filter is in the buttons: /log keeps no draft.
 """
 

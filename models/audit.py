@@ -7,6 +7,10 @@ unit of work an event cost a model's validation, a flush and an ``INSERT … RET
 id nobody reads: about 1 ms of CPU per routing decision on PostgreSQL, 40 % of it
 (benchmarks/RESULTS.md). A rollback drops the rows, a savepoint's rollback those recorded
 since it began — as the unit of work would have.
+
+Reading: ``recent``, ``count``, ``actors``, and for /log a page at a time (``LogFilter``: the
+view's conditions in SQL; ``attempts``, ``count_entries``, ``entry_events``, ``code_history``;
+``filtered_batches`` for an export).
 """
 
 from __future__ import annotations
