@@ -1,6 +1,8 @@
 """/log: the shop's audit events, newest first, paged, in the owner's language; filtered by
-account or role, codes shown or hidden, each code's events folded into its "new account"
-entry, and 📤 Export (the events as a CSV document in the chat, ``models.export``).
+account or role, codes shown or hidden, the per-chat customer-service events (a chat record:
+opened, assigned, transferred, too slow, ended, rated) hidden unless asked for, each code's
+events folded into its "new account" entry, and 📤 Export (the events as a CSV document in the
+chat, ``models.export``).
 
 Each event is told from its detail dict through a text per action (``log.actions.<action>``
 with the dot as ``_``); only the placeholders a text names are filled in, so nothing else of
@@ -12,10 +14,16 @@ the sub-account that phone became ("🔑 3 codes, 1 declined"); codes that led t
 one line per phone ("Codes for +86 137****0022: …; no sub-account added"), where its last one
 happened. With codes hidden neither is shown.
 
-Callback data, namespace ``lg``: ``lg:pg:<page>`` (no filter) · ``lg:v:<page>:<acc>:<role>:
-<codes>`` a page of a view (0: no account / role filter; codes 1 shown, 0 hidden) ·
-``lg:fa|fr:<acc>:<role>:<codes>`` choose the account / role · ``lg:ex:<acc>:<role>:<codes>``
-export. The filter is in the buttons: /log keeps no draft.
+A page costs what it shows: the database counts the view's entries and reads the page's events
+(``models.audit``: the filter in SQL, the shop's index (shop_id, id) backwards), then the code
+events of the page's phones, which ``fold_page`` folds into its entries. Nothing reads the
+whole log but the export, and that a batch at a time.
+
+Callback data, namespace ``lg``: ``lg:pg:<page>`` (the default view) · ``lg:v:<page>:<acc>:
+<role>:<shown>`` a page of a view (0: no account / role filter; ``shown`` the sum of 1: codes
+shown, 2: chats shown — so the 0 / 1 of buttons sent before chats could be shown still parse,
+as views with the chats hidden) · ``lg:fa|fr:<acc>:<role>:<shown>`` choose the account / role ·
+``lg:ex:<acc>:<role>:<shown>`` export. The filter is in the buttons: /log keeps no draft.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from typing import Any
 
@@ -39,7 +47,7 @@ from handlers.telegram_io import with_retry
 from handlers.times import shop_zone, when, zone_name
 from models import audit
 from models.accounts import all_accounts
-from models.export import full_phones, log_to_csv, shop_events
+from models.export import LogCsv, full_phones
 from models.paging import paging
 from models.phones import mask_phone
 from models.privacy import ACTOR_DELETED, SUBJECT_DELETED, personal_keys
@@ -48,6 +56,8 @@ from models.tables import AuditEvent, Shop, SubAccount, User
 
 NS = "lg"
 PAGE_SIZE = 10
+#: events read (and held) at a time by an export
+EXPORT_BATCH = 1000
 _RAW_PHONE = re.compile(r"^\+?\d{7,15}$")
 MISSING = "—"
 
@@ -97,8 +107,8 @@ def _service_detail(ctx: Ctx, event: AuditEvent, detail: dict[str, Any],
     reader's words, the settings changed by name."""
     shown = dict(detail)
     agent_id = detail.get("agent")
-    if agent_id is None and event.object_type == "agent":
-        agent_id = event.object_id
+    if agent_id is None and event.object_type == "agent":  # the object id is stored as text
+        agent_id = int(event.object_id) if str(event.object_id).isdigit() else event.object_id
     if isinstance(agent_id, int):
         shown["agent"] = agents.get(agent_id) or ctx.t("log.someone", id=agent_id)
     if event.action in _STATUS_ACTIONS:
@@ -190,22 +200,37 @@ def who(ctx: Ctx, shop: Shop, event: AuditEvent, users: dict[int, User]) -> str:
     return ctx.t("log.someone", id=event.actor_id)
 
 
+#: the bits of a view's ``shown`` argument: code events, per-chat customer-service events
+SHOW_CODES, SHOW_CHATS = 1, 2
+
+
 @dataclass(frozen=True)
 class LogView:
     """What the log shows: one account's events, or one role's (its own, and its accounts'),
-    or all of them; with the codes' lines or without."""
+    or all of them; with the codes' lines or without; with the per-chat customer-service
+    events (a chat record) or — the default — without."""
 
     account_id: int = 0
     role_id: int = 0
     codes: bool = True
+    chats: bool = False
+
+    @classmethod
+    def of(cls, account_id: int, role_id: int, shown: int) -> LogView:
+        """The view of callback arguments (``shown``: the ``SHOW_*`` bits)."""
+        return cls(account_id, role_id, bool(shown & SHOW_CODES), bool(shown & SHOW_CHATS))
 
     def args(self) -> tuple[int, int, int]:
         """The view as callback arguments."""
-        return self.account_id, self.role_id, int(self.codes)
+        return self.account_id, self.role_id, self.shown
+
+    @property
+    def shown(self) -> int:
+        return (SHOW_CODES if self.codes else 0) | (SHOW_CHATS if self.chats else 0)
 
     @property
     def active(self) -> bool:
-        return bool(self.account_id or self.role_id) or not self.codes
+        return bool(self.account_id or self.role_id) or not self.codes or self.chats
 
 
 @dataclass
@@ -223,26 +248,25 @@ def _phone(event: AuditEvent) -> str:
     return safe_phone(detail.get("phone")) if detail.get("phone") else ""
 
 
-def _is_code(event: AuditEvent) -> bool:
-    return event.action.startswith("code.")
-
-
-def fold(events: list[AuditEvent]) -> list[Entry]:
-    """The entries of ``events`` (oldest first), newest first: each phone's code events go
-    into the next "new account" entry of that phone; those left are one line per phone."""
+def fold_page(page: list[AuditEvent], history: list[AuditEvent]) -> list[Entry]:
+    """The entries of a page of the log (``page``: its events, newest first, as
+    ``audit.entry_events`` reads them): each "new account" entry with the code events of its
+    phone since that phone's previous account, each attempt (a phone's last code event) with
+    the code events since its last account. ``history``: the code events and "new account"
+    events of the page's phones, oldest first (``audit.code_history``; empty with codes
+    hidden). Phones are compared as recorded, as the database groups them."""
     pending: dict[str, list[AuditEvent]] = {}
-    entries: list[Entry] = []
-    for event in events:
-        phone = _phone(event)
-        if _is_code(event) and phone:
+    folded: dict[int, list[AuditEvent]] = {}
+    for event in history:
+        phone = audit.recorded_phone(event)
+        if audit.is_folded(event):
             pending.setdefault(phone, []).append(event)
-        elif event.action == "account.created" and phone:
-            entries.append(Entry(event, pending.pop(phone, [])))
-        else:
-            entries.append(Entry(event))
-    entries += [Entry(codes[-1], codes, attempt=True) for codes in pending.values()]
-    entries.sort(key=lambda e: e.event.id or 0, reverse=True)
-    return entries
+        elif event.action == audit.ACCOUNT_CREATED and phone:
+            folded[event.id or 0] = pending.pop(phone, [])
+    attempts = {codes[-1].id or 0: codes for codes in pending.values()}
+    return [Entry(event, attempts.get(event.id or 0, [event]), attempt=True)
+            if audit.is_folded(event) else Entry(event, folded.get(event.id or 0, []))
+            for event in page]
 
 
 def codes_summary(ctx: Ctx, codes: list[AuditEvent]) -> str:
@@ -259,36 +283,29 @@ def codes_summary(ctx: Ctx, codes: list[AuditEvent]) -> str:
     return ctx.label("log.codes_sep").join(parts)
 
 
-async def _selected(
+async def _filter(
     ctx: Ctx, shop: Shop, view: LogView
-) -> tuple[list[AuditEvent], str | None, str | None]:
-    """The shop's events the view shows (oldest first), and the names of the account and the
-    role it is filtered by (``None``: not filtered, or gone)."""
+) -> tuple[audit.LogFilter, str | None, str | None]:
+    """The events of the shop the view takes (as a filter the database applies), and the
+    names of the account and the role it is filtered by (``None``: not filtered, or gone)."""
     shop_id = shop.id or 0
-    events = await shop_events(ctx.session, shop_id)
-    if not view.codes:
-        events = [e for e in events if not _is_code(e)]
     if not (view.account_id or view.role_id):
-        return events, None, None
+        return audit.LogFilter(codes=view.codes, chats=view.chats), None, None
     accounts = await all_accounts(ctx.session, shop_id)
     if view.account_id:
-        chosen = [(a, r) for a, r in accounts if a.id == view.account_id]
+        chosen = [a for a, _ in accounts if a.id == view.account_id]
     else:
-        chosen = [(a, r) for a, r in accounts if a.role_id == view.role_id]
-    ids = {str(a.id) for a, _ in chosen}
-    phones = {mask_phone(a.phone) for a, _ in chosen}
+        chosen = [a for a, _ in accounts if a.role_id == view.role_id]
+    # a phone as the log records it (masked), and raw, should one have slipped in
+    phones = {form for a in chosen for form in (mask_phone(a.phone), a.phone,
+                                                  a.phone.lstrip("+"))}
     role_name = next((r.name for r, _ in await list_roles(ctx.session, shop_id)
                       if r.id == view.role_id), None) if view.role_id else None
-
-    def shown(event: AuditEvent) -> bool:
-        if view.role_id and event.object_type == "role":
-            return event.object_id == str(view.role_id)
-        if event.object_type == "account" and event.object_id in ids:
-            return True
-        return (_is_code(event) or event.action == "account.created") and _phone(event) in phones
-
-    account_name = chosen[0][0].nickname if view.account_id and chosen else None
-    return [e for e in events if shown(e)], account_name, role_name
+    account_name = chosen[0].nickname if view.account_id and chosen else None
+    where = audit.LogFilter(
+        codes=view.codes, chats=view.chats, accounts=frozenset(a.id or 0 for a in chosen),
+        phones=frozenset(phones), role_id=view.role_id)
+    return where, account_name, role_name
 
 
 def _filter_line(ctx: Ctx, view: LogView, account: str | None, role: str | None) -> str:
@@ -299,6 +316,8 @@ def _filter_line(ctx: Ctx, view: LogView, account: str | None, role: str | None)
         parts.append(ctx.t("log.filter_role", name=role or MISSING))
     if not view.codes:
         parts.append(ctx.t("log.filter_no_codes"))
+    if view.chats:
+        parts.append(ctx.t("log.filter_chats"))
     return ctx.t("log.filter_line", what=ctx.t("log.filter_sep").join(parts))
 
 
@@ -321,12 +340,18 @@ async def log_screen(
 ) -> tuple[str, InlineKeyboardMarkup]:
     """One page of the shop's log as ``view`` shows it (clamped to the pages there are)."""
     view = view or LogView()
-    events, account, role = await _selected(ctx, shop, view)
-    entries = fold(events)
-    total = len(entries)
+    where, account, role = await _filter(ctx, shop, view)
+    session, shop_id = ctx.session, shop.id or 0
+    attempts = await audit.attempts(session, shop_id, where)
+    total = await audit.count_entries(session, shop_id, where, attempts)
     page, pages = paging(page, total, PAGE_SIZE)
-    chunk = entries[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
-    shown = [e.event for e in chunk]
+    shown = await audit.entry_events(session, shop_id, where, attempts,
+                                     offset=page * PAGE_SIZE, limit=PAGE_SIZE) if total else []
+    phones = {audit.recorded_phone(e) for e in shown
+              if audit.is_folded(e) or e.action == audit.ACCOUNT_CREATED} - {""}
+    history = await audit.code_history(session, shop_id, phones, max(
+        e.id or 0 for e in shown)) if view.codes and phones else []
+    chunk = fold_page(shown, history)
     users = await audit.actors(ctx.session, shown)
     agents = await agent_names(ctx, shop) if any(
         e.action.startswith("service.") for e in shown) else {}
@@ -344,35 +369,39 @@ async def log_screen(
     args = view.args()
     nav = pager_row(page, pages, previous=ctx.t("log.newer"), following=ctx.t("log.older"),
                     data=lambda to: cb(NS, "v", to, *args))
-    codes = LogView(view.account_id, view.role_id, not view.codes)
+    codes = replace(view, codes=not view.codes)
+    chats = replace(view, chats=not view.chats)
     rows: list[list[InlineKeyboardButton]] = [nav, [
         button(ctx.label("log.filter_account_button"), cb(NS, "fa", *args)),
         button(ctx.label("log.filter_role_button"), cb(NS, "fr", *args)),
+    ], [
         button(ctx.label("log.codes_hide" if view.codes else "log.codes_show"),
                cb(NS, "v", 0, *codes.args())),
+        button(ctx.label("log.chats_hide" if view.chats else "log.chats_show"),
+               cb(NS, "v", 0, *chats.args())),
     ]]
     if view.active:
-        rows.append([button(ctx.label("log.filter_clear"), cb(NS, "v", 0, 0, 0, 1))])
-    if events:
+        rows.append([button(ctx.label("log.filter_clear"), cb(NS, "v", 0, *LogView().args()))])
+    if total:
         rows.append([button(ctx.label("log.export_button"), cb(NS, "ex", *args))])
     return "\n".join(lines), keyboard(*rows)
 
 
 async def _choose(ctx: Ctx, shop: Shop, view: LogView, what: str) -> None:
     """The accounts (``fa``) or roles (``fr``) to filter the log by, and "all"."""
-    shop_id, codes = shop.id or 0, int(view.codes)
+    shop_id, shown = shop.id or 0, view.shown
     if what == "fa":
-        options = [(a.nickname, cb(NS, "v", 0, a.id, 0, codes), a.id == view.account_id)
+        options = [(a.nickname, cb(NS, "v", 0, a.id, 0, shown), a.id == view.account_id)
                    for a, _ in await all_accounts(ctx.session, shop_id)]
         prompt, every = "log.choose_account", "log.every_account"
     else:
-        options = [(r.name, cb(NS, "v", 0, 0, r.id, codes), r.id == view.role_id)
+        options = [(r.name, cb(NS, "v", 0, 0, r.id, shown), r.id == view.role_id)
                    for r, _ in await list_roles(ctx.session, shop_id)]
         prompt, every = "log.choose_role", "log.every_role"
     buttons = [button(("✓ " if on else "") + name, data) for name, data, on in options]
     await ctx.answer()
     await ctx.show(ctx.t(prompt), keyboard(
-        *rows_of(buttons), [button(ctx.label(every), cb(NS, "v", 0, 0, 0, codes))]))
+        *rows_of(buttons), [button(ctx.label(every), cb(NS, "v", 0, 0, 0, shown))]))
 
 
 def _plain(text: str) -> str:
@@ -380,31 +409,38 @@ def _plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
+def _export_row(ctx: Ctx, shop: Shop, event: AuditEvent, users: dict[int, User],
+                agents: Mapping[int, str]) -> dict[str, Any]:
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    return {
+        "id": event.id, "time": event.created_at, "who": _plain(who(ctx, shop, event, users)),
+        "action": event.action,
+        "object": f"{event.object_type}:{event.object_id}" if event.object_id
+        else event.object_type,
+        "phone": _phone(event), "nickname": detail.get("nickname"),
+        "role": detail.get("role") or (detail.get("name") if event.object_type == "role"
+                                       else None),
+        "what": _plain(describe(ctx, event, agents)),
+    }
+
+
 async def export(ctx: Ctx, shop: Shop, view: LogView) -> None:
     """📤 Export: the events the view shows, one row each (newest first), as a CSV document
-    sent in the chat (``models.export``'s writer; phones as the accounts export has them)."""
-    events, account, role = await _selected(ctx, shop, view)
-    events.reverse()
-    users = await audit.actors(ctx.session, events)
-    agents = await agent_names(ctx, shop) if any(
-        e.action.startswith("service.") for e in events) else {}
-    rows = []
-    for event in events:
-        detail = event.detail if isinstance(event.detail, dict) else {}
-        rows.append({
-            "id": event.id, "time": event.created_at, "who": _plain(who(ctx, shop, event, users)),
-            "action": event.action,
-            "object": f"{event.object_type}:{event.object_id}" if event.object_id
-            else event.object_type,
-            "phone": _phone(event), "nickname": detail.get("nickname"),
-            "role": detail.get("role") or (detail.get("name") if event.object_type == "role"
-                                           else None),
-            "what": _plain(describe(ctx, event, agents)),
-        })
+    sent in the chat (``models.export``'s writer; phones as the accounts export has them).
+    The events are read and written a batch at a time."""
+    where, account, role = await _filter(ctx, shop, view)
     accounts: list[SubAccount] = [a for a, _ in await all_accounts(ctx.session, shop.id or 0)]
-    body = log_to_csv(rows, full_phones(accounts))
+    writer = LogCsv(full_phones(accounts))
+    agents: dict[int, str] | None = None
+    async for batch in audit.filtered_batches(ctx.session, shop.id or 0, where,
+                                              size=EXPORT_BATCH):
+        users = await audit.actors(ctx.session, batch)
+        if agents is None and any(e.action.startswith("service.") for e in batch):
+            agents = await agent_names(ctx, shop)
+        writer.add(_export_row(ctx, shop, event, users, agents or {}) for event in batch)
+    body = writer.text()
     stamp = ctx.now().strftime("%Y%m%d-%H%M")
-    caption = ctx.t("log.export_caption", shop=shop.name, count=len(rows))
+    caption = ctx.t("log.export_caption", shop=shop.name, count=writer.rows)
     if view.active:
         caption += "\n" + _filter_line(ctx, view, account, role)
     await ctx.answer(ctx.label("log.export_toast"))
@@ -440,12 +476,12 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     values = [int(a) for a in args]
     if action in ("pg", "v"):
         page, rest = values[0], values[1:]
-        view = LogView(rest[0], rest[1], rest[2] != 0) if rest else LogView()
+        view = LogView.of(*rest) if rest else LogView()
         await ctx.answer()
         text, markup = await log_screen(ctx, shop, page, view)
         await ctx.show(text, markup)
         return
-    view = LogView(values[0], values[1], values[2] != 0)
+    view = LogView.of(values[0], values[1], values[2])
     if action == "ex":
         await export(ctx, shop, view)
     else:

@@ -1,8 +1,10 @@
 """Read-outs: the shop list and a shop's sub-accounts for its other systems (the CLI), and a
 shop's activity log (/log's 📤 Export, a CSV document in the owner's chat).
 
-The queries take an ``AsyncSession`` and return plain values; the writers are pure and share
-one CSV writer (``write_csv``: RFC 4180, CRLF). Exported phones of the shop's sub-accounts are
+The queries take an ``AsyncSession`` and return plain values; the writers are pure and write
+CSV alike (``csv.writer``: RFC 4180, CRLF) — ``write_csv`` all at once, ``LogCsv`` the log a
+batch of events at a time (the events are read in batches: ``models.audit.filtered_batches``).
+Exported phones of the shop's sub-accounts are
 E.164 and NOT masked: the export is the shop's own data, for its own systems; a log row names
 the phone as the log recorded it (masked) unless it is the phone of one of the shop's current
 sub-accounts, which is then written in full like the accounts export. No code, hash, salt or
@@ -26,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.accounts import all_accounts
 from models.phones import mask_phone
-from models.tables import AuditEvent, Shop, SubAccount, User
+from models.tables import Shop, SubAccount, User
 
 #: the columns of an exported sub-account, in CSV order
 FIELDS = (
@@ -78,15 +80,6 @@ async def shop_summaries(session: AsyncSession) -> list[ShopSummary]:
         )
         for shop, phone, n in result.all()
     ]
-
-
-async def shop_events(session: AsyncSession, shop_id: int) -> list[AuditEvent]:
-    """Every audit event of the shop, oldest first (for /log's filters, folding and export;
-    the retention purge bounds how many a shop keeps)."""
-    result = await session.exec(
-        select(AuditEvent).where(col(AuditEvent.shop_id) == shop_id).order_by(col(AuditEvent.id))
-    )
-    return list(result.all())
 
 
 async def export_shop(session: AsyncSession, shop_id: int) -> dict[str, Any] | None:
@@ -152,16 +145,35 @@ def full_phones(accounts: Iterable[SubAccount]) -> dict[str, str]:
     return {masked: phone for masked, phone in found.items() if phone is not None}
 
 
+class LogCsv:
+    """A log export written as it is read, a batch of rows at a time (``add``), so that no
+    more than a batch of events is held: log events as plain values (newest first, as /log
+    tells them: ``id``, ``time`` a datetime, ``who``, ``action``, ``object``, ``phone`` as
+    recorded, ``nickname``, ``role``, ``what``); a phone of a current sub-account (``phones``,
+    by its masked form) is written in full. ``text()``: the CSV (RFC 4180, CRLF), header first."""
+
+    def __init__(self, phones: dict[str, str]) -> None:
+        self._phones = phones
+        self._out = io.StringIO()
+        self._writer = csv.writer(self._out)
+        self._writer.writerow(LOG_FIELDS)
+        self.rows = 0
+
+    def add(self, events: Iterable[dict[str, Any]]) -> None:
+        for row in events:
+            self._writer.writerow([
+                row["id"], iso_utc(row["time"]), row["who"], row["action"], row["object"],
+                self._phones.get(str(row["phone"] or ""), row["phone"] or ""),
+                row["nickname"] or "", row["role"] or "", row["what"],
+            ])
+            self.rows += 1
+
+    def text(self) -> str:
+        return self._out.getvalue()
+
+
 def log_to_csv(events: Iterable[dict[str, Any]], phones: dict[str, str]) -> str:
-    """Log events (plain values, newest first, as /log tells them: ``id``, ``time`` a
-    datetime, ``who``, ``action``, ``object``, ``phone`` as recorded, ``nickname``, ``role``,
-    ``what``) as CSV; a phone of a current sub-account (``phones``, by its masked form) is
-    written in full."""
-    return write_csv(LOG_FIELDS, (
-        [
-            row["id"], iso_utc(row["time"]), row["who"], row["action"], row["object"],
-            phones.get(str(row["phone"] or ""), row["phone"] or ""), row["nickname"] or "",
-            row["role"] or "", row["what"],
-        ]
-        for row in events
-    ))
+    """Log events (plain values, as ``LogCsv`` takes them) as CSV, all at once."""
+    writer = LogCsv(phones)
+    writer.add(events)
+    return writer.text()
