@@ -222,9 +222,8 @@ async def customer_text(deps: Deps, session: AsyncSession, names: Names, placeme
     offline = (settings.offline_text_zh if zh else settings.offline_text_en) or t(
         locale, "cs.offline_default")
     hours = settings.hours_text_zh if zh else settings.hours_text_en
-    text = t(locale, "cs.offline",
-             head_html=await offline_head(session, names.shop, names.conversation, placement,
-                                     locale), text=offline)
+    head = await offline_head(session, names.shop, names.conversation, placement, locale)
+    text = t(locale, "cs.offline", head_html=head, text=offline)
     if hours:
         text += "\n" + t(locale, "cs.hours", hours=hours)
     return text

@@ -21,7 +21,7 @@ from handlers.service_common import (
     step_data,
     with_notice,
 )
-from handlers.service_live import seconds
+from handlers.service_times import seconds
 from models.errors import DomainError
 from models.service.policy import (
     CAP_RANGE,
