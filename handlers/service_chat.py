@@ -9,11 +9,13 @@ Callback data, namespace ``cs`` (each checked against the presser's own conversa
 
 from __future__ import annotations
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 
+from handlers.card import strip_keyboard
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
+from handlers.service_customer import several_shops
 from handlers.service_levels import plan_for
 from handlers.service_relay import (
     CUSTOMER_FLOW,
@@ -59,7 +61,7 @@ async def open_entry(ctx: Ctx, payload: str) -> bool:
     bot, state = ctx.context.bot, relay_state(ctx.context.application.bot_data)
     if opened.placement is None:
         await ctx.reply(ctx.t("cs.resumed", shop=opened.shop.name),
-                        customer_buttons(ctx.locale, conversation_id))
+                        await _buttons(ctx, conversation_id))
         return True
     if opened.placement.agent_user_id is not None:
         await hand_to_agent(bot, ctx.deps, ctx.session, opened.placement, now=ctx.now(),
@@ -92,8 +94,7 @@ async def ask(ctx: Ctx) -> None:
         await ctx.end_flow()
         await ctx.reply(ctx.t("cs.no_chat"))
         return
-    await ctx.reply(ctx.t("cs.ask", shop=shop.name),
-                    customer_buttons(ctx.locale, conversation.id or 0))
+    await ctx.reply(ctx.t("cs.ask", shop=shop.name), await _buttons(ctx, conversation.id or 0))
 
 
 async def on_message(ctx: Ctx, message: Message) -> None:
@@ -146,20 +147,22 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
         return
     conversation_id = int(args[0])
     if action == "end":
-        ended = await end(ctx.session, service_policy(ctx.deps), conversation_id=conversation_id,
-                          by=EndedBy.CUSTOMER, actor_id=ctx.user_id, now=ctx.now())
-        shop = await ctx.session.get(Shop, ended.shop_id)
-        await ctx.answer()
-        await ctx.show(ctx.t("cs.ended_self", shop=shop.name if shop else "—"),
-                       rating_markup(ctx.locale, conversation_id))
-        await after_end(ctx.context.bot, ctx.deps, ctx.session, ended, now=ctx.now(),
-                        state=relay_state(ctx.context.application.bot_data))
+        await _end(ctx, conversation_id)
         return
     if action == "rate":
-        await rate(ctx.session, conversation_id=conversation_id, customer_id=ctx.user_id,
-                   score=int(args[1]), now=ctx.now())
+        try:
+            rated = await rate(ctx.session, conversation_id=conversation_id,
+                               customer_id=ctx.user_id, score=int(args[1]), now=ctx.now())
+        except DomainError as exc:
+            if exc.key != "service_already_rated":
+                raise
+            await ctx.rollback()
+            await ctx.answer(ctx.error_text(exc))  # a second tap: a short answer, no message
+            return
+        shop = await ctx.session.get(Shop, rated.shop_id)
         await ctx.answer()
-        await ctx.show(ctx.t("cs.rated", score=int(args[1])))
+        # the rating prompt itself says thank you (it is the chat's last word)
+        await ctx.show(ctx.t("cs.rated", shop=shop.name if shop else "—", score=int(args[1])))
         return
     # "go": write to that shop from now on
     found = await ctx.session.get(Conversation, conversation_id)
@@ -170,7 +173,43 @@ async def on_button(ctx: Ctx, action: str, args: list[str]) -> None:
     await ctx.start_flow(CUSTOMER_FLOW, CUSTOMER_STEP, {"c": conversation_id})
     await ctx.answer()
     await ctx.show(ctx.t("cs.switched", shop=shop.name if shop else "—"),
-                   customer_buttons(ctx.locale, conversation_id))
+                   await _buttons(ctx, conversation_id))
+
+
+async def _buttons(ctx: Ctx, conversation_id: int) -> InlineKeyboardMarkup:
+    """End chat, and Switch shop for a customer with chats at two shops or more."""
+    return customer_buttons(ctx.locale, conversation_id,
+                            switch=await several_shops(ctx.session, ctx.user_id))
+
+
+def _pressed_message(ctx: Ctx) -> int | None:
+    query = ctx.update.callback_query
+    return query.message.message_id if query is not None and query.message is not None \
+        else None
+
+
+async def _end(ctx: Ctx, conversation_id: int) -> None:
+    """End chat: the notice it was pressed on keeps its words (who served the customer) and
+    loses its buttons; the end and the rating prompt come as a new message. On a chat that
+    has ended already (an old notice's button), a short answer and the buttons go."""
+    pressed = _pressed_message(ctx)
+    found = await ctx.session.get(Conversation, conversation_id)
+    if found is not None and found.customer_id == ctx.user_id \
+            and found.state not in OPEN_STATES:
+        await ctx.answer(ctx.t("cs.ended_already"))
+        if pressed is not None:
+            await strip_keyboard(ctx, pressed)
+        return
+    ended = await end(ctx.session, service_policy(ctx.deps), conversation_id=conversation_id,
+                      by=EndedBy.CUSTOMER, actor_id=ctx.user_id, now=ctx.now())
+    shop = await ctx.session.get(Shop, ended.shop_id)
+    await ctx.answer()
+    if pressed is not None:
+        await strip_keyboard(ctx, pressed)
+    await ctx.reply(ctx.t("cs.ended_self", shop=shop.name if shop else "—"),
+                    rating_markup(ctx.locale, conversation_id))
+    await after_end(ctx.context.bot, ctx.deps, ctx.session, ended, now=ctx.now(),
+                    state=relay_state(ctx.context.application.bot_data))
 
 
 async def _switch_list(ctx: Ctx) -> None:

@@ -1,6 +1,6 @@
 """/service → live view: agents online / on break (小休) / offline with their open chats, the
-queue and the longest wait now; today's figures (the day in the shop's time zone): chats, first response p50/p90,
-ratings. 🔄 Refresh edits the same card.
+queue and the longest wait now; today's figures (the day in the shop's time zone, said in the
+owner's words): chats, how fast half and 9 in 10 of them got a first answer (p50 / p90), ratings. 🔄 Refresh edits the same card.
 
 Callback data, namespace ``sl``: ``sl:o`` open · ``sl:r`` refresh.
 """
@@ -20,24 +20,13 @@ from handlers.service_common import (
     leave_step,
     status_label,
 )
-from handlers.times import day_bounds, local, local_date, shop_zone
+from handlers.service_times import day_words, seconds
+from handlers.times import day_bounds, local, shop_zone
 from models.service.tables import AgentStatus
 from models.service.views import day_figures, live_view
 
 #: the order agents are listed in: who takes chats first
 ORDER = (AgentStatus.ONLINE.value, AgentStatus.BREAK.value, AgentStatus.OFFLINE.value)
-
-
-def seconds(ctx: Ctx, value: float | None) -> str:
-    """A duration for the owner: "—", "45 s", "3 min 5 s", "2 h 10 min"."""
-    if value is None:
-        return ctx.label("service_admin.none")
-    total = round(value)
-    if total < 60:
-        return ctx.label("service_admin.secs", s=total)
-    if total < 3600:
-        return ctx.label("service_admin.mins", m=total // 60, s=total % 60)
-    return ctx.label("service_admin.hours", h=total // 3600, m=total % 3600 // 60)
 
 
 def day_of(now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
@@ -65,18 +54,24 @@ async def show_live(ctx: Ctx) -> None:
         lines.append(ctx.t("service_admin.live_agent", status_html=status_label(ctx, agent.status),
                            name=names.get(agent.agent_id, "?"), open=agent.open_chats,
                            cap=agent.cap))
-    average = (f"{figures.rating_average:.2f}" if figures.rating_average is not None
-               else ctx.label("service_admin.none"))
+    if figures.first_response_p50 is None or figures.first_response_p90 is None:
+        first = ctx.t("service_admin.first_response_none")
+    else:
+        first = ctx.t("service_admin.first_response",
+                      p50=seconds(ctx, figures.first_response_p50),
+                      p90=seconds(ctx, figures.first_response_p90))
+    ratings = (ctx.t("service_admin.ratings", ratings=figures.ratings,
+                     average=f"{figures.rating_average:.1f}")
+               if figures.ratings and figures.rating_average is not None
+               else ctx.t("service_admin.ratings_none"))
     lines += [
         "",
         ctx.t("service_admin.live_queue", queued=view.queued, offline=view.offline_waiting,
               wait=seconds(ctx, view.longest_wait_seconds)),
         "",
-        ctx.t("service_admin.today", day=local_date(now, tz), chats=figures.chats,
-              answered=figures.answered, open=figures.open_now,
-              p50=seconds(ctx, figures.first_response_p50),
-              p90=seconds(ctx, figures.first_response_p90),
-              ratings=figures.ratings, average=average),
+        ctx.t("service_admin.today", date=day_words(ctx, now, tz), chats=figures.chats,
+              answered=figures.answered, open=figures.open_now, first_html=first,
+              ratings_html=ratings),
     ]
     await ctx.show("\n".join(lines), keyboard(
         [button(ctx.label("service_admin.refresh_button"), f"{SL}:r")], [home_button(ctx)]))

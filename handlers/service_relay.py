@@ -31,6 +31,7 @@ from handlers.context import Ctx, Deps
 from handlers.i18n import t
 from handlers.keyboards import button, keyboard
 from handlers.outbox import notice, send_owed
+from handlers.service_customer import offline_head, queued_text, several_shops
 from handlers.service_notices import ENDED, HANDOUT, PLACED
 from handlers.service_notices import agent_nickname as agent_nickname
 from handlers.service_notices import copy as copy  # service_chat copies through the relay
@@ -271,13 +272,14 @@ async def customer_text(deps: Deps, session: AsyncSession, names: Names, placeme
                else "cs.assigned" if not opened else "cs.opened_assigned")
         return t(locale, key, agent=nickname, shop=shop)
     if placement.state == ConversationState.QUEUED.value:
-        return t(locale, "cs.queued", shop=shop, place=placement.place or 1)
+        return await queued_text(session, names.shop, names.conversation, placement, locale)
     settings = await get_settings(session, service_policy(deps), shop_id=names.shop.id or 0)
     zh = locale == "zh-Hans"
     offline = (settings.offline_text_zh if zh else settings.offline_text_en) or t(
         locale, "cs.offline_default")
     hours = settings.hours_text_zh if zh else settings.hours_text_en
-    text = t(locale, "cs.offline", shop=shop, text=offline)
+    head = await offline_head(session, names.shop, names.conversation, placement, locale)
+    text = t(locale, "cs.offline", head_html=head, text=offline)
     if hours:
         text += "\n" + t(locale, "cs.hours", hours=hours)
     return text
@@ -309,7 +311,8 @@ async def placement_notices(deps: Deps, session: AsyncSession, placement: Placem
                        names.conversation.customer_id,
                        await customer_text(deps, session, names, placement, locale,
                                            opened=opened),
-                       customer_buttons(locale, conversation_id)))
+                       customer_buttons(locale, conversation_id, switch=await several_shops(
+                           session, names.conversation.customer_id))))
     return owed
 
 
@@ -386,9 +389,13 @@ async def tell_customer(bot: Bot, deps: Deps, session: AsyncSession, placement: 
     await send_owed(bot, session, rows, now=now)
 
 
-def customer_buttons(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
-    return keyboard([button(t(locale, "cs.end_button"), cb(CUSTOMER_NS, "end", conversation_id)),
-                     button(t(locale, "cs.switch_button"), cb(CUSTOMER_NS, "sw"))])
+def customer_buttons(locale: str, conversation_id: int, *, switch: bool) -> InlineKeyboardMarkup:
+    """End chat, and Switch shop when ``switch`` (the customer has chats at two shops or more:
+    ``service_customer.several_shops``)."""
+    row = [button(t(locale, "cs.end_button"), cb(CUSTOMER_NS, "end", conversation_id))]
+    if switch:
+        row.append(button(t(locale, "cs.switch_button"), cb(CUSTOMER_NS, "sw")))
+    return keyboard(row)
 
 
 async def announce(bot: Bot, deps: Deps, session: AsyncSession, placements: list[Placement],

@@ -21,6 +21,7 @@ from handlers.service_common import (
     step_data,
     with_notice,
 )
+from handlers.service_times import seconds
 from models.errors import DomainError
 from models.service.policy import (
     CAP_RANGE,
@@ -55,11 +56,24 @@ REFUSALS = ("service_cap_invalid", "service_sticky_days_invalid", "service_secon
             "service_idle_hours_invalid", "service_text_too_long", "nothing_changed")
 
 
+#: the settings typed in seconds / hours (shown as "2 minutes", "24 hours")
+SECONDS = ("first_response_seconds", "reply_seconds")
+HOURS = ("idle_close_hours",)
+
+
 def shown(ctx: Ctx, settings: ServiceSettings, name: str) -> str:
-    """A setting's value as the card shows it (plain text; the card's text escapes it)."""
+    """A setting's value as the card shows it (plain text; the card's text escapes it): times
+    in minutes and hours, not raw seconds; the sticky days as a sentence."""
     value = getattr(settings, name)
     if name in TEXTS:
         return str(value) if value else ctx.label("service_admin.not_set")
+    if name in SECONDS:
+        return seconds(ctx, int(value))
+    if name in HOURS:
+        return seconds(ctx, int(value) * 3600)
+    if name == "sticky_days":
+        return (ctx.label("service_admin.sticky_on", days=value) if value
+                else ctx.label("service_admin.sticky_off"))
     return str(value)
 
 
@@ -107,7 +121,12 @@ async def ask_value(ctx: Ctx, *, notice: str = "") -> None:
     rows = [[back_button(ctx, f"{SS}:o")]]
     if name in NUMBERS:
         low, high = NUMBERS[name]
-        text = ctx.t("service_admin.ask_number", field=label, current=current, min=low, max=high)
+        # the prompt says the unit to type in (the card shows minutes, the value is seconds)
+        key = ("service_admin.ask_seconds" if name in SECONDS
+               else "service_admin.ask_hours" if name in HOURS
+               else "service_admin.ask_sticky" if name == "sticky_days"
+               else "service_admin.ask_number")
+        text = ctx.t(key, field=label, current=current, min=low, max=high)
     else:
         text = ctx.t("service_admin.ask_text", field=label, current=current, max=TEXTS[name])
         rows.insert(0, [button(ctx.label("service_admin.clear_button"), f"{SS}:clr:{name}")])

@@ -277,10 +277,12 @@ async def test_live_view_and_todays_figures(harness: Harness) -> None:
     await h.click(OWNER, "Live view")
     live = h.last(OWNER).text
     assert "🟢 Online: 1 · ☕ On break: 0 · ⚫ Offline: 0" in live
-    assert "🟢 Hank: 2 of 5 open chats" in live
+    assert "🟢 Hank — chats 2/5" in live
     assert "Queue: 0" in live
-    assert "Chats: 2 (answered 1, open 2)" in live and "p50 30 seconds · p90 30 seconds" in live
-    assert "Ratings: 0, average —" in live
+    assert "Chats: 2 (answered 1, open 2)" in live
+    assert "First response: half of the chats within 30 seconds, 9 in 10 within 30 seconds" \
+        in live
+    assert "Ratings: none yet today" in live
     async with deps.sessions() as session:
         await end(session, policy, conversation_id=chats[0], by="customer",
                   actor_id=CUSTOMERS[0].id, now=h.clock.now())
@@ -289,7 +291,7 @@ async def test_live_view_and_todays_figures(harness: Harness) -> None:
         await session.commit()
     await h.click(OWNER, "Refresh")
     live = h.last(OWNER).text
-    assert "Hank: 1 of 5 open chats" in live and "Ratings: 1, average 4.00" in live
+    assert "Hank — chats 1/5" in live and "Ratings: 1, average 4.0 of 5" in live
     assert "Chats: 2 (answered 1, open 1)" in live
 
 
@@ -414,4 +416,4 @@ def test_every_service_action_is_described_in_both_languages() -> None:
     status = AuditEvent(action="service.status", object_type="agent", object_id=7,
                         detail={"before": "offline", "after": "break"})
     assert describe(en, status, {7: "Hank"}) == "Hank: status offline → on break"
-    assert describe(zh, status, {7: "Hank"}) == "Hank：状态 离线 → 小休"
+    assert describe(zh, status, {7: "Hank"}) == "Hank的状态：离线 → 小休"

@@ -208,4 +208,4 @@ async def test_the_live_view_and_its_day_are_the_shops(harness: Harness) -> None
     await harness.click(OWNER, "Live view")
     live = harness.last(OWNER).text
     assert "live view (at 00:05:00)" in live
-    assert "Today (2026-12-02)" in live
+    assert "Today, 2 December" in live
