@@ -27,7 +27,7 @@ from handlers.keyboards import button, keyboard
 from handlers.outbox import notice as outbox_notice
 from handlers.outbox import send_overdue, send_owed
 from handlers.router import cb
-from handlers.service_relay import announce, relay_state, service_policy
+from handlers.service_relay import owe_announcements, relay_state, service_policy
 from handlers.times import local
 from handlers.times import zone_name as zone_name_of
 from models import outbox
@@ -196,9 +196,10 @@ async def run_access(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> datetime
                 owed += await _owner_notice(session, deps, notice, "access.expired_owner",
                                             "access.expired", len(released))
             rows = outbox.enqueue(session, owed, now=now)
-            await session.commit()
+            relayed = await owe_announcements(deps, session, moved, now=now)
+            await session.commit()  # the expiries, the re-routes and every notice they owe
             await send_owed(bot, session, rows)
-            await announce(bot, deps, session, moved, now=now, state=relay_state(bot_data))
+            await relayed.send(bot, session, now=now, state=relay_state(bot_data))
         if reminders or expired:
             log.info("access: %s reminder(s), %s expired", len(reminders), len(expired))
         if len(reminders) < _BATCH and len(expired) < _BATCH:

@@ -336,13 +336,13 @@ async def _bulk_do(ctx: Ctx, shop: Shop) -> None:
     else:
         await ctx.stale()
         return
-    moved = []
+    moved = service_relay.Owed()
     if op == "suspend":
         for o in outcomes:
             if o.result is Result.CHANGED and o.account is not None:
-                moved += await service_relay.release(ctx, shop_id=shop_id,
-                                                     user_id=o.account.holder_id,
-                                                     reason="suspended")
+                moved.extend(await service_relay.release(ctx, shop_id=shop_id,
+                                                         user_id=o.account.holder_id,
+                                                         reason="suspended"))
     await ctx.goto(NAME, BROWSE, {"view": replace(view, picking=False, selected=()).data(),
                                   "bulk": None})
     await ctx.answer()
@@ -469,7 +469,7 @@ async def _set_im(ctx: Ctx, shop: Shop, account_id: int, enabled: int) -> None:
         raise DomainError("stale_button")
     account = await set_im(ctx.session, shop_id=shop.id or 0, actor_id=ctx.user_id,
                            account_id=account_id, enabled=bool(enabled), now=ctx.now())
-    moved = [] if enabled else await service_relay.release(
+    moved = service_relay.Owed() if enabled else await service_relay.release(
         ctx, shop_id=shop.id or 0, user_id=account.holder_id, reason="im_off")
     await _switched(ctx, shop, account, "im_on" if enabled else "im_off")
     await service_relay.announce_from(ctx, moved)
@@ -483,7 +483,7 @@ async def _set_suspended(ctx: Ctx, shop: Shop, account_id: int, suspended: int) 
                                   account_id=account_id, suspended=bool(suspended),
                                   now=ctx.now())
     moved = await service_relay.release(ctx, shop_id=shop.id or 0, user_id=account.holder_id,
-                                        reason="suspended") if suspended else []
+                                        reason="suspended") if suspended else service_relay.Owed()
     await _switched(ctx, shop, account, "suspended" if suspended else "resumed")
     await service_relay.announce_from(ctx, moved)
 

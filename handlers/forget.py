@@ -67,7 +67,8 @@ async def on_button(ctx: Ctx, action: str, _args: list[str]) -> None:
     await ctx.router.abandon(ctx)
     membership = await membership_of(ctx.session, ctx.user_id)
     moved = await service_relay.release(ctx, shop_id=membership.shop.id or 0, user_id=ctx.user_id,
-                                        reason="forgotten") if membership is not None else []
+                                        reason="forgotten") if membership is not None \
+        else service_relay.Owed()
     done = await forget_user(ctx.session, user=ctx.user, now=ctx.now(), owner_flow=OWNER_FLOW)
     await ctx.answer()
     await ctx.show(ctx.t("forget.done"))

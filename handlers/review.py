@@ -233,7 +233,7 @@ async def _decide(ctx: Ctx, shop: Shop, action: str, item_id: int, page: int) ->
     round_id, nickname, phone = item.round_id, item.nickname, item.phone_masked
     choice = _CHOICES[action]
     holder = await ctx.session.get(User, account.holder_id)
-    moved: list[Placement] = []
+    moved = service_relay.Owed()
     if choice != ReviewDecision.KEEP:  # in this transaction, before an unbind deletes it
         moved = await service_relay.release(
             ctx, shop_id=shop.id or 0, user_id=account.holder_id,
@@ -488,10 +488,10 @@ async def run_reviews(bot: Bot, deps: Deps, bot_data: dict[Any, Any]) -> datetim
         for due in reminders:
             owed += await _reminder_notices(session, deps, due)
         rows = outbox.enqueue(session, owed, now=now)
-        await session.commit()
+        relayed = await service_relay.owe_announcements(deps, session, moved, now=now)
+        await session.commit()  # the suspensions, the re-routes and every notice they owe
         await send_owed(bot, session, rows)
-        await service_relay.announce(bot, deps, session, moved, now=now,
-                                     state=service_relay.relay_state(bot_data))
+        await relayed.send(bot, session, now=now, state=service_relay.relay_state(bot_data))
         upcoming = await next_review_deadline(session, policy)
     if applied or started or reminders:
         log.info("reviews: %s started, %s reminded, %s closed unanswered", len(started),

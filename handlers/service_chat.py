@@ -21,17 +21,16 @@ from handlers.service_relay import (
     CUSTOMER_FLOW,
     CUSTOMER_NS,
     CUSTOMER_STEP,
-    after_end,
     cb,
     copy,
     copyable,
     customer_buttons,
-    hand_to_agent,
     header_to_agent,
+    owe_announcements,
+    owe_end,
     rating_markup,
     relay_state,
     service_policy,
-    tell_customer,
 )
 from models.errors import DomainError
 from models.service.conversations import EndedBy, end, open_conversations_of, open_or_resume, rate
@@ -56,17 +55,17 @@ async def open_entry(ctx: Ctx, payload: str) -> bool:
         return True
     conversation_id = opened.conversation.id or 0
     await ctx.start_flow(CUSTOMER_FLOW, CUSTOMER_STEP, {"c": conversation_id})
+    # the new chat and what it owes (its agent's header, the customer's notice) in one commit
+    owed = (await owe_announcements(ctx.deps, ctx.session, [opened.placement], now=ctx.now(),
+                                    opened=True) if opened.placement is not None else None)
     await ctx.commit()
     plan_for(ctx.context.job_queue, opened.conversation.idle_at)
-    bot, state = ctx.context.bot, relay_state(ctx.context.application.bot_data)
-    if opened.placement is None:
+    if owed is None:
         await ctx.reply(ctx.t("cs.resumed", shop=opened.shop.name),
                         await _buttons(ctx, conversation_id))
         return True
-    if opened.placement.agent_user_id is not None:
-        await hand_to_agent(bot, ctx.deps, ctx.session, opened.placement, now=ctx.now(),
-                            state=state)
-    await tell_customer(bot, ctx.deps, ctx.session, opened.placement, opened=True)
+    await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
+                    state=relay_state(ctx.context.application.bot_data))
     return True
 
 
@@ -202,13 +201,14 @@ async def _end(ctx: Ctx, conversation_id: int) -> None:
         return
     ended = await end(ctx.session, service_policy(ctx.deps), conversation_id=conversation_id,
                       by=EndedBy.CUSTOMER, actor_id=ctx.user_id, now=ctx.now())
+    owed = await owe_end(ctx.deps, ctx.session, ended, now=ctx.now())  # committed with the end
     shop = await ctx.session.get(Shop, ended.shop_id)
     await ctx.answer()
     if pressed is not None:
         await strip_keyboard(ctx, pressed)
     await ctx.reply(ctx.t("cs.ended_self", shop=shop.name if shop else "—"),
                     rating_markup(ctx.locale, conversation_id))
-    await after_end(ctx.context.bot, ctx.deps, ctx.session, ended, now=ctx.now(),
+    await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                     state=relay_state(ctx.context.application.bot_data))
 
 

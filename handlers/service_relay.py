@@ -363,32 +363,6 @@ async def owe_end(deps: Deps, session: AsyncSession, ended: Ended, *, now: datet
     return owed
 
 
-async def hand_to_agent(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
-                        *, now: datetime, state: RelayState | None = None) -> None:
-    """An agent has the conversation: their header, then every message so far (committing
-    whatever the caller has not committed yet, with the notices)."""
-    if placement.agent_user_id is None:
-        return
-    notices = [n for n in await placement_notices(deps, session, placement)
-               if n.topic.startswith(HANDOUT + ":")]
-    await ensure_step(session, placement.agent_user_id, AGENT_FLOW, AGENT_STEP, {}, now)
-    owed = Owed(rows=outbox.enqueue(session, notices, now=now),
-                headers={placement.agent_user_id: placement.conversation_id})
-    await session.commit()
-    await owed.send(bot, session, now=now, state=state)
-
-
-async def tell_customer(bot: Bot, deps: Deps, session: AsyncSession, placement: Placement,
-                        *, opened: bool = False) -> None:
-    """Tell the customer where their chat is (through the outbox, like ``announce``)."""
-    now = deps.clock.now()
-    notices = [n for n in await placement_notices(deps, session, placement, opened=opened)
-               if n.topic.startswith(PLACED + ":")]
-    rows = outbox.enqueue(session, notices, now=now)
-    await session.commit()
-    await send_owed(bot, session, rows, now=now)
-
-
 def customer_buttons(locale: str, conversation_id: int, *, switch: bool) -> InlineKeyboardMarkup:
     """End chat, and Switch shop when ``switch`` (the customer has chats at two shops or more:
     ``service_customer.several_shops``)."""
@@ -398,31 +372,21 @@ def customer_buttons(locale: str, conversation_id: int, *, switch: bool) -> Inli
     return keyboard(row)
 
 
-async def announce(bot: Bot, deps: Deps, session: AsyncSession, placements: list[Placement],
-                   *, now: datetime, state: RelayState | None = None) -> None:
-    """Every conversation that moved or was handed out: its notices written to the outbox and
-    committed (with the change, when the caller has not committed it yet — prefer
-    ``owe_announcements`` before the caller's commit and ``Owed.send`` after), then sent."""
-    if not placements:
-        return
-    owed = await owe_announcements(deps, session, placements, now=now)
-    await session.commit()
-    await owed.send(bot, session, now=now, state=state)
-
-
-async def release(ctx: Ctx, *, shop_id: int, user_id: int, reason: str) -> list[Placement]:
+async def release(ctx: Ctx, *, shop_id: int, user_id: int, reason: str) -> Owed:
     """Permissions took effect (IM off, suspended, unbound, left, forgotten): the user gets no
-    new chats; their open ones are re-routed in this transaction. ``announce`` them after."""
-    return await release_agent(ctx.session, service_policy(ctx.deps), shop_id=shop_id,
-                               user_id=user_id, reason=reason, actor_id=ctx.user_id,
-                               now=ctx.now())
+    new chats; their open ones are re-routed in this transaction, and what that owes their new
+    agents and the customers is written to the outbox in it too — before any commit of the
+    handler's, so that the re-route is never committed without them. ``announce_from`` sends
+    it after."""
+    moved = await release_agent(ctx.session, service_policy(ctx.deps), shop_id=shop_id,
+                                user_id=user_id, reason=reason, actor_id=ctx.user_id,
+                                now=ctx.now())
+    return await owe_announcements(ctx.deps, ctx.session, moved, now=ctx.now())
 
 
-async def announce_from(ctx: Ctx, placements: list[Placement]) -> None:
-    """``announce`` from a handler: the notices written with its change, committed together,
-    then sent."""
-    if placements:
-        owed = await owe_announcements(ctx.deps, ctx.session, placements, now=ctx.now())
+async def announce_from(ctx: Ctx, owed: Owed) -> None:
+    """After a handler's change: commit it with what it owes (``release``), then send that."""
+    if owed.rows or owed.headers or owed.released or owed.ended:
         await ctx.commit()
         await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                         state=relay_state(ctx.context.application.bot_data))
@@ -433,15 +397,6 @@ def rating_markup(locale: str, conversation_id: int) -> InlineKeyboardMarkup:
                      for n in range(1, 4)],
                     [button("⭐" * n, cb(CUSTOMER_NS, "rate", conversation_id, n))
                      for n in range(4, 6)])
-
-
-async def after_end(bot: Bot, deps: Deps, session: AsyncSession, ended: Ended, *,
-                    now: datetime, state: RelayState | None = None) -> None:
-    """A chat ended: what ``owe_end`` writes, committed (with the end, when the caller has not
-    committed it yet — prefer ``owe_end`` before the commit and ``Owed.send`` after), sent."""
-    owed = await owe_end(deps, session, ended, now=now)
-    await session.commit()
-    await owed.send(bot, session, now=now, state=state)
 
 
 async def send_to_customer(bot: Bot, deps: Deps, session: AsyncSession, agent: Agent,

@@ -385,12 +385,10 @@ async def _accept(ctx: Ctx, transfer_id: int) -> None:
     done = await accept_transfer(ctx.session, transfer_id=transfer_id, holder_id=ctx.user_id,
                                  now=ctx.now())
     await ctx.router.abandon(ctx)  # the new owner's own flow (the domain ended both drafts)
-    moved = [
-        *await service_relay.release(ctx, shop_id=done.shop_id, user_id=done.old_owner_id,
-                                     reason="transfer"),
-        *await service_relay.release(ctx, shop_id=done.shop_id, user_id=done.new_owner_id,
-                                     reason="transfer"),
-    ]
+    moved = await service_relay.release(ctx, shop_id=done.shop_id, user_id=done.old_owner_id,
+                                        reason="transfer")
+    moved.extend(await service_relay.release(ctx, shop_id=done.shop_id,
+                                             user_id=done.new_owner_id, reason="transfer"))
     shop = await ctx.session.get(Shop, done.shop_id)
     if shop is not None:
         ctx.adopt_shop(shop)

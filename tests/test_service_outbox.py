@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 
+from handlers import context as context_module
 from handlers import outbox as outbox_handlers
 from handlers import service_notices, service_relay
 from handlers.service_levels import run_service_levels
 from models.outbox import LEASE, OutboxNotice
+from models.tables import SubAccount
 from tests.harness import Harness, rows
 from tests.service_chat_world import (
+    AMY,
     ANN,
     BOB,
     add_entry,
@@ -29,7 +32,7 @@ from tests.service_chat_world import (
     setup_shop,
     texts,
 )
-from tests.support.people import HOLDER
+from tests.support.people import HOLDER, OWNER
 
 IDLE = "long quiet time"
 NEW_CHAT = "New chat: Bob"
@@ -241,4 +244,74 @@ async def test_a_hand_out_notice_owed_past_its_news_is_dropped(
     await pass_(h)
     assert count(h, HOLDER, "New chat: Ann") == 0 and copies(h, HOLDER) == []
     assert count(h, ANN, TAKEN) == 0
+    assert await owed(h) == []
+
+
+@pytest.mark.parametrize("press", ["a:im:{account}:0", "a:su:{account}:1", "a:uy:{account}"])
+async def test_a_reroute_by_the_owner_survives_a_crash_after_its_commit(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, press: str
+) -> None:
+    """IM off / suspend / unbind mid-chat: the re-route and what it owes Amy and Ann are
+    committed together, before the holder is told — a crash there loses neither."""
+    h = harness
+    shop = await setup_shop(h)
+    await h.command(HOLDER, "/online")
+    await h.command(ANN, f"/start {await add_entry(h, shop, 'Website')}")
+    await h.text(ANN, "my order is late")
+    await h.command(AMY, "/online")
+    account = next(a.id for a in await rows(h, SubAccount) if a.holder_id == HOLDER.id)
+
+    # the handler dies at its first message, after the commit that carries the change
+    monkeypatch.setattr(context_module, "send_safely", crash)
+    await h.press(OWNER, press.format(account=account))
+    monkeypatch.undo()
+    assert (await conversation_of(h, ANN)).agent_id == await agent_id(h, AMY)
+    assert count(h, ANN, "colleague") == 0 and copies(h, AMY) == []
+    assert len(await owed(h)) >= 2  # Amy's header, Ann's notice
+    h.clock.advance(LEASE.total_seconds() + 1)
+    await pass_(h)
+    assert count(h, ANN, "colleague") == 1
+    assert [c["text"] for c in copies(h, AMY)] == ["my order is late"]
+    assert await owed(h) == []
+
+
+async def test_a_new_chat_and_its_notices_are_one_commit(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann opens the link: her chat, Hank's header and her "… has taken your chat" are
+    committed together — a crash before any send loses none."""
+    h = harness
+    shop = await setup_shop(h, amy=False)
+    await h.command(HOLDER, "/online")
+    token = await add_entry(h, shop, "Website")
+    crashing(monkeypatch)
+    await h.command(ANN, f"/start {token}")
+    monkeypatch.undo()
+    assert (await conversation_of(h, ANN)).agent_id == await agent_id(h, HOLDER)
+    welcome = "will answer you here"
+    assert count(h, ANN, welcome) == 0 and count(h, HOLDER, "New chat: Ann") == 0
+    h.clock.advance(LEASE.total_seconds() + 1)
+    await pass_(h)
+    assert count(h, ANN, welcome) == 1 and count(h, HOLDER, "New chat: Ann") == 1
+    assert await owed(h) == []
+
+
+async def test_an_end_by_the_customer_survives_a_crash_after_its_commit(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann ends her chat while Bob waits: Hank's "chat ended", his new chat and Bob's notice
+    are committed with the end — the commit that removes the End button comes first."""
+    h = harness
+    await _quiet_chat_and_a_queued_one(h)
+    crashing(monkeypatch)
+    # the End button comes off just after the commit: the process dies there
+    monkeypatch.setattr(type(h.app.bot), "edit_message_reply_markup", crash)
+    await h.click(ANN, "End chat")
+    monkeypatch.undo()
+    assert (await conversation_of(h, ANN)).state == "closed"
+    assert (await conversation_of(h, BOB)).state == "assigned"
+    assert count(h, HOLDER, NEW_CHAT) == 0 and count(h, BOB, TAKEN) == 0
+    h.clock.advance(LEASE.total_seconds() + 1)
+    await pass_(h)
+    assert count(h, HOLDER, NEW_CHAT) == 1 and count(h, BOB, TAKEN) == 1
     assert await owed(h) == []
