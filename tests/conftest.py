@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import db
 from bot.config import Settings, load_settings
 from bot.localapi import LocalBotApi
-from models.clock import ManualClock
+from models.clock import ManualClock, SystemClock
 from tests.harness import Harness
 from tests.support import db as test_db
 from tests.support.app import start_harness, stop_harness
@@ -87,7 +88,11 @@ async def session(database_url: str) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """The next 04:00 UTC (noon in Shanghai): a test's minutes never straddle midnight in UTC or
+    in Asia/Shanghai, whatever the time the suite runs at ("today" figures, "yesterday")."""
+    now = SystemClock().now()
+    start = now.replace(hour=4, minute=0, second=0, microsecond=0)
+    return ManualClock(start if start > now else start + timedelta(days=1))
 
 
 @pytest.fixture

@@ -189,7 +189,11 @@ def test_chinese_service_catalogues_put_no_space_around_placeholders() -> None:
 # --- 3. the live view and today's figures --------------------------------------------------
 async def _busy_day(h: Harness, owner: Person, phone: str) -> tuple[int, list[int]]:
     """Hank online in the owner's shop (zone Asia/Shanghai), three customers: the first two
-    answered after 60 s and 110 s, the first rated 4 and the second 5 after the end."""
+    answered after 60 s and 110 s, the first rated 4 and the second 5 after the end. At 10:00
+    in Shanghai (02:00 UTC), so that the day's figures never straddle the shop's midnight."""
+    now = h.clock.now()
+    ten = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    h.clock.advance(((ten if ten > now else ten + timedelta(days=1)) - now).total_seconds())
     await make_owner(h, owner, phone)
     await onboard(h, HOLDER, HOLDER_PHONE)
     await add_sub_account(h, holder=HOLDER, phone=HOLDER_PHONE, owner=owner,
