@@ -39,6 +39,7 @@ from handlers.account_screens import (
     tell_holder,
 )
 from handlers.account_screens import NS as ACCOUNTS_NS
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
@@ -90,7 +91,7 @@ async def _card(ctx: Ctx, shop: Shop, account: SubAccount, notice: str | None = 
                  current=current_text(ctx.locale, account, _zone(ctx, shop)))
     rows = choice_rows(ctx.locale, lambda key: cb(NS, "ch", acc, key))
     await ctx.show(
-        f"{notice}\n\n{text}" if notice else text,
+        with_notice(notice, text),
         keyboard(*rows, [button(ctx.label("access.choice_date"), cb(NS, "ty", acc))],
                  [button(ctx.label("common.back"), cb(ACCOUNTS_NS, "op", acc))]),
     )

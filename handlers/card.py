@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 CARD, NOTICE = "card", "notice"
 
 
-def with_notice(notice: str, text: str) -> str:
-    """A notice (an error, what just happened) above the prompt."""
+def with_notice(notice: str | None, text: str) -> str:
+    """A notice (an error, what just happened) above a screen or a prompt (every screen of the
+    bot puts one there this way)."""
     return f"{notice}\n\n{text}" if notice else text
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
 from handlers.i18n import LOCALES, t
@@ -54,7 +55,7 @@ def zone_card(
               for z in COMMON_ZONES]
     rows = rows_of([button(("✅ " if z == current else "") + labels[i], cb(NS, "tz", i))
                     for i, z in enumerate(COMMON_ZONES)])
-    return (f"{notice}\n\n{text}" if notice else text), rows
+    return with_notice(notice, text), rows
 
 
 async def timezone_command(ctx: Ctx) -> None:

@@ -16,7 +16,7 @@ from telegram import Message
 
 from handlers.access_screens import choice_rows
 from handlers.account_screens import details_screen
-from handlers.card import strip_keyboard, why
+from handlers.card import strip_keyboard, why, with_notice
 from handlers.code_messages import OWNER_FLOW as NAME
 from handlers.code_messages import OWNER_NS as NS
 from handlers.context import Ctx, Deps
@@ -360,20 +360,21 @@ async def confirm(ctx: Ctx, data: dict[str, Any]) -> None:
             warning = None
     created = ctx.t("newaccount.created", nickname=account.nickname,
                     phone=mask_phone(account.phone), role=role.name)
+    if warning:
+        created = f"{created}\n\n{warning}"
     batch = data.get("batch")
     if isinstance(batch, dict):  # a checklist: on with the next number
         batch = {**batch, "done": {**batch.get("done", {}), account.phone: account.nickname}}
         await ctx.start_flow(NAME, "phone", {"role_id": role.id, "im": account.im_enabled,
                                              "quick": True, "batch": batch, "card": card})
-        if await next_in_batch(ctx, notice=f"{created}\n\n{warning}" if warning else created):
+        if await next_in_batch(ctx, notice=created):
             return
-        await finish_batch(ctx, notice=f"{created}\n\n{warning}" if warning else created)
+        await finish_batch(ctx, notice=created)
         return
     again = [button(ctx.label("newaccount.add_another", role=role.name),
                     cb(NS, "again", role.id, int(account.im_enabled)))]
     rows = [again, [button(ctx.t("home.menu_accounts"), cb(MENU_NS, "accounts"))]]
-    await show_card(ctx, f"{created}\n\n{warning}" if warning else created, keyboard(*rows),
-                    card=card)
+    await show_card(ctx, created, keyboard(*rows), card=card)
 
 
 async def finish_batch(ctx: Ctx, *, notice: str = "") -> None:
@@ -394,7 +395,7 @@ async def finish_batch(ctx: Ctx, *, notice: str = "") -> None:
             rows.insert(0, [button(ctx.label("newaccount.add_another", role=role.name),
                                    cb(NS, "again", role.id, int(bool(data.get("im")))))])
     text = checklist(ctx, {**batch, "at": -1})
-    await show_card(ctx, f"{notice}\n\n{text}" if notice else text, keyboard(*rows), card=card)
+    await show_card(ctx, with_notice(notice, text), keyboard(*rows), card=card)
 
 
 async def already_created(ctx: Ctx, code_id: int) -> bool:

@@ -36,6 +36,7 @@ from telegram.ext import ContextTypes, JobQueue
 from handlers import service_relay
 from handlers.access_screens import plural
 from handlers.account_screens import tell_holder
+from handlers.card import with_notice
 from handlers.context import Ctx, Deps, deps_of
 from handlers.deadlines import run_by
 from handlers.flow import Command, Flow
@@ -184,7 +185,7 @@ async def _home(ctx: Ctx, shop: Shop, notice: str | None = None, *, new: bool = 
                                            default_zone=ctx.deps.default_time_zone)
     else:
         body = _idle_text(ctx, shop)
-        text = f"{notice}\n\n{body}" if notice else body
+        text = with_notice(notice, body)
         markup = keyboard([button(ctx.label("review.settings_button"), cb(NS, "st"))])
     if new:
         await ctx.reply(text, markup)
@@ -302,7 +303,7 @@ async def _settings(ctx: Ctx, shop: Shop, notice: str | None = None) -> None:
         ctx.label("review.period_off")
     rule = shop.review_no_response
     await ctx.show(
-        f"{notice}\n\n{text}" if notice else text,
+        with_notice(notice, text),
         keyboard(periods[:2], periods[2:],
                  [button(mark(shop.review_days == 0, ctx.label("review.set_off")), cb(NS, "sd", 0)),
                   button(mark(shop.review_days is None,

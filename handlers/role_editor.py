@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard, rows_of
@@ -26,7 +27,7 @@ from handlers.role_edits import (
     save_modules,
     why,
 )
-from handlers.role_screens import modules_text, show_list, show_role, with_notice
+from handlers.role_screens import modules_text, show_list, show_role
 from handlers.router import cb
 from models.errors import DomainError
 from models.roles import (

@@ -13,10 +13,11 @@ from typing import Any
 
 from telegram import InlineKeyboardButton
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.i18n import label, module_names, plural_key
 from handlers.keyboards import button, keyboard
-from handlers.role_screens import show_list, show_role, with_notice
+from handlers.role_screens import show_list, show_role
 from handlers.router import cb
 from handlers.telegram_io import Undelivered
 from models.errors import DomainError

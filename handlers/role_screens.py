@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.i18n import module_names
 from handlers.keyboards import button, keyboard, pager_row, rows_of
@@ -46,11 +47,6 @@ def modules_short(ctx: Ctx, keys: list[str], limit: int = LIST_MODULES) -> str:
         return modules_text(ctx, ordered)
     first = module_names(ctx.policy, ordered[:limit], ctx.locale, ctx.label("roles.separator"))
     return ctx.label("roles.modules_more", names=first, n=len(ordered) - limit)
-
-
-def with_notice(notice: str, text: str) -> str:
-    """Put a notice (a refusal or a result) above a screen."""
-    return f"{notice}\n\n{text}" if notice else text
 
 
 async def show_list(ctx: Ctx, page: int, *, notice: str = "", fresh: bool = False) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.flow import Command, Flow, Step
 from handlers.keyboards import button, keyboard, pager_row, rows_of
@@ -29,7 +30,6 @@ from handlers.service_common import (
     send_qr,
     show_home,
     step_data,
-    with_notice,
 )
 from handlers.times import shop_zone, when
 from models.errors import DomainError

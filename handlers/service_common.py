@@ -15,6 +15,7 @@ import segno
 from sqlmodel import col, select
 from telegram import InlineKeyboardButton
 
+from handlers.card import with_notice
 from handlers.context import Answered, Ctx
 from handlers.keyboards import button, keyboard
 from handlers.telegram_io import with_retry
@@ -31,11 +32,6 @@ SV, SG, SS, SL = "sv", "sg", "ss", "sl"
 FLOW_NAMES = ("service", "service_groups", "service_settings")
 #: a QR code's module size in pixels and quiet zone (segno's default 4 modules)
 QR_SCALE = 8
-
-
-def with_notice(notice: str, text: str) -> str:
-    """Put a notice (a refusal or a result) above a screen."""
-    return f"{notice}\n\n{text}" if notice else text
 
 
 def home_button(ctx: Ctx) -> InlineKeyboardButton:

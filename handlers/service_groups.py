@@ -12,6 +12,7 @@ delete. A member is added only once its weight is typed.
 
 from __future__ import annotations
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard, pager_row, rows_of
@@ -26,7 +27,6 @@ from handlers.service_common import (
     is_not_found,
     leave_step,
     step_data,
-    with_notice,
 )
 from models.errors import DomainError
 from models.service.agents import agent_for, enroll_agent

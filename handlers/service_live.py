@@ -7,8 +7,6 @@ Callback data, namespace ``sl``: ``sl:o`` open · ``sl:r`` refresh.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
-
 from handlers.context import Ctx
 from handlers.flow import Flow
 from handlers.keyboards import button, keyboard
@@ -29,18 +27,12 @@ from models.service.views import day_figures, live_view
 ORDER = (AgentStatus.ONLINE.value, AgentStatus.BREAK.value, AgentStatus.OFFLINE.value)
 
 
-def day_of(now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
-    """Today in the shop's time zone (like the times of /log): its start and the next day's,
-    as naive UTC."""
-    return day_bounds(now, tz)
-
-
 async def show_live(ctx: Ctx) -> None:
     shop = await ctx.owned_shop()
     shop_id, now = shop.id or 0, ctx.now()
     view = await live_view(ctx.session, ctx.deps.service_policy, shop_id=shop_id, now=now)
     tz = shop_zone(shop, ctx.deps.default_time_zone)
-    start, end = day_of(now, tz)
+    start, end = day_bounds(now, tz)  # today in the shop's zone
     figures = await day_figures(ctx.session, shop_id=shop_id, start=start, end=end)
     names = await agent_names(ctx, shop)
     agents = sorted(view.agents, key=lambda a: (ORDER.index(a.status) if a.status in ORDER

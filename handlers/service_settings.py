@@ -9,6 +9,7 @@ re-route on breach on/off · ``ss:f:<setting>`` type a value · ``ss:clr:<settin
 
 from __future__ import annotations
 
+from handlers.card import with_notice
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard, rows_of
@@ -19,7 +20,6 @@ from handlers.service_common import (
     home_button,
     leave_step,
     step_data,
-    with_notice,
 )
 from handlers.service_times import seconds
 from models.errors import DomainError

@@ -34,6 +34,7 @@ from typing import Any
 from telegram import Message
 
 from handlers import service_relay
+from handlers.account_screens import outcome
 from handlers.card import Card, echo, why
 from handlers.code_messages import end_holder_message
 from handlers.context import Ctx
@@ -302,7 +303,7 @@ async def on_name(ctx: Ctx, text: str) -> None:
                                 **_request_params(locale, found))
         if isinstance(sent, Undelivered):
             warning = ctx.t("transfer.not_told", nickname=found.nickname)
-    await CARD.show(ctx, _with(waiting_text(ctx.locale, found), warning),
+    await CARD.show(ctx, outcome(waiting_text(ctx.locale, found), warning),
                     withdraw_markup(ctx.locale, transfer.id or 0), card=card)
 
 
@@ -354,10 +355,6 @@ async def _told(ctx: Ctx, user: User | None, key: str, **params: Any) -> bool:
     return not isinstance(await ctx.notify(user, key, **params), Undelivered)
 
 
-def _with(text: str, warning: str | None) -> str:
-    return f"{text}\n{warning}" if warning else text
-
-
 async def _withdraw(ctx: Ctx, transfer_id: int) -> None:
     transfer = await withdraw_transfer(ctx.session, transfer_id=transfer_id,
                                        owner_id=ctx.user_id, now=ctx.now())
@@ -366,7 +363,7 @@ async def _withdraw(ctx: Ctx, transfer_id: int) -> None:
     told = await _told(ctx, found.target, "transfer.withdrawn_target", owner=found.owner_name,
                        shop=found.shop_name)
     warning = None if told else ctx.t("transfer.other_not_told", name=found.nickname)
-    await ctx.show(_with(ctx.t("transfer.withdrawn_owner", nickname=found.nickname), warning))
+    await ctx.show(outcome(ctx.t("transfer.withdrawn_owner", nickname=found.nickname), warning))
 
 
 async def _decline(ctx: Ctx, transfer_id: int) -> None:
@@ -377,7 +374,7 @@ async def _decline(ctx: Ctx, transfer_id: int) -> None:
     told = await _told(ctx, found.owner, "transfer.declined_owner", nickname=found.nickname,
                        shop=found.shop_name)
     warning = None if told else ctx.t("transfer.other_not_told", name=found.owner_name)
-    await ctx.show(_with(ctx.t("transfer.declined_you", shop=found.shop_name), warning))
+    await ctx.show(outcome(ctx.t("transfer.declined_you", shop=found.shop_name), warning))
 
 
 async def _accept(ctx: Ctx, transfer_id: int) -> None:
@@ -405,7 +402,7 @@ async def _accept(ctx: Ctx, transfer_id: int) -> None:
     name = (old_owner.first_name if old_owner is not None else "") or "—"
     told = await _told(ctx, old_owner, key, **params)
     warning = None if told else ctx.t("transfer.other_not_told", name=name)
-    await ctx.show(_with(ctx.t("transfer.accepted_new", shop=done.shop_name), warning),
+    await ctx.show(outcome(ctx.t("transfer.accepted_new", shop=done.shop_name), warning),
                    keyboard(*ctx.router.owner_menu_rows(ctx)))
     await service_relay.announce_from(ctx, moved)
 
