@@ -15,7 +15,6 @@ from handlers.card import strip_keyboard
 from handlers.context import Ctx
 from handlers.flow import Flow, Step
 from handlers.keyboards import button, keyboard
-from handlers.service_customer import several_shops
 from handlers.service_levels import plan_for
 from handlers.service_relay import (
     CUSTOMER_FLOW,
@@ -38,6 +37,7 @@ from models.service.entries import is_entry_token
 from models.service.messages import Chat, load_chat, record_customer_message
 from models.service.routing import queue_place
 from models.service.tables import OPEN_STATES, Conversation, ConversationState
+from models.service.views import several_shops
 from models.tables import Shop
 
 

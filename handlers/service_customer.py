@@ -1,5 +1,6 @@
 """What a customer of customer service (客服) is told while their chat waits, and whether their
-notices offer "Switch shop" (not a conversation; the relay and ``service_chat`` use it).
+notices offer "Switch shop" (not a conversation; the relay and ``service_chat`` use it). The
+counts are the domain's (``models.service.views``); this module words them.
 
 A waiting chat is told what is true of the agents who could take it — the entry's group and
 its overflow group, or every agent of the shop when the chat has no group — as routing counts
@@ -18,59 +19,13 @@ opens has nothing else to offer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import func, or_
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.i18n import plural_key, t
 from models.service.results import Placement
-from models.service.tables import (
-    OPEN_STATES,
-    Agent,
-    AgentStatus,
-    Conversation,
-    GroupMember,
-    ServiceGroup,
-)
+from models.service.tables import Conversation
+from models.service.views import agents_for
 from models.tables import Shop
-
-
-@dataclass(frozen=True)
-class Agents:
-    """How many of the agents who could take a chat there are, and how many are online / on a
-    break."""
-
-    total: int
-    online: int
-    on_break: int
-
-
-async def several_shops(session: AsyncSession, customer_id: int) -> bool:
-    """Whether the customer has open chats with more than one shop."""
-    count = await session.exec(
-        select(func.count(func.distinct(col(Conversation.shop_id))))
-        .where(col(Conversation.customer_id) == customer_id,
-               col(Conversation.state).in_(OPEN_STATES)))
-    return int(count.one()) > 1
-
-
-async def agents_for(session: AsyncSession, conversation: Conversation) -> Agents:
-    """The active agents who could take ``conversation``: its group's and its overflow group's
-    members, or the shop's agents when it has no group."""
-    query = select(Agent.status, func.count(func.distinct(col(Agent.id)))).where(
-        col(Agent.shop_id) == conversation.shop_id, col(Agent.active).is_(True))
-    if conversation.group_id is not None:
-        overflow = (select(ServiceGroup.overflow_group_id)
-                    .where(col(ServiceGroup.id) == conversation.group_id).scalar_subquery())
-        query = query.join(GroupMember, col(GroupMember.agent_id) == col(Agent.id)).where(
-            or_(col(GroupMember.group_id) == conversation.group_id,
-                col(GroupMember.group_id) == overflow))
-    counts = {status: int(n) for status, n in
-              (await session.exec(query.group_by(col(Agent.status)))).all()}
-    return Agents(total=sum(counts.values()), online=counts.get(AgentStatus.ONLINE.value, 0),
-                  on_break=counts.get(AgentStatus.BREAK.value, 0))
 
 
 async def queued_text(session: AsyncSession, shop: Shop, conversation: Conversation,

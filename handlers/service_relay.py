@@ -31,7 +31,7 @@ from handlers.context import Ctx, Deps
 from handlers.i18n import t
 from handlers.keyboards import button, keyboard
 from handlers.outbox import notice, send_owed
-from handlers.service_customer import offline_head, queued_text, several_shops
+from handlers.service_customer import offline_head, queued_text
 from handlers.service_notices import ENDED, HANDOUT, PLACED
 from handlers.service_notices import agent_nickname as agent_nickname
 from handlers.service_notices import copy as copy  # service_chat copies through the relay
@@ -45,6 +45,7 @@ from models.service.policy import ServicePolicy
 from models.service.results import Ended, Placement
 from models.service.settings import get_settings
 from models.service.tables import Agent, Conversation, ConversationState, Entry, MessageLink
+from models.service.views import several_shops
 from models.tables import Shop, User
 from models.writes import may_have_written
 
@@ -230,6 +231,11 @@ class Owed:
     #: (agent, conversation): the chat left that agent; its End / Transfer buttons go
     released: list[tuple[int, int]] = field(default_factory=list)
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to send and nothing to tidy."""
+        return not (self.rows or self.headers or self.released or self.ended)
+
     def extend(self, other: Owed) -> None:
         self.rows += other.rows
         self.headers.update(other.headers)
@@ -365,7 +371,7 @@ async def owe_end(deps: Deps, session: AsyncSession, ended: Ended, *, now: datet
 
 def customer_buttons(locale: str, conversation_id: int, *, switch: bool) -> InlineKeyboardMarkup:
     """End chat, and Switch shop when ``switch`` (the customer has chats at two shops or more:
-    ``service_customer.several_shops``)."""
+    ``models.service.views.several_shops``)."""
     row = [button(t(locale, "cs.end_button"), cb(CUSTOMER_NS, "end", conversation_id))]
     if switch:
         row.append(button(t(locale, "cs.switch_button"), cb(CUSTOMER_NS, "sw")))
@@ -386,7 +392,7 @@ async def release(ctx: Ctx, *, shop_id: int, user_id: int, reason: str) -> Owed:
 
 async def announce_from(ctx: Ctx, owed: Owed) -> None:
     """After a handler's change: commit it with what it owes (``release``), then send that."""
-    if owed.rows or owed.headers or owed.released or owed.ended:
+    if not owed.empty:
         await ctx.commit()
         await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                         state=relay_state(ctx.context.application.bot_data))

@@ -1,4 +1,5 @@
-"""The owner's live view and a day's figures."""
+"""The owner's live view and a day's figures; who could take a waiting chat, and whether a customer
+has chats at several shops (what the customer is told)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,22 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.service.policy import ServicePolicy
 from models.service.routing import ASSIGNED, OFFLINE, QUEUED
 from models.service.settings import get_settings
-from models.service.tables import Agent, AgentStatus, Conversation, Rating
+from models.service.tables import (
+    OPEN_STATES,
+    Agent,
+    AgentStatus,
+    Conversation,
+    GroupMember,
+    Rating,
+    ServiceGroup,
+)
 
 
 @dataclass(frozen=True)
@@ -108,3 +117,39 @@ async def day_figures(
         ratings=int(count),
         open_now=sum(state in (QUEUED, OFFLINE, ASSIGNED) for _, _, state in rows),
     )
+
+
+@dataclass(frozen=True)
+class Agents:
+    """How many of the agents who could take a chat there are, and how many are online / on a
+    break."""
+
+    total: int
+    online: int
+    on_break: int
+
+
+async def several_shops(session: AsyncSession, customer_id: int) -> bool:
+    """Whether the customer has open chats with more than one shop."""
+    count = await session.exec(
+        select(func.count(func.distinct(col(Conversation.shop_id))))
+        .where(col(Conversation.customer_id) == customer_id,
+               col(Conversation.state).in_(OPEN_STATES)))
+    return int(count.one()) > 1
+
+
+async def agents_for(session: AsyncSession, conversation: Conversation) -> Agents:
+    """The active agents who could take ``conversation``: its group's and its overflow group's
+    members, or the shop's agents when it has no group."""
+    query = select(Agent.status, func.count(func.distinct(col(Agent.id)))).where(
+        col(Agent.shop_id) == conversation.shop_id, col(Agent.active).is_(True))
+    if conversation.group_id is not None:
+        overflow = (select(ServiceGroup.overflow_group_id)
+                    .where(col(ServiceGroup.id) == conversation.group_id).scalar_subquery())
+        query = query.join(GroupMember, col(GroupMember.agent_id) == col(Agent.id)).where(
+            or_(col(GroupMember.group_id) == conversation.group_id,
+                col(GroupMember.group_id) == overflow))
+    counts = {status: int(n) for status, n in
+              (await session.exec(query.group_by(col(Agent.status)))).all()}
+    return Agents(total=sum(counts.values()), online=counts.get(AgentStatus.ONLINE.value, 0),
+                  on_break=counts.get(AgentStatus.BREAK.value, 0))
