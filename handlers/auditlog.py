@@ -244,8 +244,9 @@ class Entry:
 
 
 def _phone(event: AuditEvent) -> str:
-    detail = event.detail if isinstance(event.detail, dict) else {}
-    return safe_phone(detail.get("phone")) if detail.get("phone") else ""
+    """The event's phone as the log shows it (masked), "" if none."""
+    phone = audit.recorded_phone(event)
+    return safe_phone(phone) if phone else ""
 
 
 def fold_page(page: list[AuditEvent], history: list[AuditEvent]) -> list[Entry]:

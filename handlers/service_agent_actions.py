@@ -171,13 +171,22 @@ async def stale_press(ctx: Ctx, conversation_id: int) -> bool:
     return True
 
 
+def _forget_pressed(ctx: Ctx, conversation_id: int) -> int | None:
+    """The pressed message is no longer one of the chat's headers with buttons (the relay
+    stops tracking it); its id, if the update is a press."""
+    query = ctx.update.callback_query
+    if query is None or query.message is None:
+        return None
+    relay_state(ctx.context.application.bot_data).forget_buttons(
+        ctx.chat_id, conversation_id, query.message.message_id)
+    return query.message.message_id
+
+
 async def _pressed_loses_buttons(ctx: Ctx, conversation_id: int) -> None:
     """The pressed header acted for a chat that is no longer the presser's."""
-    query = ctx.update.callback_query
-    if query is not None and query.message is not None:
-        relay_state(ctx.context.application.bot_data).forget_buttons(
-            ctx.chat_id, conversation_id, query.message.message_id)
-        await remove_buttons(ctx.context.bot, ctx.chat_id, query.message.message_id)
+    pressed = _forget_pressed(ctx, conversation_id)
+    if pressed is not None:
+        await remove_buttons(ctx.context.bot, ctx.chat_id, pressed)
 
 
 async def end_chat(ctx: Ctx, conversation_id: int) -> None:
@@ -262,10 +271,7 @@ async def do_transfer(ctx: Ctx, conversation_id: int, *, agent_id: int | None = 
     owed = await owe_announcements(ctx.deps, ctx.session, [done.placement, *done.handouts],
                                    now=ctx.now())
     await ctx.answer()
-    query = ctx.update.callback_query
-    if query is not None and query.message is not None:  # the menu becomes the confirmation
-        relay_state(ctx.context.application.bot_data).forget_buttons(
-            ctx.chat_id, conversation_id, query.message.message_id)
+    _forget_pressed(ctx, conversation_id)  # the menu becomes the confirmation
     await ctx.show(text)
     await owed.send(ctx.context.bot, ctx.session, now=ctx.now(),
                     state=relay_state(ctx.context.application.bot_data))

@@ -147,14 +147,6 @@ async def recent(
     return list(rows.all())
 
 
-async def count(session: AsyncSession, shop_id: int) -> int:
-    """How many events a shop has."""
-    result = await session.exec(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.shop_id == shop_id)
-    )
-    return int(result.one())
-
-
 async def actors(session: AsyncSession, events: list[AuditEvent]) -> dict[int, User]:
     """The users who acted in ``events`` (for naming them in the log), by id."""
     ids = {e.actor_id for e in events if e.actor_id is not None}
@@ -255,7 +247,8 @@ def _entries(attempt_ids: list[int]) -> ColumnElement[bool]:
     literals: they are integers, and any number of them fits)."""
     if not attempt_ids:
         return not_(_FOLDED)
-    ids: BindParameter[list[int]] = bindparam("attempt_ids", attempt_ids, expanding=True, literal_execute=True)
+    ids: BindParameter[list[int]] = bindparam("attempt_ids", attempt_ids, expanding=True,
+                                              literal_execute=True)
     return or_(not_(_FOLDED), col(AuditEvent.id).in_(ids))
 
 
