@@ -101,22 +101,21 @@ class RelayState:
     cache: dict[tuple[int, int, int], tuple[int, str, str, datetime]] = field(default_factory=dict)
     #: (agent's chat, conversation) → the messages there showing the chat's End / Transfer,
     #: sent by this process (another's, or one before a restart, answer a press as stale)
-    buttons: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    buttons: dict[tuple[int, int], deque[int]] = field(default_factory=dict)
 
     def remember_buttons(self, chat_id: int, conversation_id: int, message_id: int) -> None:
-        kept = self.buttons.setdefault((chat_id, conversation_id), [])
-        kept.append(message_id)
-        del kept[:-BUTTONS_KEPT]
+        self.buttons.setdefault((chat_id, conversation_id),
+                                deque(maxlen=BUTTONS_KEPT)).append(message_id)
 
     def forget_buttons(self, chat_id: int, conversation_id: int,
                        message_id: int | None = None) -> list[int]:
         """Forget one message (``message_id``), or all of the chat's: those forgotten."""
-        kept = self.buttons.get((chat_id, conversation_id), [])
+        kept = self.buttons.get((chat_id, conversation_id), deque())
         if message_id is not None:
             if message_id in kept:
                 kept.remove(message_id)
             return [message_id]
-        return self.buttons.pop((chat_id, conversation_id), [])
+        return list(self.buttons.pop((chat_id, conversation_id), ()))
 
     def allow(self, customer_id: int, now: datetime) -> bool:
         """Count one message of the customer; ``False`` past the limit."""
